@@ -1,0 +1,200 @@
+//! Rewind's recorder: runs one program under ptrace and writes a trace from which replay
+//! can reproduce the run with nothing from the host but the trace and the binary.
+//!
+//! Files are named by source of nondeterminism, for the replayer to mirror:
+//! `syscalls` (the table of what is allowed, recorded or refused, and each call's output
+//! buffers), `signals` (placement of asynchronous signals), `time` (rdtsc), `cpuid`,
+//! `files` (blobs, binary identity), `mmaps` (file-backed mappings), `ticks` (the
+//! execution-point ABI), `exec` (the exec stop and header) and `session` (the loop).
+//!
+//! # What an event guarantees at replay
+//!
+//! Events are in the order they happened in the (single-threaded) tracee:
+//!
+//! * `Syscall` — the tracee, stopped by the same seccomp filter (`Header::seccomp_filter`)
+//!   at its next traced call, is at `rip` with the same `nr`, `args` and `path`. Between two
+//!   syscall events the tracee ran only deterministic code and allowed calls. Writing
+//!   `writes` into memory and `ret` into rax reproduces every effect the call had on the
+//!   process, except those of calls replay must execute itself (mmap: the `mapping` holds
+//!   the file bytes; rt_sigaction, setitimer state, …).
+//! * `Signal` — delivered exactly at its `placement` (see `trace::Placement`), with
+//!   `siginfo` as the handler saw it; `regs` are the registers at delivery, to check.
+//! * `Rdtsc` / `Cpuid` — the next trapped instruction is at `rip` and returned this value.
+//! * `Exit` — the program ended so; `Aborted` — the recording stopped here (reason given).
+//!
+//! Synchronous faults are not events: the same instruction faults again at replay.
+
+pub mod cpuid;
+pub mod error;
+mod exec;
+pub mod files;
+pub mod mmaps;
+mod session;
+pub mod signals;
+pub mod syscalls;
+pub mod ticks;
+pub mod time;
+pub mod tracedir;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use error::{Error, Result};
+use trace::{ExitStatus, TraceStats, TraceWriter};
+
+/// What to record and how.
+#[derive(Debug)]
+pub struct RecordOptions {
+    /// The program (a name is looked up in $PATH).
+    pub program: OsString,
+    /// Its arguments (argv\[1..]).
+    pub args: Vec<OsString>,
+    /// Trace directory; by default a fresh `PROGRAM-N` under [`tracedir::default_root`],
+    /// with `latest` pointing at it.
+    pub out_dir: Option<PathBuf>,
+    /// Trap rdtsc (PR_SET_TSC); on by default.
+    pub trap_tsc: bool,
+    /// Use CPUID faulting where the host supports it; on by default.
+    pub cpuid_faulting: bool,
+    /// Send the program's stdout here instead of inheriting ours.
+    pub stdout: Option<std::fs::File>,
+}
+
+impl RecordOptions {
+    /// Recording `program args…` with the defaults.
+    pub fn new(program: impl Into<OsString>, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
+        RecordOptions {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            out_dir: None,
+            trap_tsc: true,
+            cpuid_faulting: true,
+            stdout: None,
+        }
+    }
+}
+
+/// A finished recording.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// The trace directory.
+    pub dir: PathBuf,
+    /// How the program ended.
+    pub exit: ExitStatus,
+    /// Sizes written.
+    pub stats: TraceStats,
+    /// Wall time from spawn to exit.
+    pub elapsed: Duration,
+    /// Whether CPUID faulting was on.
+    pub cpuid_faulting: bool,
+}
+
+/// Pins the calling thread to its current CPU for the duration, so recorder and tracee
+/// share a CPU: cross-CPU ptrace wake-ups cost several times more.
+struct Pin(Option<usize>);
+
+impl Pin {
+    fn here() -> Pin {
+        let cpu = tracee::cpu::current_cpu();
+        match cpu.map(tracee::cpu::pin_current_thread) {
+            Some(Ok(())) => Pin(cpu),
+            _ => Pin(None),
+        }
+    }
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            let _ = tracee::cpu::unpin_current_thread();
+        }
+    }
+}
+
+/// Records one run of the program.
+pub fn record(opts: &RecordOptions) -> Result<Recording> {
+    let program = PathBuf::from(&opts.program);
+    let resolved = tracee::resolve_program(&program)
+        .ok_or_else(|| Error::Start(format!("{}: no such executable (looked in $PATH)", program.display())))?;
+    let (dir, default_root) = match &opts.out_dir {
+        Some(d) => (d.clone(), None),
+        None => {
+            let root = tracedir::default_root();
+            let dir = tracedir::new_trace_dir(&root, &program)
+                .map_err(|source| Error::Io { op: "create trace directory in", path: root.clone(), source })?;
+            (dir, Some(root))
+        }
+    };
+    let mut writer = TraceWriter::create(&dir)?;
+    let pin = Pin::here();
+    let filter = syscalls::filter();
+    let trap_tsc = opts.trap_tsc && tracee::cpu::tsc_trapping_supported();
+    let mut argv = vec![opts.program.clone()];
+    argv.extend(opts.args.iter().cloned());
+    let spawn = tracee::SpawnOptions {
+        program: resolved.clone(),
+        argv,
+        env: None,
+        seccomp: Some(filter.clone()),
+        trap_tsc,
+        no_aslr: true,
+        cpu: pin.0,
+        stdout: opts.stdout.as_ref().and_then(|f| f.try_clone().ok()),
+    };
+    let start = Instant::now();
+    let stopped = tracee::spawn(&spawn).map_err(|e| Error::Start(e.to_string()))?;
+    let pid = stopped.pid();
+    let mut files = files::FileCache::default();
+    let prepared = match exec::prepare(
+        stopped,
+        &mut writer,
+        &mut files,
+        &resolved,
+        filter.to_words(),
+        trap_tsc,
+        opts.cpuid_faulting,
+        pin.0,
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            tracee::task::kill_pid(pid);
+            return Err(e);
+        }
+    };
+    let mut session = session::Session {
+        writer,
+        pid,
+        ticks: prepared.ticks,
+        sig: signals::SignalState::default(),
+        last_exit: None,
+        files,
+        tsc_trapped: trap_tsc,
+        cpuid_faulting: prepared.cpuid_faulting,
+    };
+    let result = session.run(prepared.stopped);
+    let elapsed = start.elapsed();
+    drop(pin);
+    let exit = match result {
+        Ok(exit) => exit,
+        Err(e @ (Error::Unsupported { .. } | Error::UnknownSyscall { .. })) => {
+            // The trace is whole up to the refusal, which it records: close it properly.
+            session.writer.finish()?;
+            if let Some(root) = &default_root {
+                let _ = tracedir::update_latest(root, &dir);
+            }
+            return Err(e);
+        }
+        Err(e) => {
+            tracee::task::kill_pid(pid);
+            session.flush();
+            return Err(e);
+        }
+    };
+    let stats = session.writer.finish()?;
+    if let Some(root) = &default_root {
+        tracedir::update_latest(root, &dir)
+            .map_err(|source| Error::Io { op: "update `latest` link in", path: root.clone(), source })?;
+    }
+    Ok(Recording { dir, exit, stats, elapsed, cpuid_faulting: prepared.cpuid_faulting })
+}

@@ -1,0 +1,286 @@
+//! The record session: the wait loop that turns each ptrace stop into events, and the
+//! handling of traced system calls (entry at the seccomp stop, result and output buffers
+//! at the syscall-exit stop).
+
+use std::time::Instant;
+
+use trace::{Event, ExitStatus, MemWrite, RemoteAddr, SyscallEvent, TraceWriter};
+use tracee::{Addr, Exit, Pid, Regs, Resume, Running, Stop, Stopped, Waited};
+
+use crate::error::{Error, Result};
+use crate::files::{self, FileCache};
+use crate::signals::SignalState;
+use crate::syscalls::{self, Class, Peek};
+
+/// Addresses of the execution-point ABI symbols in the tracee.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TickAddrs {
+    pub ticks: Addr<u64>,
+    pub target: Addr<u64>,
+}
+
+/// What became of the tracee after a stop was handled.
+pub(crate) enum Flow {
+    Running(Running),
+    Exited(Exit),
+}
+
+/// State of one recording.
+pub(crate) struct Session {
+    pub writer: TraceWriter,
+    pub pid: Pid,
+    pub ticks: Option<TickAddrs>,
+    pub sig: SignalState,
+    /// Registers at the last syscall-exit stop and that event's index, while no user
+    /// instruction can have run since (cleared at every other stop).
+    pub last_exit: Option<(Regs, u64)>,
+    pub files: FileCache,
+    pub tsc_trapped: bool,
+    pub cpuid_faulting: bool,
+}
+
+struct Mem<'a>(&'a Stopped);
+
+impl Peek for Mem<'_> {
+    fn peek(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        self.0.read_vec(Addr::new(addr), len).ok()
+    }
+}
+
+impl Session {
+    /// Wraps a tracee error with the current event index.
+    pub(crate) fn t<T>(&self, r: tracee::Result<T>) -> Result<T> {
+        r.map_err(|source| Error::Tracee { event: self.writer.next_index(), source })
+    }
+
+    pub(crate) fn append(&mut self, e: Event) -> Result<u64> {
+        Ok(self.writer.append(&e)?)
+    }
+
+    /// `REWIND_TICKS` now, or 0 without the ABI.
+    pub(crate) fn read_ticks(&self, s: &Stopped) -> Result<u64> {
+        match self.ticks {
+            Some(t) => self.t(s.read_u64(t.ticks)),
+            None => Ok(0),
+        }
+    }
+
+    /// Runs the tracee from its exec stop to its end. On `Err` the tracee is dead and the
+    /// trace holds everything up to the failure.
+    pub(crate) fn run(&mut self, first: Stopped) -> Result<ExitStatus> {
+        let mut running = self.t(first.resume(Resume::Cont(None)))?;
+        loop {
+            let waited = self.wait(running)?;
+            let flow = match waited {
+                Waited::Exited(e) => Flow::Exited(e),
+                Waited::Stopped(s, stop) => self.on_stop(s, stop)?,
+            };
+            match flow {
+                Flow::Running(r) => running = r,
+                Flow::Exited(e) => {
+                    let status = match e {
+                        Exit::Exited(c) => ExitStatus::Exited(c),
+                        Exit::Signaled(s, core) => ExitStatus::Signaled { signo: s as i32, core },
+                    };
+                    self.append(Event::Exit(status))?;
+                    return Ok(status);
+                }
+            }
+        }
+    }
+
+    fn on_stop(&mut self, s: Stopped, stop: Stop) -> Result<Flow> {
+        match stop {
+            Stop::Seccomp { .. } => self.on_syscall(s),
+            Stop::Signal(sig) => self.on_signal(s, sig).map(Flow::Running),
+            Stop::Exec => {
+                let rip = self.t(s.regs())?.rip();
+                self.abort(s, "execve of a new program".into(), "a second exec is not supported".into(), rip)
+            }
+            Stop::NewTask => {
+                let rip = self.t(s.regs())?.rip();
+                self.abort(s, "a new thread or process".into(), "not supported".into(), rip)
+            }
+            Stop::Syscall => {
+                let pid = s.pid().as_raw();
+                let _ = s.kill();
+                Err(Error::Tracee {
+                    event: self.writer.next_index(),
+                    source: tracee::Error::Unexpected { pid, op: "record", what: "syscall stop outside a syscall".into() },
+                })
+            }
+            Stop::OtherEvent(_) => self.t(s.resume(Resume::Cont(None))).map(Flow::Running),
+        }
+    }
+
+    /// Logs why recording stops, kills the tracee and returns the error.
+    pub(crate) fn abort(&mut self, s: Stopped, what: String, why: String, rip: u64) -> Result<Flow> {
+        let event = self.writer.next_index();
+        let err = Error::Unsupported {
+            what,
+            why,
+            rip,
+            event,
+            pid: self.pid.as_raw(),
+            trace: self.writer.dir().to_path_buf(),
+        };
+        self.append(Event::Aborted { reason: err.to_string() })?;
+        let _ = s.kill();
+        Err(err)
+    }
+
+    fn on_syscall(&mut self, s: Stopped) -> Result<Flow> {
+        self.last_exit = None;
+        let regs = self.t(s.regs())?;
+        let nr = regs.syscall_nr();
+        let args = regs.syscall_args();
+        let name = trace::sysno::name(nr).map(str::to_owned).unwrap_or_else(|| format!("syscall_{nr}"));
+        let path_arg = match syscalls::class(nr) {
+            None => {
+                let event = self.writer.next_index();
+                let err = Error::UnknownSyscall {
+                    name,
+                    nr,
+                    rip: regs.rip(),
+                    event,
+                    pid: self.pid.as_raw(),
+                    trace: self.writer.dir().to_path_buf(),
+                };
+                self.append(Event::Aborted { reason: err.to_string() })?;
+                let _ = s.kill();
+                return Err(err);
+            }
+            Some(Class::Refuse(why)) => {
+                let what = format!("{name}({:#x}, {:#x}, …)", args[0], args[1]);
+                return self.abort(s, what, why.into(), regs.rip());
+            }
+            Some(Class::Record { path }) => path,
+            // Only reaches here for calls the filter could not classify (other ABIs).
+            Some(Class::Allow) | Some(Class::Fail(_)) => None,
+        };
+        if self.sig.has_held() {
+            return self.place_before_syscall(s, regs);
+        }
+        let path = path_arg.and_then(|i| (args[i] != 0).then(|| s.read_cstr(Addr::new(args[i]), 4096).ok()).flatten());
+        let ticks = self.read_ticks(&s)?;
+        let mut event = SyscallEvent {
+            nr,
+            args,
+            ret: 0,
+            ticks,
+            rip: RemoteAddr(regs.rip()),
+            path,
+            writes: Vec::new(),
+            mapping: None,
+        };
+        if nr == libc::SYS_exit_group as u64 || nr == libc::SYS_exit as u64 {
+            // These do not return: log them now, the exit status follows.
+            self.append(Event::Syscall(event))?;
+            return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
+        }
+        let running = self.t(s.resume(Resume::Syscall(None)))?;
+        let s = match self.t(running.wait())? {
+            Waited::Stopped(s, Stop::Syscall) => s,
+            Waited::Exited(e) => {
+                event.ret = -(libc::EINTR as i64);
+                self.append(Event::Syscall(event))?;
+                return Ok(Flow::Exited(e));
+            }
+            Waited::Stopped(s, other) => {
+                let pid = s.pid().as_raw();
+                let _ = s.kill();
+                return Err(Error::Tracee {
+                    event: self.writer.next_index(),
+                    source: tracee::Error::Unexpected { pid, op: "waiting for syscall exit", what: format!("{other:?}") },
+                });
+            }
+        };
+        let exit_regs = self.t(s.regs())?;
+        event.ret = exit_regs.syscall_ret();
+        let ranges = match syscalls::outputs(nr, args, event.ret, &Mem(&s)) {
+            Ok(r) => r,
+            Err(why) => return self.abort(s, format!("{name} returning {}", event.ret), why.0, regs.rip()),
+        };
+        for (addr, len) in ranges {
+            let mut buf = vec![0u8; len];
+            let got = self.t(s.read_partial(Addr::new(addr), &mut buf))?;
+            buf.truncate(got);
+            if !buf.is_empty() {
+                let data = files::data(&mut self.writer, buf)?;
+                event.writes.push(MemWrite { addr: RemoteAddr(addr), data });
+            }
+        }
+        if nr == libc::SYS_mmap as u64 {
+            event.mapping = crate::mmaps::record_mmap(&mut self.files, &mut self.writer, self.pid, args, event.ret)?;
+        }
+        let index = self.append(Event::Syscall(event))?;
+        self.last_exit = Some((exit_regs, index));
+        self.t(s.resume(Resume::Cont(None))).map(Flow::Running)
+    }
+
+    /// Waits for the next stop. While a signal is held for placement, polls, and after
+    /// `signals::HOLD_LIMIT` stops the tracee with SIGSTOP so the signal can be placed
+    /// where it is (`Placement::Registers`).
+    fn wait(&mut self, running: Running) -> Result<Waited> {
+        let Some(since) = self.sig.held_since() else {
+            return self.t(running.wait());
+        };
+        if self.sig.stop_sent {
+            return self.t(running.wait());
+        }
+        let mut r = running;
+        let mut nap = std::time::Duration::from_micros(20);
+        loop {
+            match self.t(r.try_wait())? {
+                Ok(w) => return Ok(w),
+                Err(back) => r = back,
+            }
+            if Instant::now() >= since + crate::signals::HOLD_LIMIT {
+                self.t(r.signal(tracee::Signal::SIGSTOP))?;
+                self.sig.stop_sent = true;
+                return self.t(r.wait());
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Closes the trace after a failure: what was appended stays readable.
+    pub(crate) fn flush(&mut self) {
+        let _ = self.writer.flush_chunk();
+    }
+}
+
+/// Converts registers to the trace's representation.
+pub(crate) fn gprs(r: &Regs) -> trace::Gprs {
+    let a = r.to_array();
+    trace::Gprs {
+        r15: a[0],
+        r14: a[1],
+        r13: a[2],
+        r12: a[3],
+        rbp: a[4],
+        rbx: a[5],
+        r11: a[6],
+        r10: a[7],
+        r9: a[8],
+        r8: a[9],
+        rax: a[10],
+        rcx: a[11],
+        rdx: a[12],
+        rsi: a[13],
+        rdi: a[14],
+        orig_rax: a[15],
+        rip: a[16],
+        cs: a[17],
+        eflags: a[18],
+        rsp: a[19],
+        ss: a[20],
+        fs_base: a[21],
+        gs_base: a[22],
+        ds: a[23],
+        es: a[24],
+        fs: a[25],
+        gs: a[26],
+    }
+}

@@ -1,0 +1,246 @@
+//! Signals as a source of nondeterminism, and where the recorder places them.
+//!
+//! At a signal-delivery stop the recorder sorts the signal:
+//!
+//! * a synchronous fault (SIGSEGV/SIGBUS/SIGILL/SIGFPE/SIGTRAP raised by an instruction)
+//!   is delivered unrecorded: it recurs by itself at replay, which checks it;
+//! * SIGSEGV from a trapped `rdtsc`/`cpuid` is emulated (`time`, `cpuid`);
+//! * an asynchronous signal whose stop comes straight after a recorded syscall's exit
+//!   stop, with the registers unchanged (no user instruction ran), is delivered at once:
+//!   `Placement::SyscallExit`, with that call's result (EINTR, partial, restart code);
+//! * any other asynchronous signal is held (suppressed) and placed at the first of:
+//!   - umk's next preemption point, via the execution-point ABI (`Placement::Tick`);
+//!   - the next recorded syscall, which is cancelled, the signal delivered with rip at
+//!     the `syscall` instruction, and the call re-issued after the handler
+//!     (`Placement::SyscallEntry`);
+//!   - after `HOLD_LIMIT` without either, a SIGSTOP from the recorder, delivering the signal
+//!     where the tracee stands, identified by all its registers (`Placement::Registers`).
+//!
+//! Held signals are queued and placed one at a time, in arrival order. A signal injected
+//! at a syscall stop is re-queued by the kernel with a generic siginfo; at its delivery
+//! stop the recorder puts back the original siginfo (PTRACE_SETSIGINFO).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use trace::{Event, Placement, SignalEvent};
+use tracee::siginfo::code;
+use tracee::{Addr, Regs, Resume, Running, SigInfo, Signal, Stop, Stopped, Waited};
+
+use crate::error::{Error, Result};
+use crate::session::{gprs, Flow, Session};
+use crate::ticks::NEVER;
+
+/// How long a held signal waits for a preemption point or a syscall before the recorder
+/// stops the tracee to deliver it by registers.
+pub const HOLD_LIMIT: Duration = Duration::from_millis(10);
+
+/// Signals waiting for placement and the bookkeeping around them.
+#[derive(Default)]
+pub(crate) struct SignalState {
+    held: VecDeque<SigInfo>,
+    since: Option<Instant>,
+    /// The tick target written into the tracee, if any.
+    armed: Option<u64>,
+    /// A signal re-queued by a syscall-stop injection, awaiting its delivery stop.
+    injecting: Option<SigInfo>,
+    /// A SIGSTOP of ours is on its way.
+    pub stop_sent: bool,
+}
+
+impl SignalState {
+    pub fn has_held(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    pub fn held_since(&self) -> Option<Instant> {
+        self.since.filter(|_| self.has_held())
+    }
+}
+
+fn signal_of(info: &SigInfo) -> Option<Signal> {
+    Signal::try_from(info.signo()).ok()
+}
+
+impl Session {
+    pub(crate) fn on_signal(&mut self, s: Stopped, sig: Signal) -> Result<Running> {
+        let info = self.t(s.siginfo())?;
+        let last_exit = self.last_exit.take();
+
+        if let Some(inj) = self.sig.injecting {
+            if inj.signo() == sig as i32 {
+                self.sig.injecting = None;
+                self.t(s.set_siginfo(&inj))?;
+                return self.t(s.resume(Resume::Cont(Some(sig))));
+            }
+        }
+        if sig == Signal::SIGTRAP && info.code() == code::SI_KERNEL {
+            if let (Some(target), Some(t)) = (self.sig.armed, self.ticks) {
+                let ticks = self.t(s.read_u64(t.ticks))?;
+                if ticks == target {
+                    return self.on_tick(s, ticks);
+                }
+            }
+        }
+        if sig == Signal::SIGSEGV && info.code() == code::SI_KERNEL {
+            let regs = self.t(s.regs())?;
+            let mut insn = [0u8; 3];
+            let got = self.t(s.read_partial(Addr::new(regs.rip()), &mut insn))?;
+            if self.tsc_trapped {
+                if let Some(i) = crate::time::decode(&insn[..got]) {
+                    return self.on_rdtsc(s, regs, i);
+                }
+            }
+            if self.cpuid_faulting && insn[..got].starts_with(&[0x0f, 0xa2]) {
+                return self.on_cpuid(s, regs);
+            }
+        }
+        if sig == Signal::SIGSTOP && self.sig.stop_sent && info.code() == code::SI_TKILL && info.pid() == std::process::id() as i32 {
+            self.sig.stop_sent = false;
+            if self.sig.has_held() {
+                return self.place_by_registers(s);
+            }
+            return self.t(s.resume(Resume::Cont(None)));
+        }
+        if info.is_synchronous_fault() {
+            return self.t(s.resume(Resume::Cont(Some(sig))));
+        }
+        // Asynchronous.
+        if let Some((exit_regs, event)) = last_exit {
+            let regs = self.t(s.regs())?;
+            if regs.same_user_state(&exit_regs) {
+                let ticks = self.read_ticks(&s)?;
+                self.append(Event::Signal(SignalEvent {
+                    signo: sig as i32,
+                    siginfo: info.0.to_vec(),
+                    placement: Placement::SyscallExit { event },
+                    ticks,
+                    regs: gprs(&regs),
+                }))?;
+                return self.t(s.resume(Resume::Cont(Some(sig))));
+            }
+        }
+        self.sig.held.push_back(info);
+        if self.sig.held.len() == 1 {
+            self.sig.since = Some(Instant::now());
+            self.arm(&s)?;
+        }
+        self.t(s.resume(Resume::Cont(None)))
+    }
+
+    /// Sets the tick target to the next preemption point, if the guest has the ABI.
+    fn arm(&mut self, s: &Stopped) -> Result<()> {
+        if let Some(t) = self.ticks {
+            let now = self.t(s.read_u64(t.ticks))?;
+            let target = now.wrapping_add(1);
+            self.t(s.write_u64(t.target, target))?;
+            self.sig.armed = Some(target);
+        }
+        Ok(())
+    }
+
+    /// After placing one held signal: aim at the next one, or disarm.
+    fn rearm(&mut self, s: &Stopped) -> Result<()> {
+        if self.sig.has_held() {
+            self.sig.since = Some(Instant::now());
+            self.arm(s)
+        } else {
+            self.sig.since = None;
+            if let (Some(_), Some(t)) = (self.sig.armed.take(), self.ticks) {
+                self.t(s.write_u64(t.target, NEVER))?;
+            }
+            Ok(())
+        }
+    }
+
+    /// The oldest held signal. (Real-time signals cannot be held: ptrace resumption here
+    /// takes only the standard signals, so they never reach the queue.)
+    fn take_held(&mut self) -> Option<(SigInfo, Signal)> {
+        while let Some(info) = self.sig.held.pop_front() {
+            if let Some(sig) = signal_of(&info) {
+                return Some((info, sig));
+            }
+        }
+        None
+    }
+
+    /// The `int3` at the armed preemption point: deliver the first held signal here.
+    fn on_tick(&mut self, s: Stopped, ticks: u64) -> Result<Running> {
+        self.sig.armed = None;
+        let Some((info, sig)) = self.take_held() else {
+            // Held signal already placed elsewhere; the trap is ours, swallow it.
+            self.rearm(&s)?;
+            return self.t(s.resume(Resume::Cont(None)));
+        };
+        let regs = self.t(s.regs())?;
+        self.append(Event::Signal(SignalEvent {
+            signo: sig as i32,
+            siginfo: info.0.to_vec(),
+            placement: Placement::Tick { ticks },
+            ticks,
+            regs: gprs(&regs),
+        }))?;
+        self.rearm(&s)?;
+        self.t(s.set_siginfo(&info))?;
+        self.t(s.resume(Resume::Cont(Some(sig))))
+    }
+
+    /// At the seccomp stop of a recorded syscall with a signal held: cancel the call,
+    /// rewind to its `syscall` instruction and deliver the signal there.
+    pub(crate) fn place_before_syscall(&mut self, s: Stopped, regs: Regs) -> Result<Flow> {
+        let mut skip = regs;
+        skip.0.orig_rax = u64::MAX;
+        self.t(s.set_regs(&skip))?;
+        let running = self.t(s.resume(Resume::Syscall(None)))?;
+        let s = match self.t(running.wait())? {
+            Waited::Stopped(s, Stop::Syscall) => s,
+            Waited::Exited(e) => return Ok(Flow::Exited(e)),
+            Waited::Stopped(s, other) => {
+                let pid = s.pid().as_raw();
+                let _ = s.kill();
+                return Err(Error::Tracee {
+                    event: self.writer.next_index(),
+                    source: tracee::Error::Unexpected { pid, op: "cancelling a syscall", what: format!("{other:?}") },
+                });
+            }
+        };
+        let mut back = regs;
+        back.0.rip -= 2;
+        back.0.rax = regs.syscall_nr();
+        back.0.orig_rax = u64::MAX;
+        self.t(s.set_regs(&back))?;
+        let Some((info, sig)) = self.take_held() else {
+            return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
+        };
+        let ticks = self.read_ticks(&s)?;
+        self.append(Event::Signal(SignalEvent {
+            signo: sig as i32,
+            siginfo: info.0.to_vec(),
+            placement: Placement::SyscallEntry,
+            ticks,
+            regs: gprs(&back),
+        }))?;
+        self.rearm(&s)?;
+        self.sig.injecting = Some(info);
+        self.t(s.resume(Resume::Cont(Some(sig)))).map(Flow::Running)
+    }
+
+    /// At our own SIGSTOP: deliver the first held signal where the tracee stands.
+    fn place_by_registers(&mut self, s: Stopped) -> Result<Running> {
+        let Some((info, sig)) = self.take_held() else {
+            return self.t(s.resume(Resume::Cont(None)));
+        };
+        let regs = self.t(s.regs())?;
+        let ticks = self.read_ticks(&s)?;
+        self.append(Event::Signal(SignalEvent {
+            signo: sig as i32,
+            siginfo: info.0.to_vec(),
+            placement: Placement::Registers,
+            ticks,
+            regs: gprs(&regs),
+        }))?;
+        self.rearm(&s)?;
+        self.t(s.set_siginfo(&info))?;
+        self.t(s.resume(Resume::Cont(Some(sig))))
+    }
+}

@@ -1,0 +1,94 @@
+//! `rewind dump [TRACE] [--json]`: the events one a line, like strace for a recording.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use trace::{dump, TraceReader};
+
+/// Arguments of `rewind dump`.
+#[derive(clap::Args, Debug)]
+pub struct DumpArgs {
+    /// The trace directory (default: the latest recording).
+    pub trace: Option<PathBuf>,
+    /// One JSON object per line, for tools.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the header (program, argv, binary, auxv, CPUID) before the events.
+    #[arg(long)]
+    pub header: bool,
+}
+
+fn print_header(out: &mut impl Write, r: &TraceReader) -> std::io::Result<()> {
+    let h = r.header();
+    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    writeln!(out, "# format {} by rewind {}", h.format_version, h.recorder_version)?;
+    writeln!(out, "# program {}", s(&h.program))?;
+    writeln!(out, "# argv {:?}", h.argv.iter().map(|a| s(a)).collect::<Vec<_>>())?;
+    writeln!(out, "# binary {} sha256 {} size {}", s(&h.binary.path), h.binary.sha256, h.binary.size)?;
+    if let Some(id) = &h.binary.build_id {
+        writeln!(out, "# build-id {}", id.iter().map(|b| format!("{b:02x}")).collect::<String>())?;
+    }
+    writeln!(out, "# env {} variables, auxv {} entries, {} initial mappings", h.env.len(), h.auxv.len(), h.initial_mappings.len())?;
+    writeln!(
+        out,
+        "# cpuid {} ({} records), tsc {}, tick ABI {}",
+        if h.cpuid.faulting { "trapped" } else { "native (no faulting)" },
+        h.cpuid.records.len(),
+        if h.tsc_trapped { "trapped" } else { "native" },
+        h.tick_abi.map_or("absent".into(), |t| format!("REWIND_TICKS at {}", t.ticks))
+    )
+}
+
+fn dump_events(out: &mut impl Write, r: &TraceReader, json: bool) -> anyhow::Result<(u64, Option<u64>)> {
+    let mut events = r.events()?;
+    let mut n = 0u64;
+    for item in events.by_ref() {
+        let (i, e) = item?;
+        if json {
+            serde_json::to_writer(&mut *out, &dump::json(i, &e))?;
+            writeln!(out)?;
+        } else {
+            writeln!(out, "{}", dump::line(i, &e))?;
+        }
+        n += 1;
+    }
+    Ok((n, events.partial_tail()))
+}
+
+/// Runs `rewind dump`.
+pub fn run(args: DumpArgs) -> anyhow::Result<()> {
+    let dir = recorder::tracedir::resolve(args.trace.as_deref());
+    let reader = TraceReader::open(&dir)?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = (|| -> anyhow::Result<(u64, Option<u64>)> {
+        if args.header && !args.json {
+            print_header(&mut out, &reader)?;
+        }
+        let r = dump_events(&mut out, &reader, args.json)?;
+        out.flush()?;
+        Ok(r)
+    })();
+    let (n, partial) = match result {
+        Ok(r) => r,
+        // `rewind dump | head` is fine.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            return Ok(())
+        }
+        Err(e) => return Err(e),
+    };
+    if !reader.is_complete() {
+        match partial {
+            Some(off) => eprintln!(
+                "rewind: {}: trace is incomplete (the recorder did not close it); {n} events read, \
+                 events file ends in a partial chunk at byte offset {off}",
+                dir.display()
+            ),
+            None => eprintln!(
+                "rewind: {}: trace is incomplete (the recorder did not close it); {n} events read",
+                dir.display()
+            ),
+        }
+    }
+    Ok(())
+}

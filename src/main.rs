@@ -1,0 +1,33 @@
+//! The `rewind` command: argument parsing and dispatch only. Each subcommand lives in
+//! its own module under `cmd/` and calls into the library crates.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "rewind", version, about = "Deterministic record/replay for kernels that run as Linux processes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Boot umk on a fresh disk image and run a short script (the full
+    /// record → replay → diagram demo arrives with the corpus).
+    Demo(cmd::demo::DemoArgs),
+    /// Record a run of PROGRAM under ptrace into a trace directory.
+    Record(cmd::record::RecordArgs),
+    /// Print a trace's events one a line (`--json` for tools).
+    Dump(cmd::dump::DumpArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
+        Command::Record(args) => cmd::record::run(args),
+        Command::Dump(args) => cmd::dump::run(args),
+    }
+}

@@ -1,0 +1,253 @@
+//! Human- and tool-readable views of events, for `rewind dump`: one line per event in the
+//! manner of strace, and a flat serde view for `--json`.
+
+use serde::Serialize;
+
+use crate::event::{Data, Event, ExitStatus, Placement, SyscallEvent};
+use crate::names::{errno_name, signal_name};
+use crate::sysno;
+
+/// How to show one argument.
+#[derive(Clone, Copy)]
+enum Arg {
+    Int,
+    Fd,
+    DirFd,
+    Hex,
+    Path,
+    Sig,
+}
+
+fn signature(name: &str) -> &'static [Arg] {
+    use Arg::*;
+    match name {
+        "read" | "write" | "pread64" | "pwrite64" | "readv" | "writev" | "getdents64" => &[Fd, Hex, Int],
+        "close" | "fsync" | "fdatasync" | "dup" => &[Fd],
+        "dup2" | "dup3" => &[Fd, Fd],
+        "fstat" | "fstatfs" => &[Fd, Hex],
+        "lseek" => &[Fd, Int, Int],
+        "ioctl" => &[Fd, Hex, Hex],
+        "fcntl" => &[Fd, Int, Hex],
+        "ftruncate" => &[Fd, Int],
+        "openat" => &[DirFd, Path, Hex, Hex],
+        "open" => &[Path, Hex, Hex],
+        "newfstatat" | "statx" => &[DirFd, Path, Hex, Hex],
+        "stat" | "lstat" | "statfs" => &[Path, Hex],
+        "access" => &[Path, Int],
+        "faccessat" | "faccessat2" => &[DirFd, Path, Int, Hex],
+        "readlink" => &[Path, Hex, Int],
+        "readlinkat" => &[DirFd, Path, Hex, Int],
+        "unlink" | "chdir" | "rmdir" => &[Path],
+        "unlinkat" | "mkdirat" => &[DirFd, Path, Hex],
+        "getxattr" | "lgetxattr" => &[Path, Hex, Hex, Int],
+        "mmap" => &[Hex, Int, Hex, Hex, Fd, Hex],
+        "kill" | "tgkill" => &[Int, Sig],
+        "rt_sigaction" => &[Sig, Hex, Hex, Int],
+        "clock_gettime" | "clock_getres" => &[Int, Hex],
+        "getrandom" => &[Hex, Int, Hex],
+        "pipe2" => &[Hex, Hex],
+        "socket" => &[Int, Int, Int],
+        "bind" | "connect" => &[Fd, Hex, Int],
+        "sendto" | "recvfrom" => &[Fd, Hex, Int, Hex, Hex, Hex],
+        "poll" => &[Hex, Int, Int],
+        "setitimer" | "getitimer" => &[Int, Hex, Hex],
+        "prlimit64" => &[Int, Int, Hex, Hex],
+        "exit_group" | "exit" => &[Int],
+        "getpid" | "gettid" | "getppid" | "getuid" | "geteuid" | "getgid" | "getegid" | "pause"
+        | "sched_yield" | "getpgrp" => &[],
+        _ => &[Hex, Hex, Hex, Hex, Hex, Hex],
+    }
+}
+
+fn show_path(p: Option<&[u8]>) -> String {
+    match p {
+        Some(p) => format!("{:?}", String::from_utf8_lossy(p)),
+        None => "NULL".into(),
+    }
+}
+
+/// `name(args…)` with arguments decoded as far as the table knows them.
+pub fn syscall_call(s: &SyscallEvent) -> String {
+    let name = sysno::name(s.nr).map(str::to_owned).unwrap_or_else(|| format!("syscall_{}", s.nr));
+    let args: Vec<String> = signature(&name)
+        .iter()
+        .zip(s.args)
+        .map(|(kind, v)| match kind {
+            Arg::Int => (v as i64).to_string(),
+            Arg::Fd => (v as i32).to_string(),
+            Arg::DirFd if v as i32 == -100 => "AT_FDCWD".into(),
+            Arg::DirFd => (v as i32).to_string(),
+            Arg::Hex => format!("{v:#x}"),
+            Arg::Path => show_path(s.path.as_deref()),
+            Arg::Sig => signal_name(v as i32).map(str::to_owned).unwrap_or_else(|| v.to_string()),
+        })
+        .collect();
+    format!("{name}({})", args.join(", "))
+}
+
+/// The result as strace shows it: `3`, `0x7ffff7dd0000`, `-1 ENOENT`.
+pub fn syscall_result(s: &SyscallEvent) -> String {
+    if let Some(e) = s.errno() {
+        return format!("-1 {}", errno_name(e).unwrap_or("E?"));
+    }
+    match s.ret {
+        -516..=-512 => format!("? ERESTART ({})", s.ret),
+        r if r > 0xffff => format!("{r:#x}"),
+        r => r.to_string(),
+    }
+}
+
+fn sig(s: i32) -> String {
+    signal_name(s).map(str::to_owned).unwrap_or_else(|| format!("signal {s}"))
+}
+
+fn placement(p: &Placement) -> String {
+    match p {
+        Placement::Tick { ticks } => format!("at tick {ticks}"),
+        Placement::SyscallExit { event } => format!("at exit of #{event}"),
+        Placement::SyscallEntry => "before next syscall".into(),
+        Placement::Registers => "at registers".into(),
+    }
+}
+
+/// One line for event `index`.
+pub fn line(index: u64, event: &Event) -> String {
+    match event {
+        Event::Syscall(s) => {
+            let mut out = format!(
+                "#{index:<7} ticks={:<8} {} = {}",
+                s.ticks,
+                syscall_call(s),
+                syscall_result(s)
+            );
+            let written: u64 = s.writes.iter().map(|w| w.data.len()).sum();
+            if !s.writes.is_empty() {
+                let blobs = s.writes.iter().filter(|w| matches!(w.data, Data::Blob { .. })).count();
+                out.push_str(&format!("  [wrote {written} B in {} range(s)", s.writes.len()));
+                if blobs > 0 {
+                    out.push_str(&format!(", {blobs} blob"));
+                }
+                out.push(']');
+            }
+            if let Some(m) = &s.mapping {
+                out.push_str(&format!(
+                    "  [maps {} +{:#x} len {:#x}]",
+                    String::from_utf8_lossy(&m.path),
+                    m.offset,
+                    m.len
+                ));
+            }
+            out
+        }
+        Event::Signal(g) => format!(
+            "#{index:<7} ticks={:<8} --- {} {} rip={:#x} rsp={:#x} ---",
+            g.ticks,
+            sig(g.signo),
+            placement(&g.placement),
+            g.regs.rip,
+            g.regs.rsp
+        ),
+        Event::Rdtsc(r) => format!(
+            "#{index:<7} ticks={:<8} {} at {} = {:#x}{}",
+            r.ticks,
+            if r.aux.is_some() { "rdtscp" } else { "rdtsc" },
+            r.rip,
+            r.value,
+            r.aux.map(|a| format!(" aux={a:#x}")).unwrap_or_default()
+        ),
+        Event::Cpuid(c) => format!(
+            "#{index:<7} ticks={:<8} cpuid({:#x}, {:#x}) at {} = {:08x} {:08x} {:08x} {:08x}",
+            c.ticks, c.leaf, c.subleaf, c.rip, c.answer[0], c.answer[1], c.answer[2], c.answer[3]
+        ),
+        Event::Exit(ExitStatus::Exited(c)) => format!("#{index:<7} +++ exited with {c} +++"),
+        Event::Exit(ExitStatus::Signaled { signo, core }) => format!(
+            "#{index:<7} +++ killed by {}{} +++",
+            sig(*signo),
+            if *core { " (core dumped)" } else { "" }
+        ),
+        Event::Aborted { reason } => format!("#{index:<7} !!! recording stopped: {reason}"),
+    }
+}
+
+/// A flat, stable view of one event for `--json`.
+#[derive(Serialize, Debug)]
+pub struct JsonEvent {
+    /// Event index.
+    pub index: u64,
+    /// `syscall`, `signal`, `rdtsc`, `cpuid`, `exit` or `aborted`.
+    pub kind: &'static str,
+    /// `REWIND_TICKS` at the event, where recorded.
+    pub ticks: Option<u64>,
+    /// Syscall or signal name.
+    pub name: Option<String>,
+    /// Syscall number or signal number.
+    pub number: Option<u64>,
+    /// Syscall arguments.
+    pub args: Option<[u64; 6]>,
+    /// Syscall path argument.
+    pub path: Option<String>,
+    /// Raw syscall result, or the exit code.
+    pub result: Option<i64>,
+    /// Errno name for a failed call.
+    pub errno: Option<&'static str>,
+    /// `(address, length)` of each memory range the call wrote.
+    pub writes: Vec<(u64, u64)>,
+    /// Instruction pointer, where recorded.
+    pub rip: Option<u64>,
+    /// Signal placement, or the abort reason.
+    pub detail: Option<String>,
+    /// Value of rdtsc or the cpuid answer.
+    pub value: Option<Vec<u64>>,
+}
+
+/// The JSON view of event `index`.
+pub fn json(index: u64, event: &Event) -> JsonEvent {
+    let mut j = JsonEvent {
+        index,
+        kind: event.kind(),
+        ticks: None,
+        name: None,
+        number: None,
+        args: None,
+        path: None,
+        result: None,
+        errno: None,
+        writes: Vec::new(),
+        rip: None,
+        detail: None,
+        value: None,
+    };
+    match event {
+        Event::Syscall(s) => {
+            j.ticks = Some(s.ticks);
+            j.name = sysno::name(s.nr).map(str::to_owned);
+            j.number = Some(s.nr);
+            j.args = Some(s.args);
+            j.path = s.path.as_ref().map(|p| String::from_utf8_lossy(p).into_owned());
+            j.result = Some(s.ret);
+            j.errno = s.errno().and_then(errno_name);
+            j.writes = s.writes.iter().map(|w| (w.addr.0, w.data.len())).collect();
+            j.rip = Some(s.rip.0);
+        }
+        Event::Signal(g) => {
+            j.ticks = Some(g.ticks);
+            j.name = signal_name(g.signo).map(str::to_owned);
+            j.number = Some(g.signo as u64);
+            j.rip = Some(g.regs.rip);
+            j.detail = Some(placement(&g.placement));
+        }
+        Event::Rdtsc(r) => {
+            j.ticks = Some(r.ticks);
+            j.rip = Some(r.rip.0);
+            j.value = Some(vec![r.value]);
+        }
+        Event::Cpuid(c) => {
+            j.ticks = Some(c.ticks);
+            j.rip = Some(c.rip.0);
+            j.value = Some(c.answer.iter().map(|&v| v as u64).collect());
+        }
+        Event::Exit(e) => j.result = Some(i64::from(e.code())),
+        Event::Aborted { reason } => j.detail = Some(reason.clone()),
+    }
+    j
+}

@@ -1,0 +1,278 @@
+//! The event stream: one serde enum, each variant documented with why it is enough for
+//! the replayer to reproduce that piece of nondeterminism. Events are numbered from 0 in
+//! the order the recorder appended them; an execution point is `(event index, ticks)`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::blob::BlobHash;
+
+/// A tracee address as stored in the trace (x86_64, so always 64 bits wide).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(transparent)]
+pub struct RemoteAddr(pub u64);
+
+impl std::fmt::Display for RemoteAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// The general-purpose registers, in `user_regs_struct` order.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Gprs {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub rbp: u64,
+    pub rbx: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rax: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub orig_rax: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub eflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+    pub fs_base: u64,
+    pub gs_base: u64,
+    pub ds: u64,
+    pub es: u64,
+    pub fs: u64,
+    pub gs: u64,
+}
+
+/// Bytes that a system call wrote into tracee memory.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Data {
+    /// Small outputs are kept in the event itself.
+    Inline(Vec<u8>),
+    /// Large outputs (file and socket reads) are stored once per content as a blob.
+    Blob {
+        /// Content hash of the blob holding these bytes.
+        hash: BlobHash,
+        /// Length in bytes.
+        len: u64,
+    },
+}
+
+impl Data {
+    /// Number of bytes written.
+    pub fn len(&self) -> u64 {
+        match self {
+            Data::Inline(v) => v.len() as u64,
+            Data::Blob { len, .. } => *len,
+        }
+    }
+
+    /// True when nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One contiguous range of tracee memory written by the kernel during a system call.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct MemWrite {
+    /// Where the bytes go.
+    pub addr: RemoteAddr,
+    /// What was there after the call returned.
+    pub data: Data,
+}
+
+/// A file mapped by `mmap`: the replayer maps anonymous memory at the same address and
+/// fills it from the blob, so it needs neither the file nor the host's page cache.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct FileMapping {
+    /// The file's path as the host saw it (for messages only).
+    pub path: Vec<u8>,
+    /// The whole file's contents as of the mapping.
+    pub file: BlobHash,
+    /// File size at mapping time; pages past it read as zeros.
+    pub file_size: u64,
+    /// Offset in the file where the mapping starts.
+    pub offset: u64,
+    /// Mapping length in bytes.
+    pub len: u64,
+}
+
+/// A recorded system call. The replayer checks `nr`, `args` (and `path`) against what the
+/// tracee does, then either executes the call (calls that shape the address space) or
+/// skips it and injects `ret` and `writes`: those are every byte the kernel wrote, taken
+/// from the per-syscall output table, so nothing else of the host is needed.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SyscallEvent {
+    /// x86_64 syscall number.
+    pub nr: u64,
+    /// The six argument registers at entry (rdi, rsi, rdx, r10, r8, r9).
+    pub args: [u64; 6],
+    /// Raw return value (rax at syscall exit): `-4095..=-1` is `-errno`, and
+    /// `-512..=-516` are the kernel's restart codes when a signal interrupted the call.
+    pub ret: i64,
+    /// `REWIND_TICKS` at entry (0 for programs without the execution-point ABI).
+    pub ticks: u64,
+    /// Address of the instruction after `syscall`, to check the replay is at the same place.
+    pub rip: RemoteAddr,
+    /// The path argument, read at entry, for calls that take one.
+    pub path: Option<Vec<u8>>,
+    /// Memory the kernel wrote, in the order the recorder read it back.
+    pub writes: Vec<MemWrite>,
+    /// For a successful file-backed `mmap`: the file contents behind it.
+    pub mapping: Option<FileMapping>,
+}
+
+impl SyscallEvent {
+    /// The errno, if the call failed.
+    pub fn errno(&self) -> Option<i32> {
+        if (-4095..=-1).contains(&self.ret) {
+            i32::try_from(-self.ret).ok()
+        } else {
+            None
+        }
+    }
+}
+
+/// Where an asynchronous signal was delivered. Each placement names a point the replayer
+/// can reach deterministically without hardware counters.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// At umk's preemption point where `REWIND_TICKS == ticks` (execution-point ABI):
+    /// replay writes `ticks` to `REWIND_TICK_TARGET`, runs to the `int3`, and delivers
+    /// the signal instead of the SIGTRAP.
+    Tick {
+        /// Value of `REWIND_TICKS` at the trap.
+        ticks: u64,
+    },
+    /// As the system call recorded in event `event` returned, before any user instruction
+    /// ran (the signal interrupted that call, or arrived while it was in the kernel): the
+    /// call's `ret` is the interrupted result (EINTR, a partial count or a restart code).
+    SyscallExit {
+        /// Index of the interrupted or just-finished syscall event.
+        event: u64,
+    },
+    /// Instead of entering the next recorded system call: the tracee's `syscall`
+    /// instruction was cancelled, the signal delivered with rip at that instruction and
+    /// rax = the syscall number, and the call re-issued after the handler (the next
+    /// syscall event records it). Replay checks nr/args at the seccomp stop, cancels the
+    /// same way and injects.
+    SyscallEntry,
+    /// Fallback for a program that ran without system calls or preemption points for a
+    /// while: the signal was delivered where the tracee was stopped, identified by its full
+    /// register set (`SignalEvent::regs`). Replay runs to `regs.rip` until all registers
+    /// match. Exact unless a loop revisits the same register state with different memory.
+    Registers,
+}
+
+/// An asynchronous signal delivered to the tracee. Synchronous faults are not recorded:
+/// they recur by themselves at replay, where they are checked.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SignalEvent {
+    /// Signal number.
+    pub signo: i32,
+    /// The raw 128-byte `siginfo_t` the handler receives (replay sets it with
+    /// PTRACE_SETSIGINFO before injecting).
+    pub siginfo: Vec<u8>,
+    /// Where it was delivered.
+    pub placement: Placement,
+    /// `REWIND_TICKS` at delivery (0 without the ABI).
+    pub ticks: u64,
+    /// Registers at delivery, to check (and, for `Placement::Registers`, to find) the point.
+    pub regs: Gprs,
+}
+
+/// An `rdtsc` or `rdtscp` trapped with PR_SET_TSC and emulated by the recorder. Replay
+/// traps the same instruction (same `rip`) and writes `value` (and `aux`) back.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RdtscEvent {
+    /// Address of the instruction.
+    pub rip: RemoteAddr,
+    /// The time stamp counter value returned in edx:eax.
+    pub value: u64,
+    /// For `rdtscp`, the value returned in ecx (IA32_TSC_AUX).
+    pub aux: Option<u32>,
+    /// `REWIND_TICKS` at the instruction.
+    pub ticks: u64,
+}
+
+/// A `cpuid` trapped by CPUID faulting and emulated (RDRAND/RDSEED hidden). Only present
+/// when the host supports CPUID faulting (see `Header::cpuid`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuidEvent {
+    /// Address of the instruction.
+    pub rip: RemoteAddr,
+    /// eax at the instruction.
+    pub leaf: u32,
+    /// ecx at the instruction.
+    pub subleaf: u32,
+    /// eax, ebx, ecx, edx as returned.
+    pub answer: [u32; 4],
+    /// `REWIND_TICKS` at the instruction.
+    pub ticks: u64,
+}
+
+/// How the recorded program ended.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It exited with this status.
+    Exited(i32),
+    /// It was killed by this signal.
+    Signaled {
+        /// Signal number.
+        signo: i32,
+        /// Whether it dumped core.
+        core: bool,
+    },
+}
+
+impl ExitStatus {
+    /// The shell convention: the status, or 128 + signal.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled { signo, .. } => 128 + signo,
+        }
+    }
+}
+
+/// One entry of the event stream.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A system call whose effects had to be recorded.
+    Syscall(SyscallEvent),
+    /// An asynchronous signal and where it landed.
+    Signal(SignalEvent),
+    /// A trapped time stamp counter read.
+    Rdtsc(RdtscEvent),
+    /// A trapped CPUID.
+    Cpuid(CpuidEvent),
+    /// The program ended; always the last event of a complete recording of a full run.
+    Exit(ExitStatus),
+    /// The recorder stopped before the program ended (unsupported system call, a thread
+    /// or child being created, …); replay can go up to here and no further.
+    Aborted {
+        /// Why, as the recorder reported it.
+        reason: String,
+    },
+}
+
+impl Event {
+    /// A short name for the kind of event.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Syscall(_) => "syscall",
+            Event::Signal(_) => "signal",
+            Event::Rdtsc(_) => "rdtsc",
+            Event::Cpuid(_) => "cpuid",
+            Event::Exit(_) => "exit",
+            Event::Aborted { .. } => "aborted",
+        }
+    }
+}

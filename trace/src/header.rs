@@ -1,0 +1,114 @@
+//! The trace header: everything about the recorded process that is fixed at exec time
+//! (program, argv, env, auxv, the initial stack's random bytes, CPUID, mappings made by
+//! the kernel's ELF loader) plus what identifies the binary.
+
+use serde::{Deserialize, Serialize};
+
+use crate::blob::BlobHash;
+use crate::event::{Gprs, RemoteAddr};
+
+/// Identity of the recorded binary: replay refuses a binary whose hash differs.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct BinaryId {
+    /// Absolute path of the executable as it was run.
+    pub path: Vec<u8>,
+    /// GNU build-id note, if the ELF has one.
+    pub build_id: Option<Vec<u8>>,
+    /// SHA-256 of the file.
+    pub sha256: BlobHash,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The execution-point ABI symbols found in the binary (see `recorder::ticks`).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickAbi {
+    /// Address of `REWIND_TICKS`.
+    pub ticks: RemoteAddr,
+    /// Address of `REWIND_TICK_TARGET`.
+    pub target: RemoteAddr,
+}
+
+/// One CPUID answer.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuidRecord {
+    /// eax input.
+    pub leaf: u32,
+    /// ecx input.
+    pub subleaf: u32,
+    /// eax, ebx, ecx, edx as the tracee sees them.
+    pub answer: [u32; 4],
+}
+
+/// The CPU as the tracee saw it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct CpuidInfo {
+    /// Whether CPUID faulting was on. When it was not (the host or hypervisor lacks it,
+    /// `ARCH_SET_CPUID` fails with ENODEV), the tracee ran `cpuid` natively: `records` is
+    /// then the host's answers, and replay must check that its CPU answers the same.
+    pub faulting: bool,
+    /// The answers for the standard and extended leaves the recorder enumerated, as
+    /// emulated (RDRAND/RDSEED hidden) when faulting was on.
+    pub records: Vec<CpuidRecord>,
+}
+
+/// A mapping present at the exec stop (the binary, its interpreter, the stack, the vDSO).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct InitialMapping {
+    /// Start address.
+    pub start: RemoteAddr,
+    /// End address (exclusive).
+    pub end: RemoteAddr,
+    /// Permissions as in /proc/PID/maps, e.g. `r-xp`.
+    pub perms: String,
+    /// File offset.
+    pub offset: u64,
+    /// Path or pseudo-name (`[stack]`, `[vdso]`), empty for anonymous memory.
+    pub path: Vec<u8>,
+    /// Contents of the whole backing file, for file mappings.
+    pub file: Option<BlobHash>,
+}
+
+/// Everything the replayer needs before the first event.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Trace format version this header was written with.
+    pub format_version: u32,
+    /// Version of the recorder that wrote it.
+    pub recorder_version: String,
+    /// The program as given on the command line.
+    pub program: Vec<u8>,
+    /// argv, including argv\[0].
+    pub argv: Vec<Vec<u8>>,
+    /// The environment, `NAME=value` each.
+    pub env: Vec<Vec<u8>>,
+    /// Working directory at start.
+    pub cwd: Vec<u8>,
+    /// The binary that was executed.
+    pub binary: BinaryId,
+    /// The auxiliary vector as the tracee sees it (AT_SYSINFO_EHDR already replaced by
+    /// AT_IGNORE), pairs of (type, value).
+    pub auxv: Vec<(u64, u64)>,
+    /// Where the auxv's AT_SYSINFO_EHDR entry was blanked, if the kernel provided one.
+    pub vdso_hidden_at: Option<RemoteAddr>,
+    /// The 16 bytes AT_RANDOM points at; the kernel fills them randomly at each exec, so
+    /// replay writes these back at its exec stop.
+    pub at_random: Option<(RemoteAddr, [u8; 16])>,
+    /// Registers at the exec stop.
+    pub initial_regs: Gprs,
+    /// Mappings at the exec stop.
+    pub initial_mappings: Vec<InitialMapping>,
+    /// CPUID as the tracee saw it.
+    pub cpuid: CpuidInfo,
+    /// The execution-point ABI, if the binary exports it.
+    pub tick_abi: Option<TickAbi>,
+    /// The seccomp BPF program installed before exec (8-byte `sock_filter`s), so replay
+    /// installs the identical filter and stops at the identical calls.
+    pub seccomp_filter: Vec<u64>,
+    /// Whether the TSC was trapped (PR_SET_TSC); rdtsc events exist only if it was.
+    pub tsc_trapped: bool,
+    /// The CPU recorder and tracee were pinned to.
+    pub cpu: Option<u32>,
+    /// Seconds since the epoch when recording started (informational).
+    pub started_unix: u64,
+}

@@ -1,0 +1,89 @@
+//! The host CPU: CPUID, the time stamp counter, CPU pinning, and whether the kernel can
+//! trap rdtsc (PR_SET_TSC) and cpuid (ARCH_SET_CPUID) for a tracee.
+
+use core::arch::x86_64;
+
+/// Runs CPUID on the host: `[eax, ebx, ecx, edx]`.
+pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {
+    #[allow(unused_unsafe)]
+    // SAFETY: CPUID is available on every x86_64 CPU and has no side effects.
+    let r = unsafe { x86_64::__cpuid_count(leaf, subleaf) };
+    [r.eax, r.ebx, r.ecx, r.edx]
+}
+
+/// Reads the host's time stamp counter.
+pub fn rdtsc() -> u64 {
+    #[allow(unused_unsafe)]
+    // SAFETY: RDTSC is available on every x86_64 CPU; the recorder itself does not run
+    // with PR_SET_TSC, so it does not fault.
+    unsafe {
+        x86_64::_rdtsc()
+    }
+}
+
+/// Reads the time stamp counter and IA32_TSC_AUX, as rdtscp does.
+pub fn rdtscp() -> (u64, u32) {
+    let mut aux = 0u32;
+    #[allow(unused_unsafe)]
+    // SAFETY: `aux` is a valid u32 to write; RDTSCP exists on every CPU this runs on
+    // (checked by the caller through CPUID 0x80000001 EDX bit 27 before use).
+    let v = unsafe { x86_64::__rdtscp(&mut aux) };
+    (v, aux)
+}
+
+/// The CPU the calling thread runs on.
+pub fn current_cpu() -> Option<usize> {
+    // SAFETY: sched_getcpu takes no arguments.
+    let c = unsafe { libc::sched_getcpu() };
+    usize::try_from(c).ok()
+}
+
+/// Pins the calling thread to `cpu`; children forked afterwards inherit the pin.
+pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu).map_err(std::io::Error::from)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(std::io::Error::from)
+}
+
+/// Undoes `pin_current_thread`: lets the calling thread run on every CPU it may use.
+pub fn unpin_current_thread() -> std::io::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    for c in 0..nix::sched::CpuSet::count() {
+        let _ = set.set(c);
+    }
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).map_err(std::io::Error::from)
+}
+
+const ARCH_GET_CPUID: i32 = 0x1011;
+const ARCH_SET_CPUID: i32 = 0x1012;
+
+/// Whether this kernel and CPU support CPUID faulting. Probed on a throwaway thread, as
+/// the setting is per thread.
+pub fn cpuid_faulting_supported() -> bool {
+    std::thread::spawn(|| {
+        // SAFETY: arch_prctl with integer arguments; turning faulting on and straight off
+        // again on this short-lived thread, which runs no cpuid in between.
+        unsafe {
+            if libc::syscall(libc::SYS_arch_prctl, ARCH_GET_CPUID, 0) < 0 {
+                return false;
+            }
+            if libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 0) != 0 {
+                return false;
+            }
+            libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 1);
+        }
+        true
+    })
+    .join()
+    .unwrap_or(false)
+}
+
+/// The arch_prctl code that turns CPUID faulting on (argument 0) or off (1).
+pub const ARCH_SET_CPUID_CODE: u64 = ARCH_SET_CPUID as u64;
+
+/// Whether PR_SET_TSC is available (it is on x86_64 Linux unless seccomp forbids prctl).
+pub fn tsc_trapping_supported() -> bool {
+    let mut mode: libc::c_int = 0;
+    // SAFETY: PR_GET_TSC writes one int through the pointer, which points at `mode`.
+    unsafe { libc::prctl(libc::PR_GET_TSC, &mut mode as *mut libc::c_int, 0, 0, 0) == 0 }
+}

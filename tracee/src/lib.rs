@@ -1,0 +1,27 @@
+//! The only crate that touches ptrace, signals and tracee memory; all of the workspace's
+//! `unsafe` lives here, each block with its `// SAFETY:` reason.
+//!
+//! A tracee is either [`Stopped`] (registers and memory can be read and written) or
+//! [`Running`] (it can only be waited for or signalled). Resuming consumes the `Stopped`
+//! value, so code that needs a stopped tracee cannot be written against a running one.
+//! A tracee that vanishes under an operation (`ESRCH`) yields [`Error::Died`].
+
+pub mod addr;
+pub mod cpu;
+pub mod error;
+pub mod maps;
+pub mod mem;
+pub mod regs;
+pub mod seccomp;
+pub mod siginfo;
+pub mod spawn;
+pub mod task;
+
+pub use addr::Addr;
+pub use error::{Error, Result};
+pub use nix::sys::signal::Signal;
+pub use nix::unistd::Pid;
+pub use regs::Regs;
+pub use siginfo::SigInfo;
+pub use spawn::{resolve_program, spawn, SpawnOptions};
+pub use task::{Exit, Resume, Running, Stop, Stopped, Waited};

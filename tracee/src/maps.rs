@@ -1,0 +1,87 @@
+//! The tracee's address space as /proc/PID/maps and /proc/PID/auxv show it, and the
+//! files behind its descriptors.
+
+use std::path::PathBuf;
+
+use nix::unistd::Pid;
+
+use crate::addr::Addr;
+
+/// One line of /proc/PID/maps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// Start address.
+    pub start: Addr,
+    /// End address (exclusive).
+    pub end: Addr,
+    /// `rwxp`-style permissions.
+    pub perms: String,
+    /// File offset.
+    pub offset: u64,
+    /// Device and inode (0 for anonymous memory).
+    pub inode: u64,
+    /// Path or pseudo-name, empty for anonymous memory.
+    pub path: String,
+}
+
+impl Mapping {
+    /// Whether a regular file backs it.
+    pub fn is_file(&self) -> bool {
+        self.inode != 0 && self.path.starts_with('/')
+    }
+}
+
+/// Parses /proc/PID/maps.
+pub fn read_maps(pid: Pid) -> std::io::Result<Vec<Mapping>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "unparsable /proc/PID/maps line");
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut f = line.splitn(6, ' ');
+        let range = f.next().ok_or_else(bad)?;
+        let perms = f.next().ok_or_else(bad)?.to_string();
+        let offset = u64::from_str_radix(f.next().ok_or_else(bad)?, 16).map_err(|_| bad())?;
+        let _dev = f.next().ok_or_else(bad)?;
+        let inode: u64 = f.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
+        let path = f.next().unwrap_or("").trim_start().to_string();
+        let (s, e) = range.split_once('-').ok_or_else(bad)?;
+        let start = u64::from_str_radix(s, 16).map_err(|_| bad())?;
+        let end = u64::from_str_radix(e, 16).map_err(|_| bad())?;
+        out.push(Mapping { start: Addr::new(start), end: Addr::new(end), perms, offset, inode, path });
+    }
+    Ok(out)
+}
+
+/// Reads /proc/PID/auxv as (type, value) pairs, up to AT_NULL.
+pub fn read_auxv(pid: Pid) -> std::io::Result<Vec<(u64, u64)>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/auxv"))?;
+    let mut out = Vec::new();
+    for pair in bytes.chunks_exact(16) {
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(&pair[..8]);
+        b.copy_from_slice(&pair[8..]);
+        let (t, v) = (u64::from_le_bytes(a), u64::from_le_bytes(b));
+        if t == 0 {
+            break;
+        }
+        out.push((t, v));
+    }
+    Ok(out)
+}
+
+/// The path of the tracee's descriptor `fd` (readlink of /proc/PID/fd/FD).
+pub fn fd_path(pid: Pid, fd: i32) -> std::io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+}
+
+/// Opens the file behind the tracee's descriptor `fd` for reading, as it is now (works
+/// for deleted files too).
+pub fn open_fd(pid: Pid, fd: i32) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(format!("/proc/{pid}/fd/{fd}"))
+}
+
+/// The tracee's working directory.
+pub fn cwd(pid: Pid) -> std::io::Result<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/cwd"))
+}

@@ -1,0 +1,143 @@
+//! Building and installing the seccomp BPF filter that decides which system calls stop
+//! the tracee (SECCOMP_RET_TRACE) and which run without a ptrace stop.
+
+/// What the filter does with a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Run it; the tracer never sees it.
+    Allow,
+    /// Stop at PTRACE_EVENT_SECCOMP with this data.
+    Trace(u16),
+    /// Fail it with this errno without running it.
+    Errno(u16),
+}
+
+impl Action {
+    fn ret(self) -> u32 {
+        const RET_ALLOW: u32 = 0x7fff_0000;
+        const RET_TRACE: u32 = 0x7ff0_0000;
+        const RET_ERRNO: u32 = 0x0005_0000;
+        match self {
+            Action::Allow => RET_ALLOW,
+            Action::Trace(d) => RET_TRACE | u32::from(d),
+            Action::Errno(e) => RET_ERRNO | u32::from(e),
+        }
+    }
+}
+
+/// A rule for one syscall number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Always this action.
+    Always(u32, Action),
+    /// `if args[arg] & mask != 0 { when_set } else { when_clear }` (low 32 bits of the arg).
+    ArgMask {
+        /// Syscall number.
+        nr: u32,
+        /// Argument index 0..6.
+        arg: u8,
+        /// Bits tested.
+        mask: u32,
+        /// Action when any bit is set.
+        when_set: Action,
+        /// Action when none is.
+        when_clear: Action,
+    },
+}
+
+/// A compiled filter, as the kernel's `sock_filter` array.
+#[derive(Debug, Clone)]
+pub struct Program {
+    insns: Vec<libc::sock_filter>,
+}
+
+const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
+const OFF_ARGS: u32 = 16;
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+impl Program {
+    /// Compiles `rules`; calls without a rule get `default`. Non-x86_64 and x32 calls
+    /// are always traced, so the tracer can refuse them by name.
+    pub fn compile(rules: &[Rule], default: Action) -> Program {
+        let trace_all = Action::Trace(0).ret();
+        let mut p = vec![
+            insn(BPF_LD_W_ABS, 0, 0, OFF_ARCH),
+            insn(BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+            insn(BPF_RET_K, 0, 0, trace_all),
+            insn(BPF_LD_W_ABS, 0, 0, OFF_NR),
+            insn(BPF_JGE_K, 0, 1, 0x4000_0000),
+            insn(BPF_RET_K, 0, 0, trace_all),
+        ];
+        for rule in rules {
+            match *rule {
+                Rule::Always(nr, action) => {
+                    p.push(insn(BPF_JEQ_K, 0, 1, nr));
+                    p.push(insn(BPF_RET_K, 0, 0, action.ret()));
+                }
+                Rule::ArgMask { nr, arg, mask, when_set, when_clear } => {
+                    p.push(insn(BPF_JEQ_K, 0, 4, nr));
+                    p.push(insn(BPF_LD_W_ABS, 0, 0, OFF_ARGS + 8 * u32::from(arg)));
+                    p.push(insn(BPF_JSET_K, 0, 1, mask));
+                    p.push(insn(BPF_RET_K, 0, 0, when_set.ret()));
+                    p.push(insn(BPF_RET_K, 0, 0, when_clear.ret()));
+                }
+            }
+        }
+        p.push(insn(BPF_RET_K, 0, 0, default.ret()));
+        Program { insns: p }
+    }
+
+    /// The instructions packed as u64s (code | jt << 16 | jf << 24 | k << 32), for the trace.
+    pub fn to_words(&self) -> Vec<u64> {
+        self.insns
+            .iter()
+            .map(|i| u64::from(i.code) | u64::from(i.jt) << 16 | u64::from(i.jf) << 24 | u64::from(i.k) << 32)
+            .collect()
+    }
+
+    /// Rebuilds a program from `to_words` output.
+    pub fn from_words(words: &[u64]) -> Program {
+        let insns = words
+            .iter()
+            .map(|&w| insn(w as u16, (w >> 16) as u8, (w >> 24) as u8, (w >> 32) as u32))
+            .collect();
+        Program { insns }
+    }
+
+    /// Installs the filter on the calling thread, after PR_SET_NO_NEW_PRIVS. Uses only
+    /// async-signal-safe calls and no allocation, so it may run between fork and exec.
+    pub fn install(&self) -> std::io::Result<()> {
+        let prog = libc::sock_fprog {
+            len: self.insns.len() as u16,
+            filter: self.insns.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `prog` points at `self.insns`, which outlives the call; the kernel copies
+        // the filter before returning.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}

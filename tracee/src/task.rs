@@ -1,0 +1,302 @@
+//! The tracee's states: [`Stopped`] at a ptrace stop, [`Running`] after a resume, and how
+//! a wait turns one into the other ([`Waited`]), with the kind of stop decoded ([`Stop`]).
+
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::error::{Error, Result};
+use crate::regs::Regs;
+use crate::siginfo::{SigInfo, SIGINFO_LEN};
+
+/// Why the tracee stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The seccomp filter returned SECCOMP_RET_TRACE; the syscall has not run yet.
+    Seccomp {
+        /// The filter's SECCOMP_RET_DATA.
+        data: u16,
+    },
+    /// A syscall-entry or syscall-exit stop (PTRACE_SYSCALL); which one is for the
+    /// caller to know from the order of stops.
+    Syscall,
+    /// A signal is about to be delivered (signal-delivery-stop); resuming with it
+    /// delivers it, with another signal injects that, with `None` suppresses it.
+    Signal(Signal),
+    /// PTRACE_EVENT_EXEC: a successful execve.
+    Exec,
+    /// PTRACE_EVENT_CLONE/FORK/VFORK: a new task was created.
+    NewTask,
+    /// Another ptrace event.
+    OtherEvent(i32),
+}
+
+/// How to resume a stopped tracee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// Run until the next signal or seccomp stop (PTRACE_CONT).
+    Cont(Option<Signal>),
+    /// Also stop at every syscall entry and exit (PTRACE_SYSCALL).
+    Syscall(Option<Signal>),
+    /// Execute one instruction (PTRACE_SINGLESTEP).
+    Step(Option<Signal>),
+}
+
+/// How the tracee ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// exit status.
+    Exited(i32),
+    /// Killed by a signal.
+    Signaled(Signal, bool),
+}
+
+/// The result of waiting for a running tracee.
+#[derive(Debug)]
+pub enum Waited {
+    /// It stopped.
+    Stopped(Stopped, Stop),
+    /// It is gone.
+    Exited(Exit),
+}
+
+/// A tracee at a ptrace stop.
+#[derive(Debug)]
+pub struct Stopped {
+    pid: Pid,
+}
+
+/// A tracee that was resumed and may be running.
+#[derive(Debug)]
+pub struct Running {
+    pid: Pid,
+}
+
+impl Stopped {
+    /// Wraps a pid known to be at a ptrace stop (spawn and the wait functions do this).
+    pub(crate) fn assume(pid: Pid) -> Self {
+        Stopped { pid }
+    }
+
+    /// The tracee's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Reads the general-purpose registers.
+    pub fn regs(&self) -> Result<Regs> {
+        ptrace::getregs(self.pid).map(Regs).map_err(Error::os("PTRACE_GETREGS", self.pid))
+    }
+
+    /// Writes the general-purpose registers.
+    pub fn set_regs(&self, regs: &Regs) -> Result<()> {
+        ptrace::setregs(self.pid, regs.0).map_err(Error::os("PTRACE_SETREGS", self.pid))
+    }
+
+    /// The signal information of the pending signal (at a signal-delivery-stop).
+    pub fn siginfo(&self) -> Result<SigInfo> {
+        let mut buf = [0u8; SIGINFO_LEN];
+        // SAFETY: PTRACE_GETSIGINFO writes one siginfo_t (128 bytes) to the pointer we
+        // pass, which points at a 128-byte buffer we own for the duration of the call.
+        let r = unsafe {
+            libc::ptrace(libc::PTRACE_GETSIGINFO, self.pid.as_raw(), 0usize, buf.as_mut_ptr())
+        };
+        if r < 0 {
+            return Err(Error::os("PTRACE_GETSIGINFO", self.pid)(Errno::last()));
+        }
+        Ok(SigInfo(buf))
+    }
+
+    /// Replaces the signal information of the signal about to be delivered.
+    pub fn set_siginfo(&self, info: &SigInfo) -> Result<()> {
+        // SAFETY: PTRACE_SETSIGINFO reads one siginfo_t (128 bytes) from the pointer,
+        // which points at a 128-byte buffer borrowed for the duration of the call.
+        let r = unsafe {
+            libc::ptrace(libc::PTRACE_SETSIGINFO, self.pid.as_raw(), 0usize, info.0.as_ptr())
+        };
+        if r < 0 {
+            return Err(Error::os("PTRACE_SETSIGINFO", self.pid)(Errno::last()));
+        }
+        Ok(())
+    }
+
+    /// PTRACE_GETEVENTMSG: the message of the last ptrace event.
+    pub fn event_msg(&self) -> Result<u64> {
+        ptrace::getevent(self.pid).map(|v| v as u64).map_err(Error::os("PTRACE_GETEVENTMSG", self.pid))
+    }
+
+    /// Sets the ptrace options.
+    pub fn set_options(&self, options: ptrace::Options) -> Result<()> {
+        ptrace::setoptions(self.pid, options).map_err(Error::os("PTRACE_SETOPTIONS", self.pid))
+    }
+
+    /// Resumes the tracee.
+    pub fn resume(self, how: Resume) -> Result<Running> {
+        let pid = self.pid;
+        let r = match how {
+            Resume::Cont(s) => ptrace::cont(pid, s).map_err(Error::os("PTRACE_CONT", pid)),
+            Resume::Syscall(s) => ptrace::syscall(pid, s).map_err(Error::os("PTRACE_SYSCALL", pid)),
+            Resume::Step(s) => ptrace::step(pid, s).map_err(Error::os("PTRACE_SINGLESTEP", pid)),
+        };
+        r.map(|()| Running { pid })
+    }
+
+    /// Kills the tracee and reaps it.
+    pub fn kill(self) -> Result<Exit> {
+        Running { pid: self.pid }.kill()
+    }
+}
+
+fn decode(pid: Pid, status: WaitStatus) -> Result<Option<Waited>> {
+    Ok(Some(match status {
+        WaitStatus::StillAlive => return Ok(None),
+        WaitStatus::Exited(_, code) => Waited::Exited(Exit::Exited(code)),
+        WaitStatus::Signaled(_, sig, core) => Waited::Exited(Exit::Signaled(sig, core)),
+        WaitStatus::Stopped(_, sig) => Waited::Stopped(Stopped::assume(pid), Stop::Signal(sig)),
+        WaitStatus::PtraceSyscall(_) => Waited::Stopped(Stopped::assume(pid), Stop::Syscall),
+        WaitStatus::PtraceEvent(_, _, event) => {
+            let stopped = Stopped::assume(pid);
+            let stop = match event {
+                libc::PTRACE_EVENT_SECCOMP => {
+                    let data = stopped.event_msg()? as u16;
+                    Stop::Seccomp { data }
+                }
+                libc::PTRACE_EVENT_EXEC => Stop::Exec,
+                libc::PTRACE_EVENT_CLONE | libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK => Stop::NewTask,
+                other => Stop::OtherEvent(other),
+            };
+            Waited::Stopped(stopped, stop)
+        }
+        WaitStatus::Continued(_) => {
+            return Err(Error::Unexpected { pid: pid.as_raw(), op: "wait", what: "SIGCONT report".into() })
+        }
+    }))
+}
+
+impl Running {
+    /// The tracee's pid.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Waits until the tracee stops or ends.
+    pub fn wait(self) -> Result<Waited> {
+        loop {
+            match waitpid(self.pid, Some(WaitPidFlag::__WALL)) {
+                Ok(status) => {
+                    if let Some(w) = decode(self.pid, status)? {
+                        return Ok(w);
+                    }
+                }
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::os("waitpid", self.pid)(e)),
+            }
+        }
+    }
+
+    /// Checks without blocking whether the tracee has stopped or ended.
+    pub fn try_wait(self) -> Result<std::result::Result<Waited, Running>> {
+        match waitpid(self.pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+            Ok(status) => match decode(self.pid, status)? {
+                Some(w) => Ok(Ok(w)),
+                None => Ok(Err(self)),
+            },
+            Err(Errno::EINTR) => Ok(Err(self)),
+            Err(e) => Err(Error::os("waitpid", self.pid)(e)),
+        }
+    }
+
+    /// Sends `sig` to the tracee's thread (tgkill).
+    pub fn signal(&self, sig: Signal) -> Result<()> {
+        let p = self.pid.as_raw();
+        // SAFETY: tgkill takes three integers and touches no memory of ours.
+        let r = unsafe { libc::syscall(libc::SYS_tgkill, p, p, sig as i32) };
+        if r < 0 {
+            return Err(Error::os("tgkill", self.pid)(Errno::last()));
+        }
+        Ok(())
+    }
+
+    /// Kills the tracee with SIGKILL and reaps it.
+    pub fn kill(self) -> Result<Exit> {
+        let pid = self.pid;
+        match nix::sys::signal::kill(pid, Signal::SIGKILL) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(e) => return Err(Error::os("kill", pid)(e)),
+        }
+        let mut running = self;
+        loop {
+            match running.wait()? {
+                Waited::Exited(e) => return Ok(e),
+                Waited::Stopped(s, _) => {
+                    // A stop that raced with the SIGKILL; let it run into the kill.
+                    running = match s.resume(Resume::Cont(None)) {
+                        Ok(r) => r,
+                        Err(Error::Died { .. }) => Running { pid },
+                        Err(e) => return Err(e),
+                    };
+                }
+            }
+        }
+    }
+}
+
+impl Running {
+    /// Wraps a pid known to be a running tracee of ours.
+    pub(crate) fn assume(pid: Pid) -> Self {
+        Running { pid }
+    }
+}
+
+impl Stopped {
+    /// Makes the tracee execute one system call of our choosing, here, and returns its
+    /// result; registers and the two code bytes borrowed for the `syscall` instruction are
+    /// restored. For use where no asynchronous signal can arrive (e.g. at the exec stop):
+    /// any signal stop in between is an error.
+    pub fn inject_syscall(self, nr: u64, args: [u64; 6]) -> Result<(Stopped, i64)> {
+        use crate::addr::Addr;
+        let saved = self.regs()?;
+        let at: Addr = Addr::new(saved.rip());
+        let mut orig = [0u8; 2];
+        self.read_exact(at, &mut orig)?;
+        self.write_bytes(at, &[0x0f, 0x05])?;
+        let mut r = saved;
+        r.0.rax = nr;
+        r.0.orig_rax = nr;
+        [r.0.rdi, r.0.rsi, r.0.rdx, r.0.r10, r.0.r8, r.0.r9] = args;
+        self.set_regs(&r)?;
+        let pid = self.pid;
+        let mut running = self.resume(Resume::Step(None))?;
+        let stopped = loop {
+            match running.wait()? {
+                Waited::Stopped(s, Stop::Seccomp { .. }) | Waited::Stopped(s, Stop::Syscall) => {
+                    running = s.resume(Resume::Step(None))?;
+                }
+                Waited::Stopped(s, Stop::Signal(Signal::SIGTRAP)) => break s,
+                Waited::Stopped(_, other) => {
+                    return Err(Error::Unexpected {
+                        pid: pid.as_raw(),
+                        op: "inject syscall",
+                        what: format!("{other:?}"),
+                    })
+                }
+                Waited::Exited(e) => {
+                    return Err(Error::Unexpected { pid: pid.as_raw(), op: "inject syscall", what: format!("{e:?}") })
+                }
+            }
+        };
+        let ret = stopped.regs()?.syscall_ret();
+        stopped.write_bytes(at, &orig)?;
+        stopped.set_regs(&saved)?;
+        Ok((stopped, ret))
+    }
+}
+
+/// Kills and reaps the tracee `pid` when its `Stopped`/`Running` handle is already gone
+/// (an error path); errors are ignored because it may have died already.
+pub fn kill_pid(pid: Pid) {
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    let _ = Running { pid }.kill();
+}
