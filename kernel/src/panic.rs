@@ -23,9 +23,8 @@ pub fn rust_panic(info: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 /// A fault taken in kernel code (SIGSEGV): an oops, then a panic.
-pub fn oops(addr: u64, regs: &Regs) -> ! {
-    let canonical = addr < 0x0000_8000_0000_0000 || addr >= 0xffff_8000_0000_0000;
-    if !canonical || addr == 0 && regs.rip == 0 {
+pub fn oops(addr: u64, general_protection: bool, regs: &Regs) -> ! {
+    if general_protection {
         crate::printk!(
             "general protection fault, probably for non-canonical address {:#018x}",
             regs_fault_hint(addr, regs)

@@ -74,6 +74,7 @@ pub fn describe_wait(t: &Task) -> alloc::string::String {
             )
         }
         WaitKind::None => alloc::string::String::new(),
+        WaitKind::Sleep => alloc::format!("sleep until jiffies {}", t.wake_at),
         kind => alloc::format!("{} {} ({:#x})", kind.name(), t.wait_name(), t.wait_obj),
     }
 }

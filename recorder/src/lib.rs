@@ -57,8 +57,8 @@ pub struct RecordOptions {
     pub trap_tsc: bool,
     /// Use CPUID faulting where the host supports it; on by default.
     pub cpuid_faulting: bool,
-    /// Send the program's stdout here instead of inheriting ours.
-    pub stdout: Option<std::fs::File>,
+    /// Send the program's stdout here (a file or pipe) instead of inheriting ours.
+    pub stdout: Option<std::os::fd::OwnedFd>,
 }
 
 impl RecordOptions {

@@ -31,8 +31,8 @@ pub struct SpawnOptions {
     pub no_aslr: bool,
     /// Pin the tracee to this CPU.
     pub cpu: Option<usize>,
-    /// Where the tracee's stdout goes (inherited when `None`).
-    pub stdout: Option<std::fs::File>,
+    /// Where the tracee's stdout goes (a file or pipe; inherited when `None`).
+    pub stdout: Option<std::os::fd::OwnedFd>,
 }
 
 /// The ptrace options the recorder relies on: syscall stops marked with 0x80, seccomp

@@ -86,8 +86,9 @@ fn irq_retire() {
     });
 }
 
-/// The task side: rotate the list one job at a time under the lock, in two steps with
-/// work in between (unlink, then relink at the tail), as a list_move_tail open-coded.
+/// The task side: rotate the list one job at a time under the lock, open-coding
+/// list_move_tail in two steps — look up the neighbours, then (after some work) relink —
+/// so that an interrupt in between leaves the task writing stale links.
 fn rotator(rounds: u64) {
     let gap = match window() {
         0 => 2,
@@ -95,20 +96,21 @@ fn rotator(rounds: u64) {
     };
     for _ in 0..rounds {
         let guard = JOBS_LOCK.lock();
-        let moved = LIST.with(|l| {
+        let picked = LIST.with(|l| {
             let first = l[HEAD].next;
             if first == HEAD {
                 return None;
             }
             check_del(l, first);
-            let (prev, next) = (l[first].prev, l[first].next);
-            l[prev].next = next;
-            l[next].prev = prev;
-            Some(first)
+            Some((first, l[first].prev, l[first].next))
         });
         work(gap);
-        if let Some(n) = moved {
-            LIST.with(|l| add_tail(l, n));
+        if let Some((n, prev, next)) = picked {
+            LIST.with(|l| {
+                l[prev].next = next;
+                l[next].prev = prev;
+                add_tail(l, n);
+            });
         }
         drop(guard);
         work(300);

@@ -188,3 +188,30 @@ pub fn snapshot(idx: usize) -> Task {
 pub fn current_pid() -> u32 {
     with_current(|t| t.pid)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{offset_of, size_of};
+
+    /// kernel/TASKS.md documents these offsets for debuggers.
+    #[test]
+    fn layout_matches_tasks_md() {
+        assert_eq!(size_of::<Task>(), 184);
+        assert_eq!(offset_of!(Task, pid), 4);
+        assert_eq!(offset_of!(Task, name), 8);
+        assert_eq!(offset_of!(Task, saved_rsp), 24);
+        assert_eq!(offset_of!(Task, stack_lo), 32);
+        assert_eq!(offset_of!(Task, stack_hi), 40);
+        assert_eq!(offset_of!(Task, wait_kind), 48);
+        assert_eq!(offset_of!(Task, flags), 52);
+        assert_eq!(offset_of!(Task, wait_obj), 56);
+        assert_eq!(offset_of!(Task, wait_name), 64);
+        assert_eq!(offset_of!(Task, blocked_since), 88);
+        assert_eq!(offset_of!(Task, wake_at), 96);
+        assert_eq!(offset_of!(Task, switches), 104);
+        assert_eq!(offset_of!(Task, held), 112);
+        assert_eq!(offset_of!(Task, held_count), 176);
+        assert_eq!(offset_of!(Task, hung_reported), 180);
+    }
+}

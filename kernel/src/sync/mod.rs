@@ -137,3 +137,19 @@ pub fn lockdep_report_held_at_exit(pid: u32) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::offset_of;
+
+    /// kernel/PROBES.md documents these offsets for the analyzer and gdb.
+    #[test]
+    fn lock_layouts_match_probes_md() {
+        assert_eq!(offset_of!(LockHeader, class), 0);
+        assert_eq!(offset_of!(LockHeader, locked), 8);
+        assert_eq!(offset_of!(LockHeader, owner), 12);
+        assert_eq!(offset_of!(LockHeader, kind), 16);
+        assert_eq!(core::mem::size_of::<LockClass>(), 40);
+    }
+}

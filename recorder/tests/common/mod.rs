@@ -22,7 +22,7 @@ pub fn record(dir: &Path, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -
     let out = dir.join("trace");
     let mut opts = recorder::RecordOptions::new(program.as_ref(), args.iter().copied());
     opts.out_dir = Some(out.clone());
-    opts.stdout = Some(std::fs::File::create(dir.join("stdout")).unwrap());
+    opts.stdout = Some(std::fs::File::create(dir.join("stdout")).unwrap().into());
     let rec = recorder::record(&opts).unwrap_or_else(|e| panic!("recording failed: {e}"));
     (rec, out)
 }
