@@ -2,7 +2,13 @@
 //! and talks to the host only through raw system calls (see src/host/).
 
 fn main() {
-    for arg in ["-nostartfiles", "-nostdlib", "-static", "-no-pie", "-Wl,--build-id=sha1"] {
+    for arg in [
+        "-nostartfiles",
+        "-nostdlib",
+        "-static",
+        "-no-pie",
+        "-Wl,--build-id=sha1",
+    ] {
         println!("cargo:rustc-link-arg-bin=umk={arg}");
     }
     println!("cargo:rerun-if-changed=build.rs");

@@ -42,7 +42,13 @@ extern "C" fn sigio(_sig: i32, _info: usize, _uc: usize) {
 extern "C" fn sigsegv(_sig: i32, info: usize, uc: usize) {
     // SAFETY: the host passes a valid siginfo (si_code at byte 8, si_addr at byte 16) and
     // ucontext to an SA_SIGINFO handler.
-    let (code, addr, regs) = unsafe { (*((info + 8) as *const i32), *((info + 16) as *const u64), crate::arch::Regs::from_ucontext(uc)) };
+    let (code, addr, regs) = unsafe {
+        (
+            *((info + 8) as *const i32),
+            *((info + 16) as *const u64),
+            crate::arch::Regs::from_ucontext(uc),
+        )
+    };
     // SI_KERNEL: the CPU raised #GP (a non-canonical address), which carries no address.
     crate::panic::oops(addr, code == 0x80, &regs);
 }

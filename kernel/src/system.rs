@@ -15,6 +15,9 @@ use crate::sync::global::Global;
 static MCONSOLE: Global<Option<Mconsole>> = Global::new("mconsole", None);
 static MCONSOLE_WAKE: WaitQueue = WaitQueue::new("mconsole");
 static MCONSOLE_PENDING: AtomicBool = AtomicBool::new(false);
+/// The socket path, kept apart from the console so that a halt requested through the
+/// console itself (while `mconsoled` holds it) still removes the socket.
+static MCONSOLE_PATH: Global<Option<alloc::vec::Vec<u8>>> = Global::new("mconsole path", None);
 
 /// Flushes the filesystems and ends the kernel with exit status 0.
 pub fn halt() -> ! {
@@ -40,6 +43,9 @@ fn shutdown_devices() {
     crate::host::process::stop_timer();
     if let Some(mut mc) = MCONSOLE.with(|m| m.take()) {
         mc.shutdown();
+    }
+    if let Some(path) = MCONSOLE_PATH.with(|p| p.take()) {
+        let _ = crate::host::file::unlink(&path);
     }
 }
 
@@ -149,6 +155,7 @@ pub fn open_mconsole(path: &[u8]) -> Result<(), crate::host::Errno> {
     let mc = Mconsole::open(path)?;
     mc.enable_sigio()?;
     MCONSOLE.with(|m| *m = Some(mc));
+    MCONSOLE_PATH.with(|p| *p = Some(alloc::vec::Vec::from(path)));
     crate::irq::register_io(mconsole_irq);
     Ok(())
 }

@@ -28,10 +28,6 @@ impl HostFile {
         file::open(path, file::O_RDWR | file::O_CREAT | file::O_EXCL, 0o644)
             .map(|fd| HostFile { fd })
     }
-
-    pub fn sync(&self) -> Result<(), Errno> {
-        file::fsync(self.fd)
-    }
 }
 
 impl Drop for HostFile {

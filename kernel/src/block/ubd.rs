@@ -491,9 +491,3 @@ impl BlockDevice for UbdBlock {
         self.sectors
     }
 }
-
-/// Flushes every disk's host file (at halt).
-pub fn sync_all() {
-    let io = UBD_IO.lock();
-    let _ = &io.disks;
-}

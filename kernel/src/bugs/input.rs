@@ -50,7 +50,7 @@ fn kbd_control(byte: u8) {
 
 fn rebuilder() {
     let (rebuild, settle) = match window() {
-        0 => (300, 20_000),
+        0 => (1500, 20_000),
         w => (20_000 * w, 100),
     };
     let maps = [&US, &DVORAK];

@@ -91,7 +91,7 @@ fn irq_retire() {
 /// so that an interrupt in between leaves the task writing stale links.
 fn rotator(rounds: u64) {
     let gap = match window() {
-        0 => 2,
+        0 => 4,
         w => 3000 * w,
     };
     for _ in 0..rounds {

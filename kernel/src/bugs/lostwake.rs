@@ -28,7 +28,7 @@ fn end_write(req: *mut Request) {
 }
 
 fn writer() {
-    let per_request = if window() == 0 { 5 } else { 0 };
+    let per_request = if window() == 0 { 35 } else { 0 };
     let sectors = ubd::sectors(0).unwrap_or(1);
     // Writes go to the last sectors of the disk, which mke2fs leaves unused.
     let base = sectors.saturating_sub(8);
