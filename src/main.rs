@@ -6,7 +6,11 @@ mod cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "rewind", version, about = "Deterministic record/replay for kernels that run as Linux processes")]
+#[command(
+    name = "rewind",
+    version,
+    about = "Deterministic record/replay for kernels that run as Linux processes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -8,12 +8,23 @@ use std::time::Duration;
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 
 fn record(trace: &Path, cmd: &[&str]) {
-    let st = Command::new(REWIND).args(["record", "-o"]).arg(trace).arg("--").args(cmd).status().unwrap();
+    let st = Command::new(REWIND)
+        .args(["record", "-o"])
+        .arg(trace)
+        .arg("--")
+        .args(cmd)
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
 fn dump(trace: &Path, extra: &[&str]) -> Output {
-    Command::new(REWIND).arg("dump").args(extra).arg(trace).output().unwrap()
+    Command::new(REWIND)
+        .arg("dump")
+        .args(extra)
+        .arg(trace)
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -33,14 +44,18 @@ fn dump_lines_and_json() {
     assert!(s.contains("openat(AT_FDCWD, \"/etc/ld.so.cache\""), "{s}");
     assert!(s.lines().last().unwrap().contains("+++ exited with 0 +++"));
     let json = dump(&t, &["--json"]);
-    let lines: Vec<serde_json::Value> =
-        text(&json.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), s.lines().count());
     for (i, v) in lines.iter().enumerate() {
         assert_eq!(v["index"], i as u64);
     }
     assert!(lines.iter().any(|v| v["kind"] == "rdtsc"));
-    assert!(lines.iter().any(|v| v["name"] == "openat" && v["path"] == "/etc/ld.so.cache"));
+    assert!(lines
+        .iter()
+        .any(|v| v["name"] == "openat" && v["path"] == "/etc/ld.so.cache"));
     let header = dump(&t, &["--header"]);
     assert!(text(&header.stdout).contains("# binary /usr/bin/date sha256 "));
 }
@@ -57,7 +72,10 @@ fn flipped_byte_in_a_chunk_is_reported_with_offset() {
     let out = dump(&t, &[]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("events: corrupt at byte offset 0") && err.contains("checksum"), "{err}");
+    assert!(
+        err.contains("events: corrupt at byte offset 0") && err.contains("checksum"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
 }
 
@@ -68,11 +86,19 @@ fn truncated_trace_is_reported() {
     record(&t, &["date"]);
     let ev = t.join("events");
     let len = std::fs::metadata(&ev).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&ev).unwrap().set_len(len / 2).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&ev)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
     let out = dump(&t, &[]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("truncated at byte offset") && err.contains("events"), "{err}");
+    assert!(
+        err.contains("truncated at byte offset") && err.contains("events"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -84,7 +110,10 @@ fn future_version_is_refused() {
     let out = dump(&t, &[]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("version 7 is newer") && err.contains("version"), "{err}");
+    assert!(
+        err.contains("version 7 is newer") && err.contains("version"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -25,14 +25,26 @@ fn death_by_signal_is_128_plus_signal() {
     let st = Command::new(REWIND)
         .args(["record", "-o"])
         .arg(&trace)
-        .args(["--", "/usr/bin/python3", "-c", "import os,signal; os.kill(os.getpid(), signal.SIGTERM)"])
+        .args([
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            "import os,signal; os.kill(os.getpid(), signal.SIGTERM)",
+        ])
         .status()
         .unwrap();
     assert_eq!(st.code(), Some(128 + 15));
-    let out = Command::new(REWIND).arg("dump").arg(&trace).output().unwrap();
+    let out = Command::new(REWIND)
+        .arg("dump")
+        .arg(&trace)
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("--- SIGTERM at exit of"), "{text}");
-    assert!(text.trim_end().ends_with("+++ killed by SIGTERM +++"), "{text}");
+    assert!(
+        text.trim_end().ends_with("+++ killed by SIGTERM +++"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -46,12 +58,21 @@ fn stdin_and_stdout_pass_through() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"hello\nworld\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\nworld\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, b"hello\nworld\n");
     // What cat read from its stdin is in the trace.
-    let dump = Command::new(REWIND).args(["dump", "--json"]).arg(d.path().join("t")).output().unwrap();
+    let dump = Command::new(REWIND)
+        .args(["dump", "--json"])
+        .arg(d.path().join("t"))
+        .output()
+        .unwrap();
     let reads: Vec<serde_json::Value> = String::from_utf8(dump.stdout)
         .unwrap()
         .lines()
@@ -77,11 +98,20 @@ fn default_directory_and_latest_link() {
     let root = home.path().join("rewind");
     assert!(root.join("true-0/version").exists());
     assert!(root.join("true-1/version").exists());
-    assert_eq!(std::fs::read_link(root.join("latest")).unwrap(), std::path::Path::new("true-1"));
+    assert_eq!(
+        std::fs::read_link(root.join("latest")).unwrap(),
+        std::path::Path::new("true-1")
+    );
     // `rewind dump` without a trace reads the latest.
-    let out = Command::new(REWIND).env("XDG_DATA_HOME", home.path()).arg("dump").output().unwrap();
+    let out = Command::new(REWIND)
+        .env("XDG_DATA_HOME", home.path())
+        .arg("dump")
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert!(String::from_utf8(out.stdout).unwrap().contains("+++ exited with 0 +++"));
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("+++ exited with 0 +++"));
 }
 
 #[test]
@@ -95,5 +125,8 @@ fn missing_program_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("no-such-program-xyz") && err.contains("no such executable"), "{err}");
+    assert!(
+        err.contains("no-such-program-xyz") && err.contains("no such executable"),
+        "{err}"
+    );
 }

@@ -42,7 +42,12 @@ fn cc(dir: &Path, name: &str, src: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     let exe = dir.join(name);
     std::fs::write(&c, src).unwrap();
-    let st = Command::new("cc").args(["-O1", "-o"]).arg(&exe).arg(&c).status().unwrap();
+    let st = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&exe)
+        .arg(&c)
+        .status()
+        .unwrap();
     assert!(st.success());
     exe
 }
@@ -59,7 +64,11 @@ fn bench(name: &str, program: &str, args: &[&str], dir: &Path) {
     let mut events = 0u64;
     for i in 0..RUNS {
         let t = Instant::now();
-        let st = Command::new(program).args(args).stdout(Stdio::null()).status().unwrap();
+        let st = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
         native.push(t.elapsed());
         assert!(st.success(), "{name} failed natively");
 
@@ -91,12 +100,32 @@ fn main() {
     let syscalls = cc(dir.path(), "syscalls", SYSCALL_HEAVY);
     let timer = cc(dir.path(), "timer", COMPUTE_WITH_TIMER);
     println!("median of {RUNS} runs each; recorder and tracee pinned to one CPU");
-    bench("compute+SIGALRM@2kHz (C)", timer.to_str().unwrap(), &[], dir.path());
-    bench("100k syscalls (C)", syscalls.to_str().unwrap(), &[], dir.path());
-    bench("python3 -c sum(range(1e7))", "/usr/bin/python3", &["-c", "print(sum(range(10**7)))"], dir.path());
+    bench(
+        "compute+SIGALRM@2kHz (C)",
+        timer.to_str().unwrap(),
+        &[],
+        dir.path(),
+    );
+    bench(
+        "100k syscalls (C)",
+        syscalls.to_str().unwrap(),
+        &[],
+        dir.path(),
+    );
+    bench(
+        "python3 -c sum(range(1e7))",
+        "/usr/bin/python3",
+        &["-c", "print(sum(range(10**7)))"],
+        dir.path(),
+    );
     bench("ls -l /usr/lib", "/bin/ls", &["-l", "/usr/lib"], dir.path());
     let umk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/umk");
     if umk.exists() {
-        bench("umk (target/release/umk)", umk.to_str().unwrap(), &[], dir.path());
+        bench(
+            "umk (target/release/umk)",
+            umk.to_str().unwrap(),
+            &[],
+            dir.path(),
+        );
     }
 }

@@ -31,7 +31,10 @@ pub fn answer(leaf: u32, subleaf: u32, hide_random: bool) -> [u32; 4] {
 
 /// Leaves that take a subleaf in ecx.
 fn has_subleaves(leaf: u32) -> bool {
-    matches!(leaf, 4 | 7 | 0xb | 0xd | 0xf | 0x10 | 0x12 | 0x14 | 0x17 | 0x18 | 0x1d | 0x1f | 0x8000_001d)
+    matches!(
+        leaf,
+        4 | 7 | 0xb | 0xd | 0xf | 0x10 | 0x12 | 0x14 | 0x17 | 0x18 | 0x1d | 0x1f | 0x8000_001d
+    )
 }
 
 /// Every standard and extended leaf the CPU reports, as the tracee sees them.
@@ -45,7 +48,11 @@ pub fn records(hide_random: bool) -> Vec<CpuidRecord> {
         for leaf in base..=max.min(base + 0x40) {
             let subs = if has_subleaves(leaf) { 8 } else { 1 };
             for subleaf in 0..subs {
-                out.push(CpuidRecord { leaf, subleaf, answer: answer(leaf, subleaf, hide_random) });
+                out.push(CpuidRecord {
+                    leaf,
+                    subleaf,
+                    answer: answer(leaf, subleaf, hide_random),
+                });
             }
         }
     }
@@ -65,7 +72,13 @@ impl Session {
         regs.0.rdx = u64::from(a[3]);
         regs.0.rip += 2;
         self.t(s.set_regs(&regs))?;
-        self.append(Event::Cpuid(trace::CpuidEvent { rip: RemoteAddr(rip), leaf, subleaf, answer: a, ticks }))?;
+        self.append(Event::Cpuid(trace::CpuidEvent {
+            rip: RemoteAddr(rip),
+            leaf,
+            subleaf,
+            answer: a,
+            ticks,
+        }))?;
         self.t(s.resume(Resume::Cont(None)))
     }
 }

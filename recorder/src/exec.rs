@@ -25,7 +25,11 @@ pub(crate) struct Prepared {
 }
 
 fn split_nul(bytes: &[u8]) -> Vec<Vec<u8>> {
-    bytes.split(|&b| b == 0).filter(|s| !s.is_empty()).map(<[u8]>::to_vec).collect()
+    bytes
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 fn tr(event: u64) -> impl FnOnce(tracee::Error) -> Error {
@@ -57,20 +61,36 @@ fn stack_auxv(s: &Stopped, rsp: u64) -> Result<Vec<(u64, u64, u64)>> {
     Ok(out)
 }
 
+/// How the tracee was set up, for the header.
+pub(crate) struct Settings<'a> {
+    pub program: &'a Path,
+    pub seccomp: Vec<u64>,
+    pub tsc_trapped: bool,
+    pub want_cpuid_faulting: bool,
+    pub cpu: Option<usize>,
+}
+
 /// Handles the exec stop and writes the header.
 pub(crate) fn prepare(
     s: Stopped,
     writer: &mut TraceWriter,
     files: &mut FileCache,
-    program: &Path,
-    seccomp: Vec<u64>,
-    tsc_trapped: bool,
-    want_cpuid_faulting: bool,
-    cpu: Option<usize>,
+    settings: Settings<'_>,
 ) -> Result<Prepared> {
+    let Settings {
+        program,
+        seccomp,
+        tsc_trapped,
+        want_cpuid_faulting,
+        cpu,
+    } = settings;
     let pid = s.pid();
     let regs = s.regs().map_err(tr(0))?;
-    let proc_io = |what: &str, source| Error::Io { op: "read", path: PathBuf::from(format!("/proc/{pid}/{what}")), source };
+    let proc_io = |what: &str, source| Error::Io {
+        op: "read",
+        path: PathBuf::from(format!("/proc/{pid}/{what}")),
+        source,
+    };
 
     // Hide the vDSO.
     let auxv_before = stack_auxv(&s, regs.rsp())?;
@@ -81,7 +101,10 @@ pub(crate) fn prepare(
             vdso_hidden_at = Some(RemoteAddr(at));
         }
     }
-    let auxv: Vec<(u64, u64)> = stack_auxv(&s, regs.rsp())?.into_iter().map(|(_, t, v)| (t, v)).collect();
+    let auxv: Vec<(u64, u64)> = stack_auxv(&s, regs.rsp())?
+        .into_iter()
+        .map(|(_, t, v)| (t, v))
+        .collect();
     let at_random = match auxv.iter().find(|(t, _)| *t == AT_RANDOM) {
         Some(&(_, addr)) => {
             let mut b = [0u8; 16];
@@ -91,11 +114,19 @@ pub(crate) fn prepare(
         None => None,
     };
 
-    let argv = split_nul(&std::fs::read(format!("/proc/{pid}/cmdline")).map_err(|e| proc_io("cmdline", e))?);
-    let env = split_nul(&std::fs::read(format!("/proc/{pid}/environ")).map_err(|e| proc_io("environ", e))?);
+    let argv = split_nul(
+        &std::fs::read(format!("/proc/{pid}/cmdline")).map_err(|e| proc_io("cmdline", e))?,
+    );
+    let env = split_nul(
+        &std::fs::read(format!("/proc/{pid}/environ")).map_err(|e| proc_io("environ", e))?,
+    );
     let cwd = maps::cwd(pid).map_err(|e| proc_io("cwd", e))?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|e| proc_io("exe", e))?;
-    let contents = std::fs::read(&exe).map_err(|source| Error::Io { op: "read", path: exe.clone(), source })?;
+    let contents = std::fs::read(&exe).map_err(|source| Error::Io {
+        op: "read",
+        path: exe.clone(),
+        source,
+    })?;
     let binary = crate::files::binary_id(&exe, &contents);
     let symbols = crate::ticks::find(&exe, &contents)?;
     drop(contents);
@@ -111,7 +142,10 @@ pub(crate) fn prepare(
         } else {
             0
         };
-        TickAddrs { ticks: Addr::new(sym.ticks + bias), target: Addr::new(sym.target + bias) }
+        TickAddrs {
+            ticks: Addr::new(sym.ticks + bias),
+            target: Addr::new(sym.target + bias),
+        }
     });
 
     // CPUID faulting is reset by execve, so it is turned on here, in the new image.
@@ -119,7 +153,10 @@ pub(crate) fn prepare(
     let mut cpuid_faulting = false;
     if want_cpuid_faulting && tracee::cpu::cpuid_faulting_supported() {
         let (st, ret) = stopped
-            .inject_syscall(libc::SYS_arch_prctl as u64, [tracee::cpu::ARCH_SET_CPUID_CODE, 0, 0, 0, 0, 0])
+            .inject_syscall(
+                libc::SYS_arch_prctl as u64,
+                [tracee::cpu::ARCH_SET_CPUID_CODE, 0, 0, 0, 0, 0],
+            )
             .map_err(tr(0))?;
         stopped = st;
         cpuid_faulting = ret == 0;
@@ -138,8 +175,14 @@ pub(crate) fn prepare(
         at_random,
         initial_regs: gprs(&regs),
         initial_mappings,
-        cpuid: CpuidInfo { faulting: cpuid_faulting, records: crate::cpuid::records(cpuid_faulting) },
-        tick_abi: ticks.map(|t| TickAbi { ticks: RemoteAddr(t.ticks.raw()), target: RemoteAddr(t.target.raw()) }),
+        cpuid: CpuidInfo {
+            faulting: cpuid_faulting,
+            records: crate::cpuid::records(cpuid_faulting),
+        },
+        tick_abi: ticks.map(|t| TickAbi {
+            ticks: RemoteAddr(t.ticks.raw()),
+            target: RemoteAddr(t.target.raw()),
+        }),
         seccomp_filter: seccomp,
         tsc_trapped,
         cpu: cpu.and_then(|c| u32::try_from(c).ok()),
@@ -148,5 +191,9 @@ pub(crate) fn prepare(
             .map_or(0, |d| d.as_secs()),
     };
     writer.write_header(&header)?;
-    Ok(Prepared { stopped, ticks, cpuid_faulting })
+    Ok(Prepared {
+        stopped,
+        ticks,
+        cpuid_faulting,
+    })
 }

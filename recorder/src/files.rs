@@ -16,17 +16,31 @@ use crate::error::{Error, Result};
 /// Outputs at least this large are stored as blobs rather than inline in the event.
 pub const BLOB_THRESHOLD: usize = 4096;
 
+/// A file's identity: device, inode, mtime (s, ns) and size.
+type Identity = (u64, u64, i64, i64, u64);
+
 /// Whole-file blobs already stored in this recording, by file identity.
 #[derive(Default)]
 pub struct FileCache {
-    by_identity: HashMap<(u64, u64, i64, i64, u64), (BlobHash, u64)>,
+    by_identity: HashMap<Identity, (BlobHash, u64)>,
 }
 
 impl FileCache {
     /// Stores the whole contents of `file` (once per identity) and returns its hash and
     /// size.
-    pub fn whole_file(&mut self, writer: &mut TraceWriter, mut file: File, path: &Path) -> Result<(BlobHash, u64)> {
-        let io = |op| move |source| Error::Io { op, path: path.to_path_buf(), source };
+    pub fn whole_file(
+        &mut self,
+        writer: &mut TraceWriter,
+        mut file: File,
+        path: &Path,
+    ) -> Result<(BlobHash, u64)> {
+        let io = |op| {
+            move |source| Error::Io {
+                op,
+                path: path.to_path_buf(),
+                source,
+            }
+        };
         let m = file.metadata().map_err(io("stat"))?;
         let key = (m.dev(), m.ino(), m.mtime(), m.mtime_nsec(), m.size());
         if let Some(hit) = self.by_identity.get(&key) {

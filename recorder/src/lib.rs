@@ -63,7 +63,10 @@ pub struct RecordOptions {
 
 impl RecordOptions {
     /// Recording `program args…` with the defaults.
-    pub fn new(program: impl Into<OsString>, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
+    pub fn new(
+        program: impl Into<OsString>,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> Self {
         RecordOptions {
             program: program.into(),
             args: args.into_iter().map(Into::into).collect(),
@@ -115,14 +118,21 @@ impl Drop for Pin {
 /// Records one run of the program.
 pub fn record(opts: &RecordOptions) -> Result<Recording> {
     let program = PathBuf::from(&opts.program);
-    let resolved = tracee::resolve_program(&program)
-        .ok_or_else(|| Error::Start(format!("{}: no such executable (looked in $PATH)", program.display())))?;
+    let resolved = tracee::resolve_program(&program).ok_or_else(|| {
+        Error::Start(format!(
+            "{}: no such executable (looked in $PATH)",
+            program.display()
+        ))
+    })?;
     let (dir, default_root) = match &opts.out_dir {
         Some(d) => (d.clone(), None),
         None => {
             let root = tracedir::default_root();
-            let dir = tracedir::new_trace_dir(&root, &program)
-                .map_err(|source| Error::Io { op: "create trace directory in", path: root.clone(), source })?;
+            let dir = tracedir::new_trace_dir(&root, &program).map_err(|source| Error::Io {
+                op: "create trace directory in",
+                path: root.clone(),
+                source,
+            })?;
             (dir, Some(root))
         }
     };
@@ -146,16 +156,14 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     let stopped = tracee::spawn(&spawn).map_err(|e| Error::Start(e.to_string()))?;
     let pid = stopped.pid();
     let mut files = files::FileCache::default();
-    let prepared = match exec::prepare(
-        stopped,
-        &mut writer,
-        &mut files,
-        &resolved,
-        filter.to_words(),
-        trap_tsc,
-        opts.cpuid_faulting,
-        pin.0,
-    ) {
+    let settings = exec::Settings {
+        program: &resolved,
+        seccomp: filter.to_words(),
+        tsc_trapped: trap_tsc,
+        want_cpuid_faulting: opts.cpuid_faulting,
+        cpu: pin.0,
+    };
+    let prepared = match exec::prepare(stopped, &mut writer, &mut files, settings) {
         Ok(p) => p,
         Err(e) => {
             tracee::task::kill_pid(pid);
@@ -193,8 +201,17 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     };
     let stats = session.writer.finish()?;
     if let Some(root) = &default_root {
-        tracedir::update_latest(root, &dir)
-            .map_err(|source| Error::Io { op: "update `latest` link in", path: root.clone(), source })?;
+        tracedir::update_latest(root, &dir).map_err(|source| Error::Io {
+            op: "update `latest` link in",
+            path: root.clone(),
+            source,
+        })?;
     }
-    Ok(Recording { dir, exit, stats, elapsed, cpuid_faulting: prepared.cpuid_faulting })
+    Ok(Recording {
+        dir,
+        exit,
+        stats,
+        elapsed,
+        cpuid_faulting: prepared.cpuid_faulting,
+    })
 }

@@ -22,7 +22,11 @@ pub fn record_mmap(
     }
     let fd = args[4] as i32;
     let path = maps::fd_path(pid, fd).unwrap_or_default();
-    let file = maps::open_fd(pid, fd).map_err(|source| Error::Io { op: "open mapped file", path: path.clone(), source })?;
+    let file = maps::open_fd(pid, fd).map_err(|source| Error::Io {
+        op: "open mapped file",
+        path: path.clone(),
+        source,
+    })?;
     let (hash, size) = cache.whole_file(writer, file, &path)?;
     Ok(Some(FileMapping {
         path: path.as_os_str().as_encoded_bytes().to_vec(),
@@ -34,14 +38,26 @@ pub fn record_mmap(
 }
 
 /// The mappings present at the exec stop, with the files behind them stored.
-pub fn initial_mappings(cache: &mut FileCache, writer: &mut TraceWriter, pid: Pid) -> Result<Vec<InitialMapping>> {
+pub fn initial_mappings(
+    cache: &mut FileCache,
+    writer: &mut TraceWriter,
+    pid: Pid,
+) -> Result<Vec<InitialMapping>> {
     let proc_maps = std::path::PathBuf::from(format!("/proc/{pid}/maps"));
-    let list = maps::read_maps(pid).map_err(|source| Error::Io { op: "read", path: proc_maps, source })?;
+    let list = maps::read_maps(pid).map_err(|source| Error::Io {
+        op: "read",
+        path: proc_maps,
+        source,
+    })?;
     let mut out = Vec::with_capacity(list.len());
     for m in list {
         let file = if m.is_file() {
             let path = std::path::PathBuf::from(&m.path);
-            let f = std::fs::File::open(&path).map_err(|source| Error::Io { op: "open mapped file", path: path.clone(), source })?;
+            let f = std::fs::File::open(&path).map_err(|source| Error::Io {
+                op: "open mapped file",
+                path: path.clone(),
+                source,
+            })?;
             Some(cache.whole_file(writer, f, &path)?.0)
         } else {
             None

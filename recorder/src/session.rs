@@ -50,7 +50,10 @@ impl Peek for Mem<'_> {
 impl Session {
     /// Wraps a tracee error with the current event index.
     pub(crate) fn t<T>(&self, r: tracee::Result<T>) -> Result<T> {
-        r.map_err(|source| Error::Tracee { event: self.writer.next_index(), source })
+        r.map_err(|source| Error::Tracee {
+            event: self.writer.next_index(),
+            source,
+        })
     }
 
     pub(crate) fn append(&mut self, e: Event) -> Result<u64> {
@@ -80,7 +83,10 @@ impl Session {
                 Flow::Exited(e) => {
                     let status = match e {
                         Exit::Exited(c) => ExitStatus::Exited(c),
-                        Exit::Signaled(s, core) => ExitStatus::Signaled { signo: s as i32, core },
+                        Exit::Signaled(s, core) => ExitStatus::Signaled {
+                            signo: s as i32,
+                            core,
+                        },
                     };
                     self.append(Event::Exit(status))?;
                     return Ok(status);
@@ -91,22 +97,36 @@ impl Session {
 
     fn on_stop(&mut self, s: Stopped, stop: Stop) -> Result<Flow> {
         match stop {
-            Stop::Seccomp { .. } => self.on_syscall(s),
+            Stop::Seccomp => self.on_syscall(s),
             Stop::Signal(sig) => self.on_signal(s, sig).map(Flow::Running),
             Stop::Exec => {
                 let rip = self.t(s.regs())?.rip();
-                self.abort(s, "execve of a new program".into(), "a second exec is not supported".into(), rip)
+                self.abort(
+                    s,
+                    "execve of a new program".into(),
+                    "a second exec is not supported".into(),
+                    rip,
+                )
             }
             Stop::NewTask => {
                 let rip = self.t(s.regs())?.rip();
-                self.abort(s, "a new thread or process".into(), "not supported".into(), rip)
+                self.abort(
+                    s,
+                    "a new thread or process".into(),
+                    "not supported".into(),
+                    rip,
+                )
             }
             Stop::Syscall => {
                 let pid = s.pid().as_raw();
                 let _ = s.kill();
                 Err(Error::Tracee {
                     event: self.writer.next_index(),
-                    source: tracee::Error::Unexpected { pid, op: "record", what: "syscall stop outside a syscall".into() },
+                    source: tracee::Error::Unexpected {
+                        pid,
+                        op: "record",
+                        what: "syscall stop outside a syscall".into(),
+                    },
                 })
             }
             Stop::OtherEvent(_) => self.t(s.resume(Resume::Cont(None))).map(Flow::Running),
@@ -114,7 +134,13 @@ impl Session {
     }
 
     /// Logs why recording stops, kills the tracee and returns the error.
-    pub(crate) fn abort(&mut self, s: Stopped, what: String, why: String, rip: u64) -> Result<Flow> {
+    pub(crate) fn abort(
+        &mut self,
+        s: Stopped,
+        what: String,
+        why: String,
+        rip: u64,
+    ) -> Result<Flow> {
         let event = self.writer.next_index();
         let err = Error::Unsupported {
             what,
@@ -124,7 +150,9 @@ impl Session {
             pid: self.pid.as_raw(),
             trace: self.writer.dir().to_path_buf(),
         };
-        self.append(Event::Aborted { reason: err.to_string() })?;
+        self.append(Event::Aborted {
+            reason: err.to_string(),
+        })?;
         let _ = s.kill();
         Err(err)
     }
@@ -134,7 +162,9 @@ impl Session {
         let regs = self.t(s.regs())?;
         let nr = regs.syscall_nr();
         let args = regs.syscall_args();
-        let name = trace::sysno::name(nr).map(str::to_owned).unwrap_or_else(|| format!("syscall_{nr}"));
+        let name = trace::sysno::name(nr)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("syscall_{nr}"));
         let path_arg = match syscalls::class(nr) {
             None => {
                 let event = self.writer.next_index();
@@ -146,7 +176,9 @@ impl Session {
                     pid: self.pid.as_raw(),
                     trace: self.writer.dir().to_path_buf(),
                 };
-                self.append(Event::Aborted { reason: err.to_string() })?;
+                self.append(Event::Aborted {
+                    reason: err.to_string(),
+                })?;
                 let _ = s.kill();
                 return Err(err);
             }
@@ -161,7 +193,11 @@ impl Session {
         if self.sig.has_held() {
             return self.place_before_syscall(s, regs);
         }
-        let path = path_arg.and_then(|i| (args[i] != 0).then(|| s.read_cstr(Addr::new(args[i]), 4096).ok()).flatten());
+        let path = path_arg.and_then(|i| {
+            (args[i] != 0)
+                .then(|| s.read_cstr(Addr::new(args[i]), 4096).ok())
+                .flatten()
+        });
         let ticks = self.read_ticks(&s)?;
         let mut event = SyscallEvent {
             nr,
@@ -191,7 +227,11 @@ impl Session {
                 let _ = s.kill();
                 return Err(Error::Tracee {
                     event: self.writer.next_index(),
-                    source: tracee::Error::Unexpected { pid, op: "waiting for syscall exit", what: format!("{other:?}") },
+                    source: tracee::Error::Unexpected {
+                        pid,
+                        op: "waiting for syscall exit",
+                        what: format!("{other:?}"),
+                    },
                 });
             }
         };
@@ -199,7 +239,14 @@ impl Session {
         event.ret = exit_regs.syscall_ret();
         let ranges = match syscalls::outputs(nr, args, event.ret, &Mem(&s)) {
             Ok(r) => r,
-            Err(why) => return self.abort(s, format!("{name} returning {}", event.ret), why.0, regs.rip()),
+            Err(why) => {
+                return self.abort(
+                    s,
+                    format!("{name} returning {}", event.ret),
+                    why.0,
+                    regs.rip(),
+                )
+            }
         };
         for (addr, len) in ranges {
             let mut buf = vec![0u8; len];
@@ -207,11 +254,20 @@ impl Session {
             buf.truncate(got);
             if !buf.is_empty() {
                 let data = files::data(&mut self.writer, buf)?;
-                event.writes.push(MemWrite { addr: RemoteAddr(addr), data });
+                event.writes.push(MemWrite {
+                    addr: RemoteAddr(addr),
+                    data,
+                });
             }
         }
         if nr == libc::SYS_mmap as u64 {
-            event.mapping = crate::mmaps::record_mmap(&mut self.files, &mut self.writer, self.pid, args, event.ret)?;
+            event.mapping = crate::mmaps::record_mmap(
+                &mut self.files,
+                &mut self.writer,
+                self.pid,
+                args,
+                event.ret,
+            )?;
         }
         let index = self.append(Event::Syscall(event))?;
         self.last_exit = Some((exit_regs, index));

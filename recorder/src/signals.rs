@@ -33,7 +33,7 @@ use crate::ticks::NEVER;
 
 /// How long a held signal waits for a preemption point or a syscall before the recorder
 /// stops the tracee to deliver it by registers.
-pub const HOLD_LIMIT: Duration = Duration::from_millis(10);
+pub const HOLD_LIMIT: Duration = Duration::from_millis(1);
 
 /// Signals waiting for placement and the bookkeeping around them.
 #[derive(Default)]
@@ -95,7 +95,11 @@ impl Session {
                 return self.on_cpuid(s, regs);
             }
         }
-        if sig == Signal::SIGSTOP && self.sig.stop_sent && info.code() == code::SI_TKILL && info.pid() == std::process::id() as i32 {
+        if sig == Signal::SIGSTOP
+            && self.sig.stop_sent
+            && info.code() == code::SI_TKILL
+            && info.pid() == std::process::id() as i32
+        {
             self.sig.stop_sent = false;
             if self.sig.has_held() {
                 return self.place_by_registers(s);
@@ -120,8 +124,12 @@ impl Session {
                 return self.t(s.resume(Resume::Cont(Some(sig))));
             }
         }
-        self.sig.held.push_back(info);
-        if self.sig.held.len() == 1 {
+        // A standard signal that is already held is pending, and the kernel keeps one
+        // instance of a pending standard signal: so does the recorder.
+        if !self.sig.held.iter().any(|h| h.signo() == info.signo()) {
+            self.sig.held.push_back(info);
+        }
+        if self.sig.held.len() == 1 && self.sig.since.is_none() {
             self.sig.since = Some(Instant::now());
             self.arm(&s)?;
         }
@@ -200,7 +208,11 @@ impl Session {
                 let _ = s.kill();
                 return Err(Error::Tracee {
                     event: self.writer.next_index(),
-                    source: tracee::Error::Unexpected { pid, op: "cancelling a syscall", what: format!("{other:?}") },
+                    source: tracee::Error::Unexpected {
+                        pid,
+                        op: "cancelling a syscall",
+                        what: format!("{other:?}"),
+                    },
                 });
             }
         };

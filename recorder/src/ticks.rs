@@ -61,7 +61,11 @@ pub fn find(path: &Path, data: &[u8]) -> Result<Option<TickSymbols>> {
     }
     let relocatable = file.kind() == object::ObjectKind::Dynamic;
     Ok(match (ticks, target) {
-        (Some(ticks), Some(target)) => Some(TickSymbols { ticks, target, relocatable }),
+        (Some(ticks), Some(target)) => Some(TickSymbols {
+            ticks,
+            target,
+            relocatable,
+        }),
         _ => None,
     })
 }

@@ -29,7 +29,12 @@ pub fn decode(bytes: &[u8]) -> Option<TscInsn> {
 
 impl Session {
     /// Emulates a trapped `rdtsc`/`rdtscp` and logs it.
-    pub(crate) fn on_rdtsc(&mut self, s: Stopped, mut regs: Regs, insn: TscInsn) -> Result<Running> {
+    pub(crate) fn on_rdtsc(
+        &mut self,
+        s: Stopped,
+        mut regs: Regs,
+        insn: TscInsn,
+    ) -> Result<Running> {
         let (value, aux, len) = match insn {
             TscInsn::Rdtsc => (tracee::cpu::rdtsc(), None, 2),
             TscInsn::Rdtscp => {
@@ -46,7 +51,12 @@ impl Session {
         }
         regs.0.rip += len;
         self.t(s.set_regs(&regs))?;
-        self.append(Event::Rdtsc(RdtscEvent { rip: RemoteAddr(rip), value, aux, ticks }))?;
+        self.append(Event::Rdtsc(RdtscEvent {
+            rip: RemoteAddr(rip),
+            value,
+            aux,
+            ticks,
+        }))?;
         self.t(s.resume(Resume::Cont(None)))
     }
 }

@@ -20,7 +20,9 @@ pub fn default_root() -> PathBuf {
 /// pick the same one).
 pub fn new_trace_dir(root: &Path, program: &Path) -> io::Result<PathBuf> {
     std::fs::create_dir_all(root)?;
-    let name = program.file_name().map_or_else(|| "trace".into(), |n| n.to_string_lossy().into_owned());
+    let name = program
+        .file_name()
+        .map_or_else(|| "trace".into(), |n| n.to_string_lossy().into_owned());
     for n in 0u32.. {
         let dir = root.join(format!("{name}-{n}"));
         match std::fs::create_dir(&dir) {
@@ -34,7 +36,9 @@ pub fn new_trace_dir(root: &Path, program: &Path) -> io::Result<PathBuf> {
 
 /// Points `root/latest` at `dir` (replaced atomically).
 pub fn update_latest(root: &Path, dir: &Path) -> io::Result<()> {
-    let target = dir.file_name().map_or_else(|| dir.to_path_buf(), PathBuf::from);
+    let target = dir
+        .file_name()
+        .map_or_else(|| dir.to_path_buf(), PathBuf::from);
     let tmp = root.join(format!(".latest-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(&target, &tmp)?;

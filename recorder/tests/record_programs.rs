@@ -11,7 +11,11 @@ fn date_records_clock_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let (rec, trace) = record(dir.path(), "date", &["+%s"]);
     assert_eq!(rec.exit, ExitStatus::Exited(0));
-    let printed: i64 = std::fs::read_to_string(dir.path().join("stdout")).unwrap().trim().parse().unwrap();
+    let printed: i64 = std::fs::read_to_string(dir.path().join("stdout"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let (r, evs) = events(&trace);
     assert_eq!(evs.last(), Some(&Event::Exit(ExitStatus::Exited(0))));
     // With the vDSO hidden, the time comes from a recorded syscall.
@@ -23,9 +27,15 @@ fn date_records_clock_and_exits_zero() {
         .filter(|c| c.args[0] == 0)
         .map(|c| i64::from_le_bytes(bytes(&r, &c.writes[0].data)[..8].try_into().unwrap()))
         .collect();
-    assert!(recorded_secs.contains(&printed), "date printed {printed}, trace has {recorded_secs:?}");
+    assert!(
+        recorded_secs.contains(&printed),
+        "date printed {printed}, trace has {recorded_secs:?}"
+    );
     assert!(r.header().vdso_hidden_at.is_some());
-    assert!(r.header().auxv.iter().all(|&(t, _)| t != 33), "AT_SYSINFO_EHDR still visible");
+    assert!(
+        r.header().auxv.iter().all(|&(t, _)| t != 33),
+        "AT_SYSINFO_EHDR still visible"
+    );
     assert!(r.header().at_random.is_some());
     assert_eq!(r.header().argv, vec![b"date".to_vec(), b"+%s".to_vec()]);
     // The binary's identity.
@@ -40,25 +50,44 @@ fn ls_records_directory_reads_and_file_mappings() {
     assert_eq!(rec.exit, ExitStatus::Exited(0));
     // Output passes through: the same entries as a native `ls -1 /` (sizes and times of
     // /tmp and /proc may change in between, names do not).
-    let native = std::process::Command::new("/bin/ls").args(["-1", "/"]).output().unwrap();
+    let native = std::process::Command::new("/bin/ls")
+        .args(["-1", "/"])
+        .output()
+        .unwrap();
     let recorded = std::fs::read_to_string(dir.path().join("stdout")).unwrap();
     let names: Vec<&str> = recorded
         .lines()
         .skip(1)
         .map(|l| l.split(" -> ").next().unwrap().rsplit(' ').next().unwrap())
         .collect();
-    assert_eq!(names, String::from_utf8(native.stdout).unwrap().lines().collect::<Vec<_>>());
+    assert_eq!(
+        names,
+        String::from_utf8(native.stdout)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>()
+    );
     let (r, evs) = events(&trace);
     let dents = syscalls(&evs, "getdents64");
-    assert!(dents.iter().any(|d| d.ret > 0 && !d.writes.is_empty()), "no directory read recorded");
+    assert!(
+        dents.iter().any(|d| d.ret > 0 && !d.writes.is_empty()),
+        "no directory read recorded"
+    );
     // Every file-backed mmap has the file's bytes in a blob.
-    let maps: Vec<_> = syscalls(&evs, "mmap").into_iter().filter_map(|m| m.mapping.as_ref()).collect();
+    let maps: Vec<_> = syscalls(&evs, "mmap")
+        .into_iter()
+        .filter_map(|m| m.mapping.as_ref())
+        .collect();
     assert!(maps.iter().any(|m| m.path.ends_with(b"libc.so.6")));
     for m in &maps {
         assert_eq!(r.blob(&m.file).unwrap().len() as u64, m.file_size);
     }
     // The loader's own mappings (binary, ld.so) are in the header.
-    assert!(r.header().initial_mappings.iter().any(|m| m.file.is_some() && m.path.ends_with(b"/ls")));
+    assert!(r
+        .header()
+        .initial_mappings
+        .iter()
+        .any(|m| m.file.is_some() && m.path.ends_with(b"/ls")));
     // Metadata of every entry: statx or the newfstatat/lstat family.
     let stats = syscalls(&evs, "statx").len() + syscalls(&evs, "newfstatat").len();
     assert!(stats >= 10, "only {stats} stat calls");
@@ -89,14 +118,25 @@ fn python_time_and_urandom_are_in_the_trace() {
             sec + nsec * 1e-9
         })
         .collect();
-    assert!(realtime.iter().any(|v| (v - t).abs() < 1e-6), "{t} not among {realtime:?}");
+    assert!(
+        realtime.iter().any(|v| (v - t).abs() < 1e-6),
+        "{t} not among {realtime:?}"
+    );
     // os.urandom is getrandom: its recorded bytes are the printed ones.
     let randoms: Vec<String> = syscalls(&evs, "getrandom")
         .into_iter()
         .filter(|g| g.ret == 8)
-        .map(|g| bytes(&r, &g.writes[0].data).iter().map(|b| format!("{b:02x}")).collect())
+        .map(|g| {
+            bytes(&r, &g.writes[0].data)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
         .collect();
-    assert!(randoms.iter().any(|h| h == rand), "{rand} not among {randoms:?}");
+    assert!(
+        randoms.iter().any(|h| h == rand),
+        "{rand} not among {randoms:?}"
+    );
 }
 
 #[test]
@@ -127,7 +167,10 @@ fn cat_file_contents_are_stored_as_a_deduplicated_blob() {
         .filter(|s| s.ret > 0)
         .flat_map(|s| s.writes.iter().map(|w| bytes(&r, &w.data)))
         .collect();
-    assert!(reads.iter().any(|b| b == content.as_bytes()), "file contents not recorded");
+    assert!(
+        reads.iter().any(|b| b == content.as_bytes()),
+        "file contents not recorded"
+    );
     let blob = syscalls(&evs, "read")
         .into_iter()
         .flat_map(|s| s.writes.iter())
@@ -166,7 +209,10 @@ fn rdtsc_is_trapped_and_cpuid_answers_are_recorded() {
     let (rec, trace) = record(dir.path(), &exe, &[out.to_str().unwrap()]);
     assert_eq!(rec.exit, ExitStatus::Exited(0));
     let printed = std::fs::read_to_string(&out).unwrap();
-    let v: Vec<u64> = printed.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    let v: Vec<u64> = printed
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
     let (r, evs) = events(&trace);
     assert!(r.header().tsc_trapped);
     let tscs: Vec<u64> = evs
@@ -176,7 +222,10 @@ fn rdtsc_is_trapped_and_cpuid_answers_are_recorded() {
             _ => None,
         })
         .collect();
-    assert!(tscs.contains(&v[0]) && tscs.contains(&v[1]), "printed {v:?}, recorded {tscs:?}");
+    assert!(
+        tscs.contains(&v[0]) && tscs.contains(&v[1]),
+        "printed {v:?}, recorded {tscs:?}"
+    );
     // CPUID: trapped and logged where the host supports faulting, else the header holds
     // the host's answers, which must be what the program saw.
     let leaf = |l: u32| -> [u32; 4] {
@@ -188,7 +237,13 @@ fn rdtsc_is_trapped_and_cpuid_answers_are_recorded() {
                 })
                 .expect("cpuid event")
         } else {
-            r.header().cpuid.records.iter().find(|c| c.leaf == l && c.subleaf == 0).unwrap().answer
+            r.header()
+                .cpuid
+                .records
+                .iter()
+                .find(|c| c.leaf == l && c.subleaf == 0)
+                .unwrap()
+                .answer
         }
     };
     assert_eq!(u64::from(leaf(0)[0]), v[2]);
@@ -234,7 +289,11 @@ fn sigalrm_in_a_busy_loop_and_in_pause_is_placed() {
     let out = dir.path().join("out.txt");
     let (rec, trace) = record(dir.path(), &exe, &[out.to_str().unwrap()]);
     assert_eq!(rec.exit, ExitStatus::Exited(0));
-    let n: usize = std::fs::read_to_string(&out).unwrap().trim().parse().unwrap();
+    let n: usize = std::fs::read_to_string(&out)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let (_, evs) = events(&trace);
     let signals: Vec<(usize, &trace::SignalEvent)> = evs
         .iter()
@@ -245,10 +304,17 @@ fn sigalrm_in_a_busy_loop_and_in_pause_is_placed() {
         })
         .collect();
     // Every handler run is a recorded delivery.
-    assert_eq!(signals.len(), n, "handler ran {n} times, {} signals recorded", signals.len());
+    assert_eq!(
+        signals.len(),
+        n,
+        "handler ran {n} times, {} signals recorded",
+        signals.len()
+    );
     assert!(signals.iter().all(|(_, s)| s.signo == libc::SIGALRM));
     // The busy loop's signals were placed by registers (no syscall, no tick ABI)…
-    assert!(signals.iter().any(|(_, s)| s.placement == Placement::Registers));
+    assert!(signals
+        .iter()
+        .any(|(_, s)| s.placement == Placement::Registers));
     // …and those that interrupted pause() at its exit, after the pause event itself.
     let pause = trace::sysno::number("pause").unwrap();
     let at_exit: Vec<_> = signals
@@ -262,7 +328,9 @@ fn sigalrm_in_a_busy_loop_and_in_pause_is_placed() {
     for (i, event) in at_exit {
         assert_eq!(event as usize, i - 1);
         match &evs[i - 1] {
-            Event::Syscall(s) if s.nr == pause => assert_eq!(s.ret, -514, "pause ends with ERESTARTNOHAND"),
+            Event::Syscall(s) if s.nr == pause => {
+                assert_eq!(s.ret, -514, "pause ends with ERESTARTNOHAND")
+            }
             Event::Syscall(_) => {}
             other => panic!("signal after {other:?}"),
         }
@@ -270,7 +338,10 @@ fn sigalrm_in_a_busy_loop_and_in_pause_is_placed() {
     // Each event's siginfo is the real one: SI_KERNEL from the timer, not ours.
     for (_, s) in &signals {
         assert_eq!(s.siginfo.len(), 128);
-        assert_eq!(i32::from_le_bytes(s.siginfo[0..4].try_into().unwrap()), libc::SIGALRM);
+        assert_eq!(
+            i32::from_le_bytes(s.siginfo[0..4].try_into().unwrap()),
+            libc::SIGALRM
+        );
     }
 }
 
@@ -286,7 +357,10 @@ fn unknown_syscall_stops_the_recording_with_its_name() {
     opts.out_dir = Some(dir.path().join("trace"));
     let err = recorder::record(&opts).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("sysfs") && msg.contains("(139)") && msg.contains("rip 0x"), "{msg}");
+    assert!(
+        msg.contains("sysfs") && msg.contains("(139)") && msg.contains("rip 0x"),
+        "{msg}"
+    );
     let (_, evs) = events(&dir.path().join("trace"));
     assert!(matches!(evs.last(), Some(Event::Aborted { reason }) if reason.contains("sysfs")));
 }
@@ -294,9 +368,16 @@ fn unknown_syscall_stops_the_recording_with_its_name() {
 #[test]
 fn fork_is_refused_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = cc(dir.path(), "forker", "#include <unistd.h>\nint main(void){ fork(); return 0; }\n");
+    let exe = cc(
+        dir.path(),
+        "forker",
+        "#include <unistd.h>\nint main(void){ fork(); return 0; }\n",
+    );
     let mut opts = recorder::RecordOptions::new(&exe, Vec::<String>::new());
     opts.out_dir = Some(dir.path().join("trace"));
     let msg = recorder::record(&opts).unwrap_err().to_string();
-    assert!(msg.contains("clone") && msg.contains("not supported"), "{msg}");
+    assert!(
+        msg.contains("clone") && msg.contains("not supported"),
+        "{msg}"
+    );
 }

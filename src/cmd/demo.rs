@@ -34,8 +34,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
         None => std::env::temp_dir().join(format!("rewind-demo-{}", std::process::id())),
     };
     let root = dir.join("root");
-    std::fs::create_dir_all(root.join("etc")).with_context(|| format!("creating {}", root.display()))?;
-    std::fs::write(root.join("etc/motd"), "Welcome to umk, recorded by Rewind.\n")?;
+    std::fs::create_dir_all(root.join("etc"))
+        .with_context(|| format!("creating {}", root.display()))?;
+    std::fs::write(
+        root.join("etc/motd"),
+        "Welcome to umk, recorded by Rewind.\n",
+    )?;
     let image = dir.join("disk.img");
     let _ = std::fs::remove_file(&image);
     let status = Command::new("mke2fs")
@@ -60,10 +64,25 @@ pub fn run(args: DemoArgs) -> Result<()> {
     if !status.success() {
         bail!("umk ended with {status}");
     }
-    let fsck = Command::new("e2fsck").arg("-fn").arg(&image).output().context("running e2fsck")?;
-    println!("e2fsck -fn {}: {}", image.display(), if fsck.status.success() { "clean" } else { "PROBLEMS" });
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&image)
+        .output()
+        .context("running e2fsck")?;
+    println!(
+        "e2fsck -fn {}: {}",
+        image.display(),
+        if fsck.status.success() {
+            "clean"
+        } else {
+            "PROBLEMS"
+        }
+    );
     if !fsck.status.success() {
-        bail!("e2fsck found problems:\n{}", String::from_utf8_lossy(&fsck.stdout));
+        bail!(
+            "e2fsck found problems:\n{}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
     }
     println!("demo files are in {}", dir.display());
     Ok(())

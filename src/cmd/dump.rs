@@ -21,25 +21,58 @@ pub struct DumpArgs {
 fn print_header(out: &mut impl Write, r: &TraceReader) -> std::io::Result<()> {
     let h = r.header();
     let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    writeln!(out, "# format {} by rewind {}", h.format_version, h.recorder_version)?;
+    writeln!(
+        out,
+        "# format {} by rewind {}",
+        h.format_version, h.recorder_version
+    )?;
     writeln!(out, "# program {}", s(&h.program))?;
-    writeln!(out, "# argv {:?}", h.argv.iter().map(|a| s(a)).collect::<Vec<_>>())?;
-    writeln!(out, "# binary {} sha256 {} size {}", s(&h.binary.path), h.binary.sha256, h.binary.size)?;
+    writeln!(
+        out,
+        "# argv {:?}",
+        h.argv.iter().map(|a| s(a)).collect::<Vec<_>>()
+    )?;
+    writeln!(
+        out,
+        "# binary {} sha256 {} size {}",
+        s(&h.binary.path),
+        h.binary.sha256,
+        h.binary.size
+    )?;
     if let Some(id) = &h.binary.build_id {
-        writeln!(out, "# build-id {}", id.iter().map(|b| format!("{b:02x}")).collect::<String>())?;
+        writeln!(
+            out,
+            "# build-id {}",
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )?;
     }
-    writeln!(out, "# env {} variables, auxv {} entries, {} initial mappings", h.env.len(), h.auxv.len(), h.initial_mappings.len())?;
+    writeln!(
+        out,
+        "# env {} variables, auxv {} entries, {} initial mappings",
+        h.env.len(),
+        h.auxv.len(),
+        h.initial_mappings.len()
+    )?;
     writeln!(
         out,
         "# cpuid {} ({} records), tsc {}, tick ABI {}",
-        if h.cpuid.faulting { "trapped" } else { "native (no faulting)" },
+        if h.cpuid.faulting {
+            "trapped"
+        } else {
+            "native (no faulting)"
+        },
         h.cpuid.records.len(),
         if h.tsc_trapped { "trapped" } else { "native" },
-        h.tick_abi.map_or("absent".into(), |t| format!("REWIND_TICKS at {}", t.ticks))
+        h.tick_abi
+            .map_or("absent".into(), |t| format!("REWIND_TICKS at {}", t.ticks))
     )
 }
 
-fn dump_events(out: &mut impl Write, r: &TraceReader, json: bool) -> anyhow::Result<(u64, Option<u64>)> {
+fn dump_events(
+    out: &mut impl Write,
+    r: &TraceReader,
+    json: bool,
+) -> anyhow::Result<(u64, Option<u64>)> {
     let mut events = r.events()?;
     let mut n = 0u64;
     for item in events.by_ref() {
@@ -72,7 +105,10 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
     let (n, partial) = match result {
         Ok(r) => r,
         // `rewind dump | head` is fine.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
             return Ok(())
         }
         Err(e) => return Err(e),

@@ -1,6 +1,6 @@
 //! One module per `rewind` subcommand.
 
 pub mod demo;
-pub mod umk;
 pub mod dump;
 pub mod record;
+pub mod umk;

@@ -20,7 +20,12 @@ pub struct RecordArgs {
     #[arg(short, long)]
     pub verbose: bool,
     /// The program and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM ARGS")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM ARGS"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -39,7 +44,11 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
             rec.stats.events,
             rec.stats.total_bytes(),
             rec.elapsed.as_secs_f64(),
-            if rec.cpuid_faulting { "" } else { " (no CPUID faulting on this host: cpuid ran natively)" }
+            if rec.cpuid_faulting {
+                ""
+            } else {
+                " (no CPUID faulting on this host: cpuid ran natively)"
+            }
         );
     }
     std::process::exit(rec.exit.code());

@@ -25,7 +25,8 @@ pub fn locate() -> Result<PathBuf> {
         let release = dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace).args(["build", "--quiet", "-p", "umk", "--bin", "umk"]);
+        cmd.current_dir(workspace)
+            .args(["build", "--quiet", "-p", "umk", "--bin", "umk"]);
         if release {
             cmd.arg("--release");
         }

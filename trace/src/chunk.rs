@@ -69,7 +69,8 @@ pub fn parse_frame(bytes: &[u8; FRAME_LEN]) -> Result<Frame, String> {
     if bytes[..4] != CHUNK_MAGIC {
         return Err(format!("bad chunk magic {:02x?}", &bytes[..4]));
     }
-    let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    let u32_at =
+        |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
     let mut first = [0u8; 8];
     first.copy_from_slice(&bytes[16..24]);
     let frame = Frame {
@@ -92,15 +93,26 @@ pub fn parse_frame(bytes: &[u8; FRAME_LEN]) -> Result<Frame, String> {
 }
 
 /// Checks the checksum and decodes the events of one chunk.
-pub fn decode(frame_bytes: &[u8; FRAME_LEN], frame: &Frame, payload: &[u8]) -> Result<Vec<Event>, String> {
+pub fn decode(
+    frame_bytes: &[u8; FRAME_LEN],
+    frame: &Frame,
+    payload: &[u8],
+) -> Result<Vec<Event>, String> {
     let crc = crc_of(&frame_bytes[..24], payload);
     if crc != frame.crc {
-        return Err(format!("checksum mismatch (stored {:#010x}, computed {crc:#010x})", frame.crc));
+        return Err(format!(
+            "checksum mismatch (stored {:#010x}, computed {crc:#010x})",
+            frame.crc
+        ));
     }
     let raw = zstd::bulk::decompress(payload, frame.raw_len as usize)
         .map_err(|e| format!("zstd payload does not decompress: {e}"))?;
     if raw.len() != frame.raw_len as usize {
-        return Err(format!("payload decompresses to {} bytes, frame says {}", raw.len(), frame.raw_len));
+        return Err(format!(
+            "payload decompresses to {} bytes, frame says {}",
+            raw.len(),
+            frame.raw_len
+        ));
     }
     let mut events = Vec::with_capacity(frame.count.min(1 << 16) as usize);
     let mut at = 0usize;
@@ -112,7 +124,11 @@ pub fn decode(frame_bytes: &[u8; FRAME_LEN], frame: &Frame, payload: &[u8]) -> R
         at += used;
     }
     if at != raw.len() {
-        return Err(format!("{} stray bytes after the chunk's {} events", raw.len() - at, frame.count));
+        return Err(format!(
+            "{} stray bytes after the chunk's {} events",
+            raw.len() - at,
+            frame.count
+        ));
     }
     Ok(events)
 }

@@ -21,7 +21,9 @@ enum Arg {
 fn signature(name: &str) -> &'static [Arg] {
     use Arg::*;
     match name {
-        "read" | "write" | "pread64" | "pwrite64" | "readv" | "writev" | "getdents64" => &[Fd, Hex, Int],
+        "read" | "write" | "pread64" | "pwrite64" | "readv" | "writev" | "getdents64" => {
+            &[Fd, Hex, Int]
+        }
         "close" | "fsync" | "fdatasync" | "dup" => &[Fd],
         "dup2" | "dup3" => &[Fd, Fd],
         "fstat" | "fstatfs" => &[Fd, Hex],
@@ -68,7 +70,9 @@ fn show_path(p: Option<&[u8]>) -> String {
 
 /// `name(args…)` with arguments decoded as far as the table knows them.
 pub fn syscall_call(s: &SyscallEvent) -> String {
-    let name = sysno::name(s.nr).map(str::to_owned).unwrap_or_else(|| format!("syscall_{}", s.nr));
+    let name = sysno::name(s.nr)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("syscall_{}", s.nr));
     let args: Vec<String> = signature(&name)
         .iter()
         .zip(s.args)
@@ -79,7 +83,9 @@ pub fn syscall_call(s: &SyscallEvent) -> String {
             Arg::DirFd => (v as i32).to_string(),
             Arg::Hex => format!("{v:#x}"),
             Arg::Path => show_path(s.path.as_deref()),
-            Arg::Sig => signal_name(v as i32).map(str::to_owned).unwrap_or_else(|| v.to_string()),
+            Arg::Sig => signal_name(v as i32)
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string()),
         })
         .collect();
     format!("{name}({})", args.join(", "))
@@ -87,18 +93,36 @@ pub fn syscall_call(s: &SyscallEvent) -> String {
 
 /// The result as strace shows it: `3`, `0x7ffff7dd0000`, `-1 ENOENT`.
 pub fn syscall_result(s: &SyscallEvent) -> String {
+    if matches!(sysno::name(s.nr), Some("exit" | "exit_group")) {
+        return "?".into();
+    }
+    if let Some(name) = restart_name(s.ret) {
+        return format!("? {name} (interrupted)");
+    }
     if let Some(e) = s.errno() {
         return format!("-1 {}", errno_name(e).unwrap_or("E?"));
     }
     match s.ret {
-        -516..=-512 => format!("? ERESTART ({})", s.ret),
         r if r > 0xffff => format!("{r:#x}"),
         r => r.to_string(),
     }
 }
 
+/// The kernel's restart codes, seen at the exit of a call a signal interrupted.
+fn restart_name(ret: i64) -> Option<&'static str> {
+    Some(match ret {
+        -512 => "ERESTARTSYS",
+        -513 => "ERESTARTNOINTR",
+        -514 => "ERESTARTNOHAND",
+        -516 => "ERESTART_RESTARTBLOCK",
+        _ => return None,
+    })
+}
+
 fn sig(s: i32) -> String {
-    signal_name(s).map(str::to_owned).unwrap_or_else(|| format!("signal {s}"))
+    signal_name(s)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("signal {s}"))
 }
 
 fn placement(p: &Placement) -> String {
@@ -122,8 +146,15 @@ pub fn line(index: u64, event: &Event) -> String {
             );
             let written: u64 = s.writes.iter().map(|w| w.data.len()).sum();
             if !s.writes.is_empty() {
-                let blobs = s.writes.iter().filter(|w| matches!(w.data, Data::Blob { .. })).count();
-                out.push_str(&format!("  [wrote {written} B in {} range(s)", s.writes.len()));
+                let blobs = s
+                    .writes
+                    .iter()
+                    .filter(|w| matches!(w.data, Data::Blob { .. }))
+                    .count();
+                out.push_str(&format!(
+                    "  [wrote {written} B in {} range(s)",
+                    s.writes.len()
+                ));
                 if blobs > 0 {
                     out.push_str(&format!(", {blobs} blob"));
                 }
@@ -223,7 +254,10 @@ pub fn json(index: u64, event: &Event) -> JsonEvent {
             j.name = sysno::name(s.nr).map(str::to_owned);
             j.number = Some(s.nr);
             j.args = Some(s.args);
-            j.path = s.path.as_ref().map(|p| String::from_utf8_lossy(p).into_owned());
+            j.path = s
+                .path
+                .as_ref()
+                .map(|p| String::from_utf8_lossy(p).into_owned());
             j.result = Some(s.ret);
             j.errno = s.errno().and_then(errno_name);
             j.writes = s.writes.iter().map(|w| (w.addr.0, w.data.len())).collect();

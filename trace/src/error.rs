@@ -92,7 +92,10 @@ pub enum Error {
 /// Result with the trace [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
-pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+pub(crate) fn io(
+    op: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |source| Error::Io { op, path, source }
 }

@@ -2,12 +2,16 @@
 
 /// Name of errno `e` (`ENOENT`), if it has one.
 pub fn errno_name(e: i32) -> Option<&'static str> {
-    usize::try_from(e).ok().and_then(|i| ERRNOS.get(i).copied().flatten())
+    usize::try_from(e)
+        .ok()
+        .and_then(|i| ERRNOS.get(i).copied().flatten())
 }
 
 /// Name of signal `s` (`SIGALRM`), if it is a standard one.
 pub fn signal_name(s: i32) -> Option<&'static str> {
-    usize::try_from(s).ok().and_then(|i| SIGNALS.get(i).copied().flatten())
+    usize::try_from(s)
+        .ok()
+        .and_then(|i| SIGNALS.get(i).copied().flatten())
 }
 
 static ERRNOS: [Option<&str>; 134] = [

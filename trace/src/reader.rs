@@ -12,8 +12,8 @@ use crate::error::{io, Error, Result};
 use crate::event::Event;
 use crate::header::Header;
 use crate::version::{
-    bincode_config, BLOBS_DIR, EVENTS_FILE, FORMAT_VERSION, HEADER_FILE, HEADER_MAGIC, INCOMPLETE_FILE,
-    VERSION_FILE,
+    bincode_config, BLOBS_DIR, EVENTS_FILE, FORMAT_VERSION, HEADER_FILE, HEADER_MAGIC,
+    INCOMPLETE_FILE, VERSION_FILE,
 };
 
 /// An opened trace.
@@ -32,7 +32,10 @@ fn parse_version(path: &Path) -> Result<u32> {
     let v: u32 = s.parse().map_err(|_| Error::Corrupt {
         path: path.to_path_buf(),
         offset: 0,
-        what: format!("version marker is not a number: {:?}", String::from_utf8_lossy(&text)),
+        what: format!(
+            "version marker is not a number: {:?}",
+            String::from_utf8_lossy(&text)
+        ),
     })?;
     check_version(path, v)?;
     Ok(v)
@@ -40,19 +43,37 @@ fn parse_version(path: &Path) -> Result<u32> {
 
 fn check_version(path: &Path, v: u32) -> Result<()> {
     if v > FORMAT_VERSION {
-        return Err(Error::FutureVersion { path: path.to_path_buf(), found: v, supported: FORMAT_VERSION });
+        return Err(Error::FutureVersion {
+            path: path.to_path_buf(),
+            found: v,
+            supported: FORMAT_VERSION,
+        });
     }
     if v == 0 {
-        return Err(Error::Corrupt { path: path.to_path_buf(), offset: 0, what: "format version 0".into() });
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            what: "format version 0".into(),
+        });
     }
     Ok(())
 }
 
 fn read_header(path: &Path) -> Result<Header> {
     let bytes = fs::read(path).map_err(io("read", path))?;
-    let corrupt = |offset: u64, what: String| Error::Corrupt { path: path.to_path_buf(), offset, what };
+    let corrupt = |offset: u64, what: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        what,
+    };
     if bytes.len() < 16 {
-        return Err(corrupt(0, format!("header file is {} bytes, shorter than its 16-byte frame", bytes.len())));
+        return Err(corrupt(
+            0,
+            format!(
+                "header file is {} bytes, shorter than its 16-byte frame",
+                bytes.len()
+            ),
+        ));
     }
     if bytes[..4] != HEADER_MAGIC {
         return Err(corrupt(0, format!("bad header magic {:02x?}", &bytes[..4])));
@@ -61,12 +82,24 @@ fn read_header(path: &Path) -> Result<Header> {
     check_version(path, word(4))?;
     let len = word(8) as usize;
     if bytes.len() - 16 != len {
-        return Err(corrupt(8, format!("header body is {} bytes, frame says {len}", bytes.len() - 16)));
+        return Err(corrupt(
+            8,
+            format!(
+                "header body is {} bytes, frame says {len}",
+                bytes.len() - 16
+            ),
+        ));
     }
     let body = &bytes[16..];
     let crc = crc32fast::hash(body);
     if crc != word(12) {
-        return Err(corrupt(12, format!("header checksum mismatch (stored {:#010x}, computed {crc:#010x})", word(12))));
+        return Err(corrupt(
+            12,
+            format!(
+                "header checksum mismatch (stored {:#010x}, computed {crc:#010x})",
+                word(12)
+            ),
+        ));
     }
     let (header, _): (Header, usize) = bincode::serde::decode_from_slice(body, bincode_config())
         .map_err(|e| corrupt(16, format!("header does not decode: {e}")))?;
@@ -94,7 +127,13 @@ impl TraceReader {
             });
         }
         let header = read_header(&header_path)?;
-        Ok(TraceReader { blobs: BlobStore::new(dir.join(BLOBS_DIR)), dir, complete, version, header })
+        Ok(TraceReader {
+            blobs: BlobStore::new(dir.join(BLOBS_DIR)),
+            dir,
+            complete,
+            version,
+            header,
+        })
     }
 
     /// The trace directory.
@@ -180,7 +219,11 @@ impl EventIter {
     fn partial(&mut self, what: String) -> Option<Result<(u64, Event)>> {
         self.finished = true;
         if self.complete {
-            Some(Err(Error::Truncated { path: self.path.clone(), offset: self.offset, what }))
+            Some(Err(Error::Truncated {
+                path: self.path.clone(),
+                offset: self.offset,
+                what,
+            }))
         } else {
             self.partial_tail = Some(self.offset);
             None
@@ -189,7 +232,11 @@ impl EventIter {
 
     fn corrupt(&mut self, what: String) -> Option<Result<(u64, Event)>> {
         self.finished = true;
-        Some(Err(Error::Corrupt { path: self.path.clone(), offset: self.offset, what }))
+        Some(Err(Error::Corrupt {
+            path: self.path.clone(),
+            offset: self.offset,
+            what,
+        }))
     }
 
     fn next_chunk(&mut self) -> Option<Result<(u64, Event)>> {
@@ -198,7 +245,11 @@ impl EventIter {
             Ok(n) => n,
             Err(e) => {
                 self.finished = true;
-                return Some(Err(Error::Io { op: "read", path: self.path.clone(), source: e }));
+                return Some(Err(Error::Io {
+                    op: "read",
+                    path: self.path.clone(),
+                    source: e,
+                }));
             }
         };
         if got == 0 {
@@ -223,11 +274,18 @@ impl EventIter {
             Ok(n) => n,
             Err(e) => {
                 self.finished = true;
-                return Some(Err(Error::Io { op: "read", path: self.path.clone(), source: e }));
+                return Some(Err(Error::Io {
+                    op: "read",
+                    path: self.path.clone(),
+                    source: e,
+                }));
             }
         };
         if got < payload.len() {
-            return self.partial(format!("chunk payload has {got} of {} bytes", payload.len()));
+            return self.partial(format!(
+                "chunk payload has {got} of {} bytes",
+                payload.len()
+            ));
         }
         let events = match chunk::decode(&frame_bytes, &frame, &payload) {
             Ok(e) => e,

@@ -3,12 +3,17 @@
 
 /// Name of x86_64 syscall `nr`, if the kernel defines one.
 pub fn name(nr: u64) -> Option<&'static str> {
-    usize::try_from(nr).ok().and_then(|i| NAMES.get(i).copied().flatten())
+    usize::try_from(nr)
+        .ok()
+        .and_then(|i| NAMES.get(i).copied().flatten())
 }
 
 /// Number of the x86_64 syscall called `name`.
 pub fn number(name: &str) -> Option<u64> {
-    NAMES.iter().position(|n| *n == Some(name)).map(|i| i as u64)
+    NAMES
+        .iter()
+        .position(|n| *n == Some(name))
+        .map(|i| i as u64)
 }
 
 static NAMES: [Option<&str>; 451] = [

@@ -13,8 +13,8 @@ use crate::error::{io, Error, Result};
 use crate::event::Event;
 use crate::header::Header;
 use crate::version::{
-    bincode_config, BLOBS_DIR, EVENTS_FILE, FORMAT_VERSION, HEADER_FILE, HEADER_MAGIC, INCOMPLETE_FILE,
-    VERSION_FILE,
+    bincode_config, BLOBS_DIR, EVENTS_FILE, FORMAT_VERSION, HEADER_FILE, HEADER_MAGIC,
+    INCOMPLETE_FILE, VERSION_FILE,
 };
 
 /// A chunk is cut when it holds this many uncompressed bytes…
@@ -71,7 +71,10 @@ impl TraceWriter {
                 return Err(Error::Io {
                     op: "create trace in",
                     path: dir,
-                    source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "directory is not empty"),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "directory is not empty",
+                    ),
                 });
             }
         }
@@ -109,9 +112,14 @@ impl TraceWriter {
         if self.header_written {
             return Err(Error::Usage("header written twice"));
         }
-        let body = bincode::serde::encode_to_vec(header, bincode_config())
-            .map_err(|source| Error::Encode { what: "header", source })?;
-        let len = u32::try_from(body.len()).map_err(|_| Error::Usage("header larger than 4 GiB"))?;
+        let body = bincode::serde::encode_to_vec(header, bincode_config()).map_err(|source| {
+            Error::Encode {
+                what: "header",
+                source,
+            }
+        })?;
+        let len =
+            u32::try_from(body.len()).map_err(|_| Error::Usage("header larger than 4 GiB"))?;
         let mut out = Vec::with_capacity(body.len() + 16);
         out.extend_from_slice(&HEADER_MAGIC);
         out.extend_from_slice(&header.format_version.to_le_bytes());
@@ -132,8 +140,12 @@ impl TraceWriter {
         if !self.header_written {
             return Err(Error::Usage("event appended before the header"));
         }
-        bincode::serde::encode_into_std_write(event, &mut self.raw, bincode_config())
-            .map_err(|source| Error::Encode { what: "event", source })?;
+        bincode::serde::encode_into_std_write(event, &mut self.raw, bincode_config()).map_err(
+            |source| Error::Encode {
+                what: "event",
+                source,
+            },
+        )?;
         if self.raw_count == 0 {
             self.first_pending = self.next_index;
             self.oldest_pending = Some(Instant::now());
@@ -142,7 +154,9 @@ impl TraceWriter {
         let index = self.next_index;
         self.next_index += 1;
         self.stats.events += 1;
-        let old = self.oldest_pending.is_some_and(|t| t.elapsed() >= CHUNK_AGE);
+        let old = self
+            .oldest_pending
+            .is_some_and(|t| t.elapsed() >= CHUNK_AGE);
         if self.raw.len() >= CHUNK_BYTES || self.raw_count >= CHUNK_EVENTS || old {
             self.flush_chunk()?;
         }
@@ -161,7 +175,9 @@ impl TraceWriter {
         }
         let bytes = chunk::encode(&self.raw, self.raw_count, self.first_pending)
             .map_err(io("compress chunk for", &self.events_path))?;
-        self.events.write_all(&bytes).map_err(io("append chunk to", &self.events_path))?;
+        self.events
+            .write_all(&bytes)
+            .map_err(io("append chunk to", &self.events_path))?;
         self.stats.chunks += 1;
         self.stats.event_bytes += bytes.len() as u64;
         self.raw.clear();
@@ -185,7 +201,9 @@ impl TraceWriter {
     /// Flushes, syncs and marks the trace complete.
     pub fn finish(mut self) -> Result<TraceStats> {
         self.flush_chunk()?;
-        self.events.sync_all().map_err(io("sync", &self.events_path))?;
+        self.events
+            .sync_all()
+            .map_err(io("sync", &self.events_path))?;
         let from = self.dir.join(INCOMPLETE_FILE);
         let to = self.dir.join(VERSION_FILE);
         fs::rename(&from, &to).map_err(io("rename incomplete to", &to))?;

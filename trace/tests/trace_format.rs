@@ -13,13 +13,21 @@ fn header() -> Header {
         argv: vec![b"true".to_vec()],
         env: vec![b"A=1".to_vec()],
         cwd: b"/".to_vec(),
-        binary: BinaryId { path: b"/bin/true".to_vec(), build_id: None, sha256: BlobHash::of(b"x"), size: 1 },
+        binary: BinaryId {
+            path: b"/bin/true".to_vec(),
+            build_id: None,
+            sha256: BlobHash::of(b"x"),
+            size: 1,
+        },
         auxv: vec![(6, 4096)],
         vdso_hidden_at: None,
         at_random: Some((RemoteAddr(0x7fff_0000), [7; 16])),
         initial_regs: Gprs::default(),
         initial_mappings: vec![],
-        cpuid: CpuidInfo { faulting: false, records: vec![] },
+        cpuid: CpuidInfo {
+            faulting: false,
+            records: vec![],
+        },
         tick_abi: None,
         seccomp_filter: vec![1, 2, 3],
         tsc_trapped: true,
@@ -36,7 +44,10 @@ fn event(i: u64) -> Event {
         ticks: i,
         rip: RemoteAddr(0x401000 + i),
         path: None,
-        writes: vec![MemWrite { addr: RemoteAddr(0x1000), data: Data::Inline(vec![i as u8; (i % 64) as usize]) }],
+        writes: vec![MemWrite {
+            addr: RemoteAddr(0x1000),
+            data: Data::Inline(vec![i as u8; (i % 64) as usize]),
+        }],
         mapping: None,
     })
 }
@@ -110,7 +121,7 @@ fn partial_last_chunk_of_an_incomplete_trace_is_reported_not_fatal() {
     let r = TraceReader::open(d.path()).unwrap();
     assert!(!r.is_complete());
     let mut it = r.events().unwrap();
-    let n = it.by_ref().map(|e| e.unwrap()).count();
+    let n = it.by_ref().inspect(|e| assert!(e.is_ok())).count();
     assert_eq!(n, 100);
     assert_eq!(it.partial_tail(), Some(whole));
 }
@@ -127,7 +138,10 @@ fn flipped_byte_is_corruption_with_offset() {
     std::fs::write(&events, bytes).unwrap();
     let err = read_all(d.path()).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::Corrupt { offset, .. } if offset == second as u64), "{msg}");
+    assert!(
+        matches!(err, Error::Corrupt { offset, .. } if offset == second as u64),
+        "{msg}"
+    );
     assert!(msg.contains("events") && msg.contains("checksum"), "{msg}");
 }
 
@@ -137,7 +151,12 @@ fn truncated_complete_trace_is_refused() {
     write_trace(d.path(), 1000, true);
     let events = d.path().join("events");
     let len = std::fs::metadata(&events).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&events).unwrap().set_len(len - 7).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&events)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
     let msg = read_all(d.path()).unwrap_err().to_string();
     assert!(msg.contains("truncated at byte offset 0"), "{msg}");
 }
@@ -148,7 +167,10 @@ fn future_version_is_refused() {
     write_trace(d.path(), 3, true);
     std::fs::write(d.path().join("version"), "99\n").unwrap();
     let err = TraceReader::open(d.path()).unwrap_err();
-    assert!(matches!(err, Error::FutureVersion { found: 99, .. }), "{err}");
+    assert!(
+        matches!(err, Error::FutureVersion { found: 99, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("newer"));
 }
 
@@ -181,6 +203,9 @@ fn garbage_in_every_position_never_panics() {
         let mut b = orig.clone();
         b[pos] = b[pos].wrapping_add(0x55);
         std::fs::write(&events, &b).unwrap();
-        assert!(read_all(d.path()).is_err(), "damage at {pos} went unnoticed");
+        assert!(
+            read_all(d.path()).is_err(),
+            "damage at {pos} went unnoticed"
+        );
     }
 }

@@ -14,7 +14,10 @@ pub struct Addr<T = u8> {
 impl<T> Addr<T> {
     /// The address `raw`.
     pub const fn new(raw: u64) -> Self {
-        Addr { raw, _t: PhantomData }
+        Addr {
+            raw,
+            _t: PhantomData,
+        }
     }
 
     /// The numeric value.

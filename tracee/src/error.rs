@@ -67,9 +67,16 @@ impl Error {
     pub(crate) fn os(op: &'static str, pid: nix::unistd::Pid) -> impl FnOnce(Errno) -> Error {
         move |e| {
             if e == Errno::ESRCH {
-                Error::Died { pid: pid.as_raw(), op }
+                Error::Died {
+                    pid: pid.as_raw(),
+                    op,
+                }
             } else {
-                Error::Os { op, pid: pid.as_raw(), source: e }
+                Error::Os {
+                    op,
+                    pid: pid.as_raw(),
+                    source: e,
+                }
             }
         }
     }

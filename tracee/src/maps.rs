@@ -34,7 +34,12 @@ impl Mapping {
 /// Parses /proc/PID/maps.
 pub fn read_maps(pid: Pid) -> std::io::Result<Vec<Mapping>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
-    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "unparsable /proc/PID/maps line");
+    let bad = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "unparsable /proc/PID/maps line",
+        )
+    };
     let mut out = Vec::new();
     for line in text.lines() {
         let mut f = line.splitn(6, ' ');
@@ -47,7 +52,14 @@ pub fn read_maps(pid: Pid) -> std::io::Result<Vec<Mapping>> {
         let (s, e) = range.split_once('-').ok_or_else(bad)?;
         let start = u64::from_str_radix(s, 16).map_err(|_| bad())?;
         let end = u64::from_str_radix(e, 16).map_err(|_| bad())?;
-        out.push(Mapping { start: Addr::new(start), end: Addr::new(end), perms, offset, inode, path });
+        out.push(Mapping {
+            start: Addr::new(start),
+            end: Addr::new(end),
+            perms,
+            offset,
+            inode,
+            path,
+        });
     }
     Ok(out)
 }

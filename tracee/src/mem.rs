@@ -17,7 +17,10 @@ impl Stopped {
     pub fn read_partial(&self, addr: Addr, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
-            let remote = [RemoteIoVec { base: (addr.raw() + done as u64) as usize, len: buf.len() - done }];
+            let remote = [RemoteIoVec {
+                base: (addr.raw() + done as u64) as usize,
+                len: buf.len() - done,
+            }];
             let mut local = [IoSliceMut::new(&mut buf[done..])];
             match process_vm_readv(self.pid(), &mut local, &remote) {
                 Ok(0) => break,
@@ -94,7 +97,10 @@ impl Stopped {
 
     /// Writes `bytes` at `addr`, even into pages the tracee cannot write.
     pub fn write_bytes(&self, addr: Addr, bytes: &[u8]) -> Result<()> {
-        let remote = [RemoteIoVec { base: addr.raw() as usize, len: bytes.len() }];
+        let remote = [RemoteIoVec {
+            base: addr.raw() as usize,
+            len: bytes.len(),
+        }];
         let local = [IoSlice::new(bytes)];
         match process_vm_writev(self.pid(), &local, &remote) {
             Ok(n) if n == bytes.len() => return Ok(()),
@@ -103,11 +109,14 @@ impl Stopped {
         }
         // Read-only mappings: the kernel lets a ptracer write through /proc/PID/mem.
         let path = format!("/proc/{}/mem", self.pid());
-        let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(|e| Error::Os {
-            op: "open /proc/PID/mem",
-            pid: self.pid().as_raw(),
-            source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        })?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::Os {
+                op: "open /proc/PID/mem",
+                pid: self.pid().as_raw(),
+                source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            })?;
         file.write_all_at(bytes, addr.raw()).map_err(|e| Error::Os {
             op: "write /proc/PID/mem",
             pid: self.pid().as_raw(),

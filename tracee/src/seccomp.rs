@@ -84,7 +84,13 @@ impl Program {
                     p.push(insn(BPF_JEQ_K, 0, 1, nr));
                     p.push(insn(BPF_RET_K, 0, 0, action.ret()));
                 }
-                Rule::ArgMask { nr, arg, mask, when_set, when_clear } => {
+                Rule::ArgMask {
+                    nr,
+                    arg,
+                    mask,
+                    when_set,
+                    when_clear,
+                } => {
                     p.push(insn(BPF_JEQ_K, 0, 4, nr));
                     p.push(insn(BPF_LD_W_ABS, 0, 0, OFF_ARGS + 8 * u32::from(arg)));
                     p.push(insn(BPF_JSET_K, 0, 1, mask));
@@ -101,7 +107,12 @@ impl Program {
     pub fn to_words(&self) -> Vec<u64> {
         self.insns
             .iter()
-            .map(|i| u64::from(i.code) | u64::from(i.jt) << 16 | u64::from(i.jf) << 24 | u64::from(i.k) << 32)
+            .map(|i| {
+                u64::from(i.code)
+                    | u64::from(i.jt) << 16
+                    | u64::from(i.jf) << 24
+                    | u64::from(i.k) << 32
+            })
             .collect()
     }
 

@@ -61,6 +61,13 @@ impl SigInfo {
 
 impl std::fmt::Debug for SigInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigInfo(signo {}, code {}, pid {}, addr {:#x})", self.signo(), self.code(), self.pid(), self.addr())
+        write!(
+            f,
+            "SigInfo(signo {}, code {}, pid {}, addr {:#x})",
+            self.signo(),
+            self.code(),
+            self.pid(),
+            self.addr()
+        )
     }
 }

@@ -52,7 +52,10 @@ const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 /// Starts the program and returns it stopped right after its execve, options set.
 pub fn spawn(opts: &SpawnOptions) -> Result<Stopped> {
     let program_name = opts.program.display().to_string();
-    let spawn_err = |why: String| Error::Spawn { program: program_name.clone(), why };
+    let spawn_err = |why: String| Error::Spawn {
+        program: program_name.clone(),
+        why,
+    };
     let mut cmd = Command::new(&opts.program);
     if let Some(argv0) = opts.argv.first() {
         cmd.arg0(argv0);
@@ -63,16 +66,27 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Stopped> {
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
     }
     if let Some(f) = &opts.stdout {
-        cmd.stdout(f.try_clone().map_err(|e| spawn_err(format!("stdout: {e}")))?);
+        cmd.stdout(
+            f.try_clone()
+                .map_err(|e| spawn_err(format!("stdout: {e}")))?,
+        );
     }
     let filter = opts.seccomp.clone();
     let (trap_tsc, no_aslr, cpu) = (opts.trap_tsc, opts.no_aslr, opts.cpu);
     let mut cpu_set = nix::sched::CpuSet::new();
     if let Some(c) = cpu {
-        cpu_set.set(c).map_err(|e| spawn_err(format!("CPU {c}: {e}")))?;
+        cpu_set
+            .set(c)
+            .map_err(|e| spawn_err(format!("CPU {c}: {e}")))?;
     }
     let child_setup = move || -> std::io::Result<()> {
-        let check = |r: libc::c_long| if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) };
+        let check = |r: libc::c_long| {
+            if r < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
         if no_aslr {
             // SAFETY: personality with an integer argument; 0xffffffff only queries.
             let cur = unsafe { libc::personality(0xffff_ffff) };
@@ -111,10 +125,16 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Stopped> {
         }
         Waited::Stopped(s, other) => {
             let _ = s.kill();
-            Err(spawn_err(format!("stopped with {other:?} instead of at its exec")))
+            Err(spawn_err(format!(
+                "stopped with {other:?} instead of at its exec"
+            )))
         }
-        Waited::Exited(Exit::Exited(c)) => Err(spawn_err(format!("exited with status {c} before exec"))),
-        Waited::Exited(Exit::Signaled(s, _)) => Err(spawn_err(format!("killed by {s} before exec"))),
+        Waited::Exited(Exit::Exited(c)) => {
+            Err(spawn_err(format!("exited with status {c} before exec")))
+        }
+        Waited::Exited(Exit::Signaled(s, _)) => {
+            Err(spawn_err(format!("killed by {s} before exec")))
+        }
     }
 }
 
@@ -123,11 +143,15 @@ pub fn spawn(opts: &SpawnOptions) -> Result<Stopped> {
 pub fn resolve_program(program: &std::path::Path) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &std::path::Path| {
-        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     };
     if program.as_os_str().as_encoded_bytes().contains(&b'/') {
         return executable(program).then(|| program.to_path_buf());
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| executable(p))
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| executable(p))
 }

@@ -12,13 +12,26 @@ pub fn cc(dir: &Path, name: &str, src: &str) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     let exe = dir.join(name);
     std::fs::write(&c, src).unwrap();
-    let out = Command::new("cc").args(["-O1", "-o"]).arg(&exe).arg(&c).output().expect("cc runs");
-    assert!(out.status.success(), "cc failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&exe)
+        .arg(&c)
+        .output()
+        .expect("cc runs");
+    assert!(
+        out.status.success(),
+        "cc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     exe
 }
 
 /// Records `program args` into `dir/trace`, the program's stdout going to `dir/stdout`.
-pub fn record(dir: &Path, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> (recorder::Recording, PathBuf) {
+pub fn record(
+    dir: &Path,
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+) -> (recorder::Recording, PathBuf) {
     let out = dir.join("trace");
     let mut opts = recorder::RecordOptions::new(program.as_ref(), args.iter().copied());
     opts.out_dir = Some(out.clone());
