@@ -153,9 +153,15 @@ impl McHandler for Handler {
 /// Opens the management console socket.
 pub fn open_mconsole(path: &[u8]) -> Result<(), crate::host::Errno> {
     let mc = Mconsole::open(path)?;
-    mc.enable_sigio()?;
     MCONSOLE.with(|m| *m = Some(mc));
     MCONSOLE_PATH.with(|p| *p = Some(alloc::vec::Vec::from(path)));
+    Ok(())
+}
+
+/// Arms the console's interrupt (after the SIGIO handler is installed: the default action
+/// of SIGIO would kill the kernel).
+pub fn start_mconsole() -> Result<(), crate::host::Errno> {
+    MCONSOLE.with(|m| m.as_ref().map_or(Ok(()), |mc| mc.enable_sigio()))?;
     crate::irq::register_io(mconsole_irq);
     Ok(())
 }

@@ -89,7 +89,12 @@ impl Regs {
 /// instead of faulting.
 pub fn backtrace(mut rbp: u64, stack_lo: u64, stack_hi: u64, out: &mut [u64]) -> usize {
     let mut n = 0;
-    while n < out.len() && rbp != 0 && rbp % 8 == 0 && rbp >= stack_lo && rbp + 16 <= stack_hi {
+    while n < out.len()
+        && rbp != 0
+        && rbp.is_multiple_of(8)
+        && rbp >= stack_lo
+        && rbp + 16 <= stack_hi
+    {
         // SAFETY: rbp lies within the task's own stack [stack_lo, stack_hi), checked above.
         let (next, ret) = unsafe { (*(rbp as *const u64), *((rbp + 8) as *const u64)) };
         if ret == 0 {

@@ -320,6 +320,9 @@ fn end_sync(req: *mut Request) {
 }
 
 /// Submits `req` to the controller.
+// Requests travel as raw pointers, as they do through UML's pipe; every one comes from
+// `alloc_request`.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn submit(req: *mut Request) -> Result<(), BlockError> {
     preempt_point();
     let busy = UBD_IO.lock().in_flight > 0;

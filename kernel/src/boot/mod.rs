@@ -49,6 +49,7 @@ fn die(msg: core::fmt::Arguments<'_>) -> ! {
 }
 
 /// The kernel's entry from `_start`: `sp` points at argc, argv, envp on the host stack.
+#[allow(clippy::not_unsafe_ptr_arg_deref)] // called once, by `_start`, with the host's stack
 pub fn start(sp: *const usize) -> ! {
     // SAFETY: the initial stack layout is argc, argv[argc], NULL, envp..., NULL.
     let (argc, argv) = unsafe { (*sp, sp.add(1) as *const *const u8) };
@@ -104,6 +105,16 @@ pub fn start(sp: *const usize) -> ! {
         },
         None => None,
     };
+    // The management console's socket is bound before the boot log too; its interrupt is
+    // armed once the handlers are installed.
+    if let Some(path) = a.mconsole {
+        if let Err(e) = crate::system::open_mconsole(path) {
+            die(format_args!(
+                "mconsole={}: {e}",
+                alloc::string::String::from_utf8_lossy(path)
+            ));
+        }
+    }
     BOOT_TIME.store(process::realtime_secs(), Ordering::Relaxed);
 
     printk!("umk version {} (rewind) #1 PREEMPT x86_64", crate::VERSION);
@@ -132,16 +143,16 @@ pub fn start(sp: *const usize) -> ! {
         }
     }
     if let Some(path) = a.mconsole {
-        match crate::system::open_mconsole(path) {
-            Ok(()) => printk!(
-                "mconsole (version 2) initialized on {}",
-                alloc::string::String::from_utf8_lossy(path)
-            ),
-            Err(e) => die(format_args!(
+        if let Err(e) = crate::system::start_mconsole() {
+            die(format_args!(
                 "mconsole={}: {e}",
                 alloc::string::String::from_utf8_lossy(path)
-            )),
+            ));
         }
+        printk!(
+            "mconsole (version 2) initialized on {}",
+            alloc::string::String::from_utf8_lossy(path)
+        );
         spawn_or_die("mconsoled", crate::system::mconsoled);
     }
     let bug_mode = script
@@ -192,7 +203,7 @@ pub fn reexec() -> ! {
     let envp = ENVP.load(Ordering::Relaxed);
     let _ = host::syscall::syscall3(
         host::syscall::nr::EXECVE,
-        b"/proc/self/exe\0".as_ptr() as usize,
+        c"/proc/self/exe".as_ptr() as usize,
         argv,
         envp,
     );

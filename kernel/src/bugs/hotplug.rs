@@ -14,7 +14,16 @@ use crate::block::ubd::{self, Op};
 static STOP: AtomicBool = AtomicBool::new(false);
 static JOIN: Join = Join::new("hotplug join");
 
+/// Hot-plug attempts at natural timing; a widened window (`bug_window=N`) makes ten times
+/// as many per unit of N, so that the race is all but certain to be lost.
 const ATTEMPTS: usize = 2;
+
+fn attempts() -> usize {
+    match window() {
+        0 => ATTEMPTS,
+        w => ATTEMPTS * 10 * w.min(10) as usize,
+    }
+}
 
 /// A background disk reader keeps the request queue busy part of the time.
 fn reader(seed: u64) {
@@ -23,7 +32,9 @@ fn reader(seed: u64) {
     let mut buf = [0u8; 512];
     let mut x = seed;
     while !STOP.load(Ordering::Relaxed) {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let _ = ubd::do_io(0, Op::Read, (x >> 33) % sectors, &mut buf);
         work(think);
     }
@@ -38,7 +49,8 @@ pub fn run() -> Result<(), String> {
     JOIN.start(1);
     crate::sched::spawn("kio", || reader(1)).map_err(|e| format!("{e}"))?;
     let mut result = Ok(());
-    for attempt in 0..ATTEMPTS {
+    let attempts = attempts();
+    for attempt in 0..attempts {
         crate::sched::sleep_ms(20);
         // Probing the new device takes a while; the reader gets the CPU meanwhile, and
         // whether its request is still queued when the probe ends is the race.
@@ -56,7 +68,7 @@ pub fn run() -> Result<(), String> {
     result?;
     crate::printk!(
         "hotplug: {} hot-plugs of ubd1 completed without deadlock",
-        ATTEMPTS
+        attempts
     );
     Ok(())
 }

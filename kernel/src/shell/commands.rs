@@ -24,9 +24,18 @@ pub fn run(line: &str) {
     };
     let args: Vec<&str> = rest.split_whitespace().collect();
     let result = match cmd {
-        "help" => Ok(kprintln!("{}", HELP)),
-        "ps" => Ok(ps()),
-        "free" => Ok(kprint!("{}", free_report())),
+        "help" => {
+            kprintln!("{}", HELP);
+            Ok(())
+        }
+        "ps" => {
+            ps();
+            Ok(())
+        }
+        "free" => {
+            kprint!("{}", free_report());
+            Ok(())
+        }
         "ls" => ls(args.first().copied().unwrap_or("/")),
         "cat" => one_arg(cmd, &args).and_then(cat),
         "echo" => echo(rest),
@@ -35,14 +44,17 @@ pub fn run(line: &str) {
         "rmdir" => one_arg(cmd, &args).and_then(|p| with_fs(p, |fs, p| fs.rmdir(p))),
         "sync" => crate::rootfs::sync_all(),
         "sleep" => one_arg(cmd, &args).and_then(sleep),
-        "uptime" => Ok(uptime()),
+        "uptime" => {
+            uptime();
+            Ok(())
+        }
         "mount" => mount(&args),
         "stress" => super::stress::run(&args),
         "bug" => one_arg(cmd, &args).and_then(crate::bugs::run),
         "sysrq" => sysrq(&args),
         "halt" => crate::system::halt(),
         "reboot" => crate::system::reboot(),
-        _ => Err(format!("unknown command (try 'help')")),
+        _ => Err(String::from("unknown command (try 'help')")),
     };
     if let Err(e) = result {
         kprintln!("{}: {}", cmd, e);
@@ -142,7 +154,10 @@ fn echo(rest: &str) -> Result<(), String> {
         (rest, None)
     };
     match target {
-        None => Ok(kprintln!("{}", text)),
+        None => {
+            kprintln!("{}", text);
+            Ok(())
+        }
         Some(("", _)) => Err(String::from("missing file after redirection")),
         Some((file, append)) => {
             let mut data = Vec::from(text.as_bytes());
@@ -205,9 +220,10 @@ fn mount(args: &[&str]) -> Result<(), String> {
 
 fn sysrq(args: &[&str]) -> Result<(), String> {
     match args {
-        ["t"] => Ok(kprint!("{}", crate::system::task_dump())),
-        ["m"] => Ok(kprint!("{}", free_report())),
-        ["d"] => Ok(crate::watchdog::show_all_locks()),
-        _ => Err(String::from("usage: sysrq t|m|d")),
+        ["t"] => kprint!("{}", crate::system::task_dump()),
+        ["m"] => kprint!("{}", free_report()),
+        ["d"] => crate::watchdog::show_all_locks(),
+        _ => return Err(String::from("usage: sysrq t|m|d")),
     }
+    Ok(())
 }

@@ -27,7 +27,7 @@ pub fn run(args: &[&str]) -> Result<(), String> {
     if tasks == 0 || tasks > 32 {
         return Err(String::from("N must be 1 to 32"));
     }
-    let _ = with_fs("/stress", |fs, p| match fs.mkdir(p) {
+    with_fs("/stress", |fs, p| match fs.mkdir(p) {
         Err(crate::fs::FsError::Exists(_)) => Ok(()),
         other => other,
     })?;
