@@ -119,13 +119,39 @@ fn main() {
         dir.path(),
     );
     bench("ls -l /usr/lib", "/bin/ls", &["-l", "/usr/lib"], dir.path());
-    let umk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/umk");
-    if umk.exists() {
-        bench(
-            "umk (target/release/umk)",
-            umk.to_str().unwrap(),
-            &[],
-            dir.path(),
-        );
+    umk_workloads(dir.path());
+}
+
+/// umk running a CPU-heavy and an I/O-heavy script on a fresh ext2 image each time.
+fn umk_workloads(dir: &Path) {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&workspace)
+        .args(["build", "--quiet", "--release", "-p", "umk", "--bin", "umk"])
+        .status()
+        .expect("running cargo build -p umk");
+    assert!(status.success(), "building umk failed");
+    let umk = workspace.join("target/release/umk");
+    let image = dir.join("umk.img");
+    let status = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext2"])
+        .arg(&image)
+        .arg("32M")
+        .status()
+        .expect("running mke2fs");
+    assert!(status.success(), "mke2fs failed");
+    for (name, script) in [
+        ("umk CPU-heavy (compute 2000)", "compute 2000\nhalt\n"),
+        ("umk I/O-heavy (stress 4 20)", "stress 4 20\nsync\nhalt\n"),
+    ] {
+        let path = dir.join("umk-init");
+        std::fs::write(&path, script).unwrap();
+        let args = [
+            "mem=64M".to_string(),
+            format!("ubd0={}", image.display()),
+            format!("init={}", path.display()),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bench(name, umk.to_str().unwrap(), &args, dir);
     }
 }

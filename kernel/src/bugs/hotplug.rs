@@ -16,7 +16,7 @@ static JOIN: Join = Join::new("hotplug join");
 
 /// Hot-plug attempts at natural timing; a widened window (`bug_window=N`) makes ten times
 /// as many per unit of N, so that the race is all but certain to be lost.
-const ATTEMPTS: usize = 2;
+const ATTEMPTS: usize = 10;
 
 fn attempts() -> usize {
     match window() {
@@ -27,7 +27,7 @@ fn attempts() -> usize {
 
 /// A background disk reader keeps the request queue busy part of the time.
 fn reader(seed: u64) {
-    let think = if window() == 0 { 3000 } else { 1 };
+    let think = if window() == 0 { 500_000 } else { 1 };
     let sectors = ubd::sectors(0).unwrap_or(1).max(1);
     let mut buf = [0u8; 512];
     let mut x = seed;
@@ -52,9 +52,10 @@ pub fn run() -> Result<(), String> {
     let attempts = attempts();
     for attempt in 0..attempts {
         crate::sched::sleep_ms(20);
-        // Probing the new device takes a while; the reader gets the CPU meanwhile, and
-        // whether its request is still queued when the probe ends is the race.
-        work(30_000);
+        // Probing the new device waits for it to settle, giving up the CPU once. The
+        // reader runs meanwhile: if it reaches its next read before its time slice ends,
+        // that request is still queued when the probe resumes — which is the race.
+        crate::sched::yield_now();
         // A second view of the root image, plugged in and out as `ubd1`, the way
         // `uml_mconsole config ubd1=…` / `remove ubd1` would.
         if let Err(e) = ubd::config(1, spec.image, None).and_then(|_| ubd::remove(1)) {

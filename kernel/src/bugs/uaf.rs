@@ -46,7 +46,7 @@ fn checksum_request_data(req: *mut Request) -> u64 {
 
 fn submitter() {
     let use_window = match window() {
-        0 => 350,
+        0 => 700,
         w => 20_000 * w,
     };
     let sectors = ubd::sectors(0).unwrap_or(1).max(1);

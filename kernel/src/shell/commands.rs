@@ -13,7 +13,7 @@ use crate::{kprint, kprintln};
 
 const HELP: &str = "\
 commands: ps, free, ls [PATH], cat PATH, echo TEXT [> FILE | >> FILE], mkdir PATH,
-          rm PATH, rmdir PATH, sync, sleep SECONDS, uptime, mount [ubdN], stress N [ROUNDS],
+          rm PATH, rmdir PATH, sync, sleep SECONDS, uptime, mount [ubdN], stress N [ROUNDS], compute N,
           bug NAME (abba hotplug uaf lostwake irqrace input), sysrq t|m|d, halt, reboot, help";
 
 /// Runs one command line.
@@ -50,6 +50,7 @@ pub fn run(line: &str) {
         }
         "mount" => mount(&args),
         "stress" => super::stress::run(&args),
+        "compute" => one_arg(cmd, &args).and_then(compute),
         "bug" => one_arg(cmd, &args).and_then(crate::bugs::run),
         "sysrq" => sysrq(&args),
         "halt" => crate::system::halt(),
@@ -180,6 +181,21 @@ fn sleep(arg: &str) -> Result<(), String> {
             .map_err(|_| format!("invalid time interval '{arg}'"))?
     };
     crate::sched::sleep_ms(secs * 1000 + frac_ms);
+    Ok(())
+}
+
+/// `compute N`: N thousand units of CPU-bound kernel work (benchmarks' CPU load).
+fn compute(arg: &str) -> Result<(), String> {
+    let n: u64 = arg
+        .parse()
+        .map_err(|_| format!("expected a number, got '{arg}'"))?;
+    let start = crate::time::jiffies();
+    crate::bugs::work(n.saturating_mul(1000));
+    kprintln!(
+        "compute: {} units in {} jiffies",
+        n * 1000,
+        crate::time::jiffies() - start
+    );
     Ok(())
 }
 
