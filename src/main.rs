@@ -25,6 +25,10 @@ enum Command {
     Record(cmd::record::RecordArgs),
     /// Print a trace's events one a line (`--json` for tools).
     Dump(cmd::dump::DumpArgs),
+    /// Pack a trace and its guest binary into one self-contained file (or `--unpack` it).
+    Pack(cmd::pack::PackArgs),
+    /// Re-execute a recording exactly (console output as recorded; `-i` for the timeline).
+    Replay(cmd::replay::ReplayArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +37,7 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Record(args) => cmd::record::run(args),
         Command::Dump(args) => cmd::dump::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
+        Command::Pack(args) => cmd::pack::run(args),
     }
 }

@@ -109,14 +109,16 @@ pub fn pending() -> bool {
 #[inline(never)]
 #[no_mangle]
 pub extern "C" fn umk_irq_enter(irq: u32) {
-    core::hint::black_box(irq);
+    // The tag keeps the linker from folding identical probes into one address.
+    core::hint::black_box((irq, 1u32));
 }
 
 /// Probe: leaving the handler for `irq`.
 #[inline(never)]
 #[no_mangle]
 pub extern "C" fn umk_irq_exit(irq: u32) {
-    core::hint::black_box(irq);
+    // The tag keeps the linker from folding identical probes into one address.
+    core::hint::black_box((irq, 2u32));
 }
 
 /// Runs at every preemption point: services pending interrupts, then preempts if asked.

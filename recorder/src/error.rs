@@ -47,6 +47,31 @@ pub enum Error {
         /// The trace written up to there.
         trace: PathBuf,
     },
+    /// The program ran past `--timeout`; the recorder killed it and closed the trace.
+    #[error(
+        "tracee {pid} did not finish in time; stopped by the recorder before event {event} \
+         (trace closed as aborted-by-timeout in {})",
+        trace.display()
+    )]
+    TimedOut {
+        /// Index of the `Aborted` event.
+        event: u64,
+        /// The tracee.
+        pid: i32,
+        /// The trace.
+        trace: PathBuf,
+    },
+    /// `--chaos` was asked for a program without the execution-point ABI.
+    #[error(
+        "{}: --chaos needs the execution-point ABI (symbols REWIND_TICKS and \
+         REWIND_TICK_TARGET, see kernel/EXEC_POINTS.md), which this program does not export: \
+         without ticks there is nowhere to move interrupts to",
+        program.display()
+    )]
+    ChaosWithoutTicks {
+        /// The program.
+        program: PathBuf,
+    },
     /// Starting the program failed.
     #[error("{0}")]
     Start(String),

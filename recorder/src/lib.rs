@@ -24,6 +24,7 @@
 //!
 //! Synchronous faults are not events: the same instruction faults again at replay.
 
+pub mod chaos;
 pub mod cpuid;
 pub mod error;
 mod exec;
@@ -35,11 +36,14 @@ pub mod syscalls;
 pub mod ticks;
 pub mod time;
 pub mod tracedir;
+pub mod until;
+mod watchdog;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+pub use chaos::ChaosOptions;
 pub use error::{Error, Result};
 use trace::{ExitStatus, TraceStats, TraceWriter};
 
@@ -59,6 +63,10 @@ pub struct RecordOptions {
     pub cpuid_faulting: bool,
     /// Send the program's stdout here (a file or pipe) instead of inheriting ours.
     pub stdout: Option<std::os::fd::OwnedFd>,
+    /// Move interrupts and add preemptions at seeded ticks (`--chaos SEED`).
+    pub chaos: Option<ChaosOptions>,
+    /// Kill the program if it runs longer, closing the trace as aborted-by-timeout.
+    pub timeout: Option<Duration>,
 }
 
 impl RecordOptions {
@@ -74,7 +82,28 @@ impl RecordOptions {
             trap_tsc: true,
             cpuid_faulting: true,
             stdout: None,
+            chaos: None,
+            timeout: None,
         }
+    }
+
+    /// The same recording with another chaos seed and trace directory: one run of
+    /// `--until`, exactly what `rewind record --chaos SEED -o DIR` would do.
+    pub fn with_seed(&self, seed: u64, out_dir: Option<PathBuf>) -> std::io::Result<Self> {
+        let chaos = match self.chaos {
+            Some(c) => ChaosOptions { seed, ..c },
+            None => ChaosOptions::new(seed),
+        };
+        Ok(RecordOptions {
+            program: self.program.clone(),
+            args: self.args.clone(),
+            out_dir,
+            trap_tsc: self.trap_tsc,
+            cpuid_faulting: self.cpuid_faulting,
+            stdout: self.stdout.as_ref().map(|f| f.try_clone()).transpose()?,
+            chaos: Some(chaos),
+            timeout: self.timeout,
+        })
     }
 }
 
@@ -91,6 +120,9 @@ pub struct Recording {
     pub elapsed: Duration,
     /// Whether CPUID faulting was on.
     pub cpuid_faulting: bool,
+    /// The program ran past `RecordOptions::timeout` and the recorder killed it (`exit` is
+    /// then SIGKILL and the trace ends with an `Aborted` event saying so).
+    pub timed_out: bool,
 }
 
 /// Pins the calling thread to its current CPU for the duration, so recorder and tracee
@@ -124,6 +156,16 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
             program.display()
         ))
     })?;
+    if opts.chaos.is_some() {
+        let data = std::fs::read(&resolved).map_err(|source| Error::Io {
+            op: "read",
+            path: resolved.clone(),
+            source,
+        })?;
+        if ticks::find(&resolved, &data)?.is_none() {
+            return Err(Error::ChaosWithoutTicks { program: resolved });
+        }
+    }
     let (dir, default_root) = match &opts.out_dir {
         Some(d) => (d.clone(), None),
         None => {
@@ -137,6 +179,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         }
     };
     let mut writer = TraceWriter::create(&dir)?;
+    if let Some(c) = &opts.chaos {
+        c.info().write(&dir)?;
+    }
     let pin = Pin::here();
     let filter = syscalls::filter();
     let trap_tsc = opts.trap_tsc && tracee::cpu::tsc_trapping_supported();
@@ -170,6 +215,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
             return Err(e);
         }
     };
+    let watchdog = opts.timeout.map(|t| watchdog::Watchdog::start(pid, t));
     let mut session = session::Session {
         writer,
         pid,
@@ -179,12 +225,38 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         files,
         tsc_trapped: trap_tsc,
         cpuid_faulting: prepared.cpuid_faulting,
+        chaos: opts.chaos.map(chaos::Chaos::new),
+        timed_out: watchdog.as_ref().map(watchdog::Watchdog::flag),
     };
-    let result = session.run(prepared.stopped);
+    let mut result = session.run(prepared.stopped);
+    let fired = watchdog.is_some_and(watchdog::Watchdog::stop);
     let elapsed = start.elapsed();
     drop(pin);
+    if fired && matches!(&result, Err(e) if !matches!(e, Error::TimedOut { .. })) {
+        // The kill landed while a stop was being handled: the tracee is gone, so close
+        // the stream the same way.
+        tracee::task::kill_pid(pid);
+        result = Err(session.timeout_abort());
+    }
     let exit = match result {
         Ok(exit) => exit,
+        Err(Error::TimedOut { .. }) => {
+            let stats = session.writer.finish()?;
+            if let Some(root) = &default_root {
+                let _ = tracedir::update_latest(root, &dir);
+            }
+            return Ok(Recording {
+                dir,
+                exit: ExitStatus::Signaled {
+                    signo: libc::SIGKILL,
+                    core: false,
+                },
+                stats,
+                elapsed,
+                cpuid_faulting: prepared.cpuid_faulting,
+                timed_out: true,
+            });
+        }
         Err(e @ (Error::Unsupported { .. } | Error::UnknownSyscall { .. })) => {
             // The trace is whole up to the refusal, which it records: close it properly.
             session.writer.finish()?;
@@ -213,5 +285,6 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         stats,
         elapsed,
         cpuid_faulting: prepared.cpuid_faulting,
+        timed_out: false,
     })
 }

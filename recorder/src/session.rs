@@ -37,6 +37,10 @@ pub(crate) struct Session {
     pub files: FileCache,
     pub tsc_trapped: bool,
     pub cpuid_faulting: bool,
+    /// The placement generator under `--chaos`.
+    pub chaos: Option<crate::chaos::Chaos>,
+    /// Set by the watchdog when it killed the tracee for running past `--timeout`.
+    pub timed_out: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 struct Mem<'a>(&'a Stopped);
@@ -80,6 +84,9 @@ impl Session {
             };
             match flow {
                 Flow::Running(r) => running = r,
+                Flow::Exited(_) if self.was_timed_out() => {
+                    return Err(self.timeout_abort());
+                }
                 Flow::Exited(e) => {
                     let status = match e {
                         Exit::Exited(c) => ExitStatus::Exited(c),
@@ -93,6 +100,29 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Whether the watchdog killed the tracee.
+    pub(crate) fn was_timed_out(&self) -> bool {
+        self.timed_out
+            .as_ref()
+            .is_some_and(|f| f.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// After the watchdog's kill: close the event stream with the reason.
+    pub(crate) fn timeout_abort(&mut self) -> Error {
+        let event = self.writer.next_index();
+        let err = Error::TimedOut {
+            event,
+            pid: self.pid.as_raw(),
+            trace: self.writer.dir().to_path_buf(),
+        };
+        if let Err(e) = self.append(Event::Aborted {
+            reason: err.to_string(),
+        }) {
+            return e;
+        }
+        err
     }
 
     fn on_stop(&mut self, s: Stopped, stop: Stop) -> Result<Flow> {
@@ -193,6 +223,7 @@ impl Session {
         if self.sig.has_held() {
             return self.place_before_syscall(s, regs);
         }
+        self.arm_chaos_tick(&s)?;
         let path = path_arg.and_then(|i| {
             (args[i] != 0)
                 .then(|| s.read_cstr(Addr::new(args[i]), 4096).ok())

@@ -16,6 +16,10 @@
 //!   - after `HOLD_LIMIT` without either, a SIGSTOP from the recorder, delivering the signal
 //!     where the tracee stands, identified by all its registers (`Placement::Registers`).
 //!
+//! Under `--chaos` (see `chaos`) the tick target of a held signal lies a seeded number of
+//! points ahead, and while nothing is held a chaos tick is armed at which the recorder
+//! delivers a synthetic SIGALRM, recorded as an ordinary `Placement::Tick` event.
+//!
 //! Held signals are queued and placed one at a time, in arrival order. A signal injected
 //! at a syscall stop is re-queued by the kernel with a generic siginfo; at its delivery
 //! stop the recorder puts back the original siginfo (PTRACE_SETSIGINFO).
@@ -42,6 +46,8 @@ pub(crate) struct SignalState {
     since: Option<Instant>,
     /// The tick target written into the tracee, if any.
     armed: Option<u64>,
+    /// `armed` is a chaos tick (a synthetic interrupt), not the place of a held signal.
+    chaos_armed: bool,
     /// A signal re-queued by a syscall-stop injection, awaiting its delivery stop.
     injecting: Option<SigInfo>,
     /// A SIGSTOP of ours is on its way.
@@ -56,6 +62,14 @@ impl SignalState {
     pub fn held_since(&self) -> Option<Instant> {
         self.since.filter(|_| self.has_held())
     }
+}
+
+/// A SIGALRM siginfo from no sender: `si_code` `trace::chaos::SYNTHETIC_SI_CODE`, pid 0.
+fn synthetic_alarm() -> SigInfo {
+    let mut raw = [0u8; tracee::siginfo::SIGINFO_LEN];
+    raw[0..4].copy_from_slice(&(Signal::SIGALRM as i32).to_le_bytes());
+    raw[8..12].copy_from_slice(&trace::chaos::SYNTHETIC_SI_CODE.to_le_bytes());
+    SigInfo(raw)
 }
 
 fn signal_of(info: &SigInfo) -> Option<Signal> {
@@ -136,14 +150,34 @@ impl Session {
         self.t(s.resume(Resume::Cont(None)))
     }
 
-    /// Sets the tick target to the next preemption point, if the guest has the ABI.
+    /// Sets the tick target to the next preemption point (under chaos, a seeded number of
+    /// points later), if the guest has the ABI.
     fn arm(&mut self, s: &Stopped) -> Result<()> {
         if let Some(t) = self.ticks {
             let now = self.t(s.read_u64(t.ticks))?;
-            let target = now.wrapping_add(1);
+            let delay = self.chaos.as_mut().map_or(1, |c| c.delay());
+            let target = now.wrapping_add(delay);
             self.t(s.write_u64(t.target, target))?;
             self.sig.armed = Some(target);
+            self.sig.chaos_armed = false;
         }
+        Ok(())
+    }
+
+    /// Under chaos, with nothing held or armed: aim a synthetic timer interrupt at a
+    /// seeded tick ahead. The tracee must be stopped, which it is at every stop anyway.
+    pub(crate) fn arm_chaos_tick(&mut self, s: &Stopped) -> Result<()> {
+        if self.sig.armed.is_some() || self.sig.has_held() {
+            return Ok(());
+        }
+        let (Some(t), Some(gap)) = (self.ticks, self.chaos.as_mut().and_then(|c| c.gap())) else {
+            return Ok(());
+        };
+        let now = self.t(s.read_u64(t.ticks))?;
+        let target = now.wrapping_add(gap);
+        self.t(s.write_u64(t.target, target))?;
+        self.sig.armed = Some(target);
+        self.sig.chaos_armed = true;
         Ok(())
     }
 
@@ -157,7 +191,8 @@ impl Session {
             if let (Some(_), Some(t)) = (self.sig.armed.take(), self.ticks) {
                 self.t(s.write_u64(t.target, NEVER))?;
             }
-            Ok(())
+            self.sig.chaos_armed = false;
+            self.arm_chaos_tick(s)
         }
     }
 
@@ -175,6 +210,9 @@ impl Session {
     /// The `int3` at the armed preemption point: deliver the first held signal here.
     fn on_tick(&mut self, s: Stopped, ticks: u64) -> Result<Running> {
         self.sig.armed = None;
+        if !self.sig.has_held() && std::mem::take(&mut self.sig.chaos_armed) {
+            return self.on_chaos_tick(s, ticks);
+        }
         let Some((info, sig)) = self.take_held() else {
             // Held signal already placed elsewhere; the trap is ours, swallow it.
             self.rearm(&s)?;
@@ -191,6 +229,24 @@ impl Session {
         self.rearm(&s)?;
         self.t(s.set_siginfo(&info))?;
         self.t(s.resume(Resume::Cont(Some(sig))))
+    }
+
+    /// A chaos tick with no signal held: deliver a timer interrupt the host never sent,
+    /// recorded like any tick-placed signal (its siginfo marks it, see
+    /// `trace::chaos::is_synthetic`).
+    fn on_chaos_tick(&mut self, s: Stopped, ticks: u64) -> Result<Running> {
+        let info = synthetic_alarm();
+        let regs = self.t(s.regs())?;
+        self.append(Event::Signal(SignalEvent {
+            signo: Signal::SIGALRM as i32,
+            siginfo: info.0.to_vec(),
+            placement: Placement::Tick { ticks },
+            ticks,
+            regs: gprs(&regs),
+        }))?;
+        self.rearm(&s)?;
+        self.t(s.set_siginfo(&info))?;
+        self.t(s.resume(Resume::Cont(Some(Signal::SIGALRM))))
     }
 
     /// At the seccomp stop of a recorded syscall with a signal held: cancel the call,

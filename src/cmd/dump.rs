@@ -8,7 +8,7 @@ use trace::{dump, TraceReader};
 /// Arguments of `rewind dump`.
 #[derive(clap::Args, Debug)]
 pub struct DumpArgs {
-    /// The trace directory (default: the latest recording).
+    /// The trace directory or packed trace (default: the latest recording).
     pub trace: Option<PathBuf>,
     /// One JSON object per line, for tools.
     #[arg(long)]
@@ -65,7 +65,18 @@ fn print_header(out: &mut impl Write, r: &TraceReader) -> std::io::Result<()> {
         if h.tsc_trapped { "trapped" } else { "native" },
         h.tick_abi
             .map_or("absent".into(), |t| format!("REWIND_TICKS at {}", t.ticks))
-    )
+    )?;
+    if let Ok(Some(c)) = r.chaos() {
+        writeln!(
+            out,
+            "# chaos seed {} (held signals delayed 1..={} ticks, extra timer interrupts \
+             every 1..{} ticks)",
+            c.seed,
+            1 + c.max_delay,
+            2 * c.mean_gap
+        )?;
+    }
+    Ok(())
 }
 
 fn dump_events(
@@ -91,7 +102,7 @@ fn dump_events(
 /// Runs `rewind dump`.
 pub fn run(args: DumpArgs) -> anyhow::Result<()> {
     let dir = recorder::tracedir::resolve(args.trace.as_deref());
-    let reader = TraceReader::open(&dir)?;
+    let reader = trace::open(&dir)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let result = (|| -> anyhow::Result<(u64, Option<u64>)> {

@@ -2,5 +2,8 @@
 
 pub mod demo;
 pub mod dump;
+pub mod interactive;
+pub mod pack;
 pub mod record;
+pub mod replay;
 pub mod umk;

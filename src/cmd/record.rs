@@ -1,10 +1,16 @@
-//! `rewind record [-o DIR] -- PROGRAM ARGS…`: record a run; exits with the program's
-//! status (or 128 + signal).
+//! `rewind record [-o DIR] [--chaos SEED] [--until GOAL [--max-runs N]] [--timeout SECS]
+//! -- PROGRAM ARGS…`: record a run; exits with the program's status (or 128 + signal).
+//! With `--until`, re-records with successive chaos seeds until the run ends as asked.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
+use recorder::until::{self, Goal, UntilOptions};
+
+/// Default `--timeout` under `--until`.
+const UNTIL_TIMEOUT_SECS: u64 = 60;
 
 /// Arguments of `rewind record`.
 #[derive(clap::Args, Debug)]
@@ -16,6 +22,21 @@ pub struct RecordArgs {
     /// Let rdtsc run untrapped (the trace is then not replayable if the program reads the TSC).
     #[arg(long)]
     pub no_tsc_trap: bool,
+    /// Move interrupts and add preemptions at ticks chosen by this seed (needs a guest
+    /// with the execution-point ABI, such as umk; the trace replays like any other).
+    #[arg(long, value_name = "SEED")]
+    pub chaos: Option<u64>,
+    /// Re-record with seeds SEED, SEED+1, … (default seed 1) until the program crashes
+    /// (dies by a signal), hangs (runs past --timeout) or exits non-zero; keep that trace.
+    #[arg(long, value_name = "crash|hang|exit-nonzero")]
+    pub until: Option<Goal>,
+    /// With --until: give up after this many runs.
+    #[arg(long, value_name = "N", default_value_t = 10, requires = "until")]
+    pub max_runs: u32,
+    /// Stop the program after this many seconds and close the trace as aborted-by-timeout
+    /// (default: none, or 60 with --until).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
     /// Print where the trace went and its size on stderr.
     #[arg(short, long)]
     pub verbose: bool,
@@ -29,6 +50,21 @@ pub struct RecordArgs {
     pub command: Vec<OsString>,
 }
 
+fn summary(rec: &recorder::Recording) -> String {
+    format!(
+        "trace {} — {} events, {} bytes, {:.3} s{}",
+        rec.dir.display(),
+        rec.stats.events,
+        rec.stats.total_bytes(),
+        rec.elapsed.as_secs_f64(),
+        if rec.cpuid_faulting {
+            ""
+        } else {
+            " (no CPUID faulting on this host: cpuid ran natively)"
+        }
+    )
+}
+
 /// Runs `rewind record`.
 pub fn run(args: RecordArgs) -> anyhow::Result<()> {
     let mut command = args.command.into_iter();
@@ -36,20 +72,54 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
     let mut opts = recorder::RecordOptions::new(program, command);
     opts.out_dir = args.output;
     opts.trap_tsc = !args.no_tsc_trap;
+    opts.chaos = args.chaos.map(recorder::ChaosOptions::new);
+    opts.timeout = args
+        .timeout
+        .or(args.until.map(|_| UNTIL_TIMEOUT_SECS))
+        .map(Duration::from_secs);
+    if let Some(goal) = args.until {
+        return run_until(&opts, goal, args.chaos.unwrap_or(1), args.max_runs);
+    }
     let rec = recorder::record(&opts)?;
     if args.verbose {
+        eprintln!("rewind: {}", summary(&rec));
+    }
+    if rec.timed_out {
         eprintln!(
-            "rewind: trace {} — {} events, {} bytes, {:.3} s{}",
-            rec.dir.display(),
-            rec.stats.events,
-            rec.stats.total_bytes(),
-            rec.elapsed.as_secs_f64(),
-            if rec.cpuid_faulting {
-                ""
-            } else {
-                " (no CPUID faulting on this host: cpuid ran natively)"
-            }
+            "rewind: the program did not finish within {} s; stopped it, trace closed as \
+             aborted-by-timeout in {}",
+            opts.timeout.map_or(0, |t| t.as_secs()),
+            rec.dir.display()
         );
+        std::process::exit(124);
     }
     std::process::exit(rec.exit.code());
+}
+
+fn run_until(
+    opts: &recorder::RecordOptions,
+    goal: Goal,
+    first_seed: u64,
+    max_runs: u32,
+) -> anyhow::Result<()> {
+    let until = UntilOptions {
+        goal,
+        first_seed,
+        max_runs,
+    };
+    let found = until::record_until(opts, until, |run, _| {
+        eprintln!(
+            "rewind: run {} (seed {}): {}",
+            run.run, run.seed, run.outcome
+        );
+    })?;
+    let last = found.last();
+    eprintln!(
+        "rewind: bug reproduced on run {} (seed {}): {}; trace at {}",
+        last.run,
+        last.seed,
+        last.outcome,
+        found.recording.dir.display()
+    );
+    Ok(())
 }

@@ -171,10 +171,15 @@ pub fn line(index: u64, event: &Event) -> String {
             out
         }
         Event::Signal(g) => format!(
-            "#{index:<7} ticks={:<8} --- {} {} rip={:#x} rsp={:#x} ---",
+            "#{index:<7} ticks={:<8} --- {} {}{} rip={:#x} rsp={:#x} ---",
             g.ticks,
             sig(g.signo),
             placement(&g.placement),
+            if crate::chaos::is_synthetic(&g.siginfo) {
+                " (chaos)"
+            } else {
+                ""
+            },
             g.regs.rip,
             g.regs.rsp
         ),
@@ -268,7 +273,11 @@ pub fn json(index: u64, event: &Event) -> JsonEvent {
             j.name = signal_name(g.signo).map(str::to_owned);
             j.number = Some(g.signo as u64);
             j.rip = Some(g.regs.rip);
-            j.detail = Some(placement(&g.placement));
+            j.detail = Some(if crate::chaos::is_synthetic(&g.siginfo) {
+                format!("{} (chaos)", placement(&g.placement))
+            } else {
+                placement(&g.placement)
+            });
         }
         Event::Rdtsc(r) => {
             j.ticks = Some(r.ticks);

@@ -76,6 +76,31 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// A packed trace is damaged, cut short or not one this build reads.
+    #[error("{}: packed entry `{entry}` at byte offset {offset}: {what}", path.display())]
+    Pack {
+        /// The pack file.
+        path: PathBuf,
+        /// Byte offset of the damaged entry or structure.
+        offset: u64,
+        /// The entry's name (`events`, `blobs/…`, `binary`) or `table of contents`.
+        entry: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// The guest binary is not the one the trace was recorded with.
+    #[error(
+        "{}: not the recorded binary (sha256 {found}, the trace header records {expected})",
+        path.display()
+    )]
+    BinaryMismatch {
+        /// The binary found.
+        path: PathBuf,
+        /// SHA-256 the header records.
+        expected: String,
+        /// SHA-256 of the file found.
+        found: String,
+    },
     /// Serializing an event or header failed (a bug, not bad input).
     #[error("encoding {what}: {source}")]
     Encode {

@@ -8,25 +8,32 @@
 //! header                 magic, length, CRC-32, bincode(Header)
 //! events                 chunks: 32-byte frame + zstd(bincode(Event)…), see `chunk`
 //! blobs/SHA256           zstd-compressed file contents and large syscall outputs
+//! chaos                  optional: seed and parameters of a `--chaos` recording
 //! ```
+//!
+//! or the same files and the guest binary packed into one file (see `pack`); [`open`]
+//! takes either.
 //!
 //! Every chunk is written with one `write` after its frame is complete, so a recorder
 //! killed at any moment leaves a prefix of whole chunks followed by at most one partial
 //! chunk; the reader stops there and reports the trace incomplete.
 
 pub mod blob;
+pub mod chaos;
 pub mod chunk;
 pub mod dump;
 pub mod error;
 pub mod event;
 pub mod header;
 pub mod names;
+pub mod pack;
 pub mod reader;
 pub mod sysno;
 pub mod version;
 pub mod writer;
 
 pub use blob::BlobHash;
+pub use chaos::ChaosInfo;
 pub use error::{Error, Result};
 pub use event::{
     CpuidEvent, Data, Event, ExitStatus, FileMapping, Gprs, MemWrite, Placement, RdtscEvent,
@@ -35,4 +42,9 @@ pub use event::{
 pub use header::{BinaryId, CpuidInfo, CpuidRecord, Header, InitialMapping, TickAbi};
 pub use reader::{EventIter, TraceReader};
 pub use version::FORMAT_VERSION;
+
+/// Opens a trace directory or a packed trace; see [`TraceReader::open_any`].
+pub fn open(path: impl AsRef<std::path::Path>) -> Result<TraceReader> {
+    TraceReader::open_any(path)
+}
 pub use writer::{TraceStats, TraceWriter};

@@ -24,6 +24,8 @@ pub struct TraceReader {
     version: u32,
     header: Header,
     blobs: BlobStore,
+    /// Set when the trace was unpacked from a pack: the directory lives as long as this.
+    unpacked: Option<std::sync::Arc<crate::pack::Unpacked>>,
 }
 
 fn parse_version(path: &Path) -> Result<u32> {
@@ -133,7 +135,40 @@ impl TraceReader {
             complete,
             version,
             header,
+            unpacked: None,
         })
+    }
+
+    /// Opens `path`, a trace directory or a packed trace (`rewind pack`). A pack is
+    /// checked entry by entry and unpacked into a temporary directory that is removed
+    /// when the last clone of the reader's handle to it is dropped.
+    pub fn open_any(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Self::open(path);
+        }
+        let unpacked = crate::pack::Unpacked::new(path)?;
+        let mut reader = Self::open(unpacked.dir())?;
+        reader.unpacked = Some(std::sync::Arc::new(unpacked));
+        Ok(reader)
+    }
+
+    /// Whether the trace came from a pack.
+    pub fn is_packed(&self) -> bool {
+        self.unpacked.is_some()
+    }
+
+    /// For a packed trace, the guest binary unpacked from it (executable, verified
+    /// against the header's SHA-256): run this instead of `header().binary.path`.
+    pub fn packed_binary(&self) -> Option<PathBuf> {
+        self.unpacked
+            .as_ref()
+            .map(|u| u.dir().join(crate::pack::BINARY_ENTRY))
+    }
+
+    /// The chaos parameters, if the trace was recorded with `--chaos`.
+    pub fn chaos(&self) -> Result<Option<crate::chaos::ChaosInfo>> {
+        crate::chaos::ChaosInfo::read(&self.dir)
     }
 
     /// The trace directory.

@@ -87,3 +87,11 @@ pub fn tsc_trapping_supported() -> bool {
     // SAFETY: PR_GET_TSC writes one int through the pointer, which points at `mode`.
     unsafe { libc::prctl(libc::PR_GET_TSC, &mut mode as *mut libc::c_int, 0, 0, 0) == 0 }
 }
+
+/// Whether the calling thread may run on `cpu` (its affinity mask allows it).
+pub fn cpu_allowed(cpu: usize) -> bool {
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .ok()
+        .and_then(|set| set.is_set(cpu).ok())
+        .unwrap_or(false)
+}

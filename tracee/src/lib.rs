@@ -8,6 +8,7 @@
 
 pub mod addr;
 pub mod cpu;
+pub mod debug;
 pub mod error;
 pub mod maps;
 pub mod mem;
@@ -18,10 +19,11 @@ pub mod spawn;
 pub mod task;
 
 pub use addr::Addr;
+pub use debug::WatchKind;
 pub use error::{Error, Result};
 pub use nix::sys::signal::Signal;
 pub use nix::unistd::Pid;
 pub use regs::Regs;
 pub use siginfo::SigInfo;
-pub use spawn::{resolve_program, spawn, SpawnOptions};
+pub use spawn::{resolve_program, spawn, spawn_in, SpawnOptions};
 pub use task::{Exit, Resume, Running, Stop, Stopped, Waited};

@@ -51,12 +51,21 @@ const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 
 /// Starts the program and returns it stopped right after its execve, options set.
 pub fn spawn(opts: &SpawnOptions) -> Result<Stopped> {
+    spawn_in(opts, None)
+}
+
+/// As [`spawn`], with the working directory `cwd` (the replayer starts the program where
+/// it was recorded, so that a relative program path and the initial stack are the same).
+pub fn spawn_in(opts: &SpawnOptions, cwd: Option<&std::path::Path>) -> Result<Stopped> {
     let program_name = opts.program.display().to_string();
     let spawn_err = |why: String| Error::Spawn {
         program: program_name.clone(),
         why,
     };
     let mut cmd = Command::new(&opts.program);
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     if let Some(argv0) = opts.argv.first() {
         cmd.arg0(argv0);
     }

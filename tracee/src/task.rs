@@ -320,3 +320,9 @@ pub fn kill_pid(pid: Pid) {
     let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
     let _ = Running { pid }.kill();
 }
+
+/// Sends SIGKILL to the tracee `pid` without reaping it: for a watchdog on another thread,
+/// while the thread that owns the tracee's handle goes on waiting and sees it die.
+pub fn send_kill(pid: Pid) {
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+}

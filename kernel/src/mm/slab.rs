@@ -63,14 +63,16 @@ pub struct CacheId(pub u8);
 #[inline(never)]
 #[no_mangle]
 pub extern "C" fn umk_alloc(cache: usize, ptr: usize, size: usize) {
-    core::hint::black_box((cache, ptr, size));
+    // The tag keeps the linker from folding identical probes into one address.
+    core::hint::black_box((cache, ptr, size, 1u32));
 }
 
 /// The probe point for every free (kernel/PROBES.md).
 #[inline(never)]
 #[no_mangle]
 pub extern "C" fn umk_free(cache: usize, ptr: usize, size: usize) {
-    core::hint::black_box((cache, ptr, size));
+    // The tag keeps the linker from folding identical probes into one address.
+    core::hint::black_box((cache, ptr, size, 2u32));
 }
 
 /// Creates a cache of `size`-byte objects, or returns the existing one of that name.

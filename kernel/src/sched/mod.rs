@@ -281,12 +281,21 @@ extern "C" fn task_entry(arg: usize) -> ! {
     exit_current()
 }
 
+/// The probe point for a task's end (kernel/PROBES.md): `pid` and the number of locks it
+/// still holds.
+#[inline(never)]
+#[no_mangle]
+pub extern "C" fn umk_task_exit(pid: u32, held: u32) {
+    core::hint::black_box((pid, held, 1u32));
+}
+
 /// Ends the current task. Its stack is freed later by the idle task (it is still in use).
 pub fn exit_current() -> ! {
     let (pid, held) = task::with_current(|t| {
         t.state = State::Dead;
         (t.pid, t.held_count)
     });
+    umk_task_exit(pid, held);
     if held > 0 {
         crate::sync::lockdep_report_held_at_exit(pid);
     }

@@ -98,21 +98,24 @@ fn ctx() -> u32 {
 #[inline(never)]
 #[no_mangle]
 pub extern "C" fn umk_lock_acquire(lock: *const LockHeader, ctx: u32) {
-    core::hint::black_box((lock, ctx));
+    // The tag keeps the linker from folding identical probes into one address.
+    core::hint::black_box((lock, ctx, 1u32));
 }
 
 /// Probe: `lock` is now held by the current task.
 #[inline(never)]
 #[no_mangle]
 pub extern "C" fn umk_lock_acquired(lock: *const LockHeader, ctx: u32) {
-    core::hint::black_box((lock, ctx));
+    // The tag keeps the linker from folding identical probes into one address.
+    core::hint::black_box((lock, ctx, 2u32));
 }
 
 /// Probe: `lock` is being released.
 #[inline(never)]
 #[no_mangle]
 pub extern "C" fn umk_lock_release(lock: *const LockHeader, ctx: u32) {
-    core::hint::black_box((lock, ctx));
+    // The tag keeps the linker from folding identical probes into one address.
+    core::hint::black_box((lock, ctx, 3u32));
 }
 
 /// Reports a task that ends while holding locks (lockdep's "lock held at task exit").

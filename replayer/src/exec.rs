@@ -1,0 +1,149 @@
+//! The exec stop, replayer side (mirror of `recorder::exec`): start the program exactly as
+//! it was recorded — same seccomp filter, ASLR off, TSC trapping, argv, env in header
+//! order, working directory, pinned CPU — then at the exec stop hide the vDSO the same way
+//! and write back the recorded AT_RANDOM bytes. The initial registers are compared with
+//! the recorded ones (a different environment moves the stack).
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use trace::Header;
+use tracee::seccomp::Program;
+use tracee::{Addr, Stopped};
+
+use crate::error::{Error, Result};
+use crate::session::{gprs, regs_diff, same_regs};
+use crate::ticks::TickAddrs;
+
+const AT_IGNORE: u64 = 1;
+
+/// The started tracee at its exec stop.
+pub(crate) struct Started {
+    pub stopped: Stopped,
+    pub ticks: Option<TickAddrs>,
+    pub start_ticks: u64,
+}
+
+/// Starts the recorded program and prepares its exec stop.
+pub(crate) fn start(trace: &Path, h: &Header) -> Result<Started> {
+    let setup = |why: String| Error::Setup {
+        trace: trace.to_path_buf(),
+        why,
+    };
+    if let Some(why) = crate::cpuid::check_host(&h.cpuid) {
+        return Err(setup(why));
+    }
+    if h.cpuid.faulting && !tracee::cpu::cpuid_faulting_supported() {
+        return Err(setup(
+            "the recording trapped CPUID, and this host cannot (ARCH_SET_CPUID)".into(),
+        ));
+    }
+    let cwd = PathBuf::from(OsStr::from_bytes(&h.cwd));
+    if !cwd.is_dir() {
+        return Err(setup(format!(
+            "the recorded working directory {} does not exist here",
+            cwd.display()
+        )));
+    }
+    let program = crate::files::program_path(h);
+    crate::files::check_binary(trace, h, &cwd, &program)?;
+    // A replayed crash must not leave a core file behind.
+    let _ = tracee::debug::disable_core_dumps();
+    let env = h
+        .env
+        .iter()
+        .map(|kv| {
+            let (k, v) = match kv.iter().position(|&b| b == b'=') {
+                Some(i) => (&kv[..i], &kv[i + 1..]),
+                None => (&kv[..], &[][..]),
+            };
+            (
+                OsString::from(OsStr::from_bytes(k)),
+                OsString::from(OsStr::from_bytes(v)),
+            )
+        })
+        .collect();
+    let cpu = h
+        .cpu
+        .map(|c| c as usize)
+        .filter(|&c| tracee::cpu::cpu_allowed(c));
+    let cpu = cpu.or_else(tracee::cpu::current_cpu);
+    // Replayer and tracee on one CPU: cross-CPU ptrace wake-ups cost several times more.
+    // (The thread stays pinned while it drives this tracee; see `Pin`.)
+    if let Some(c) = cpu {
+        let _ = tracee::cpu::pin_current_thread(c);
+    }
+    let opts = tracee::SpawnOptions {
+        program: program.clone(),
+        argv: h
+            .argv
+            .iter()
+            .map(|a| OsStr::from_bytes(a).to_owned())
+            .collect(),
+        env: Some(env),
+        seccomp: Some(Program::from_words(&h.seccomp_filter)),
+        trap_tsc: h.tsc_trapped,
+        no_aslr: true,
+        cpu,
+        stdout: None,
+    };
+    let s = tracee::spawn_in(&opts, Some(&cwd)).map_err(|e| setup(e.to_string()))?;
+    let fail = |s: Stopped, e: Error| {
+        let _ = s.kill();
+        Err(e)
+    };
+    let tr = |source| Error::Tracee { event: 0, source };
+    let regs = match s.regs() {
+        Ok(r) => r,
+        Err(e) => return fail(s, tr(e)),
+    };
+    if !same_regs(&h.initial_regs, &gprs(&regs)) {
+        let why = regs_diff(&h.initial_regs, &gprs(&regs));
+        return fail(
+            s,
+            Error::Divergence {
+                event: 0,
+                expected: "the recorded registers at exec (same program path, argv, env)".into(),
+                found: why,
+            },
+        );
+    }
+    if let Some(at) = h.vdso_hidden_at {
+        if let Err(e) = s.write_u64(Addr::new(at.0), AT_IGNORE) {
+            return fail(s, tr(e));
+        }
+    }
+    if let Some((at, bytes)) = h.at_random {
+        if let Err(e) = s.write_bytes(Addr::new(at.0), &bytes) {
+            return fail(s, tr(e));
+        }
+    }
+    let mut stopped = s;
+    if h.cpuid.faulting {
+        match stopped.inject_syscall(
+            libc::SYS_arch_prctl as u64,
+            [tracee::cpu::ARCH_SET_CPUID_CODE, 0, 0, 0, 0, 0],
+        ) {
+            Ok((st, 0)) => stopped = st,
+            Ok((st, r)) => return fail(st, setup(format!("ARCH_SET_CPUID failed: {r}"))),
+            Err(e) => return Err(tr(e)),
+        }
+    }
+    let ticks = h.tick_abi.map(|t| TickAddrs {
+        ticks: Addr::new(t.ticks.0),
+        target: Addr::new(t.target.0),
+    });
+    let start_ticks = match ticks {
+        Some(t) => match stopped.read_u64(t.ticks) {
+            Ok(v) => v,
+            Err(e) => return fail(stopped, tr(e)),
+        },
+        None => 0,
+    };
+    Ok(Started {
+        stopped,
+        ticks,
+        start_ticks,
+    })
+}

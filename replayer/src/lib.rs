@@ -1,0 +1,153 @@
+//! Rewind's replayer: re-executes a trace exactly, checks at every event that it does, and
+//! owns the timeline (checkpoints, seek, reverse execution) that gdb and the analyzer
+//! drive.
+//!
+//! * [`replay`] runs a recording to its end, printing the guest's console output, and
+//!   returns how it ended ([`Outcome`]).
+//! * [`Timeline`] (module `timeline`) is the random-access API: positions, seek,
+//!   run forward/backward to breakpoints and watchpoints, step back.
+//!
+//! Files mirror the recorder's, by source of nondeterminism: `syscalls`, `signals`,
+//! `time`, `cpuid`, `files`, `mmaps`, `ticks`, `exec`; `session` is the engine loop.
+//!
+//! Replay has no host side effects: every traced call that reads, writes, opens, sends or
+//! signals is emulated from the trace; the only files it opens are the trace's and the
+//! binary (to check its hash, and by the kernel's exec). Core dumps are turned off.
+
+pub mod cpuid;
+pub mod error;
+mod exec;
+pub mod files;
+mod mmaps;
+pub mod position;
+mod session;
+mod signals;
+pub mod symbols;
+pub mod syscalls;
+pub mod tasks;
+mod ticks;
+pub mod time;
+pub mod timeline;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use error::{Error, Result};
+pub use position::Position;
+pub use session::{Console, TraceData, Watch};
+pub use timeline::{StopReason, Timeline, TimelineOptions};
+use trace::{Event, ExitStatus, Gprs};
+pub use tracee::WatchKind;
+
+use session::{Engine, Goal, Reached};
+
+/// A one-line description of an event, for divergence messages.
+pub fn describe(ev: &Event) -> String {
+    match ev {
+        Event::Syscall(s) => {
+            format!(
+                "syscall {}",
+                syscalls::describe_call(s.nr, &s.args, s.rip.0)
+            )
+        }
+        Event::Signal(s) => format!("signal {} placed {:?}", s.signo, s.placement),
+        Event::Rdtsc(r) => format!("rdtsc at rip {}", r.rip),
+        Event::Cpuid(c) => format!("cpuid leaf {:#x} at rip {}", c.leaf, c.rip),
+        Event::Exit(e) => format!("the end of the program ({e:?})"),
+        Event::Aborted { reason } => format!("the end of the recording ({reason})"),
+    }
+}
+
+/// How to replay.
+#[derive(Debug)]
+pub struct ReplayOptions {
+    /// Where the guest's console output goes.
+    pub console: Console,
+    /// Sleep so that output comes at the recorded pace.
+    pub pace: bool,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            console: Console::Stdout,
+            pace: false,
+        }
+    }
+}
+
+/// How a replay ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// How the program ended, as recorded and reproduced; `None` when the recording ends
+    /// without an exit (aborted by the recorder, or incomplete).
+    pub exit: Option<ExitStatus>,
+    /// The recorder's reason, for an aborted recording.
+    pub aborted: Option<String>,
+    /// The last signal delivered and the registers at its delivery (for a crash: the
+    /// fatal signal at the faulting instruction).
+    pub last_signal: Option<(i32, Gprs)>,
+    /// Events replayed.
+    pub events: u64,
+    /// Console output, when `Console::Buffer` was asked for.
+    pub console: Vec<u8>,
+    /// Wall time of the replay.
+    pub elapsed: Duration,
+}
+
+/// Opens a trace, reading all its events.
+pub fn open_trace(dir: &Path) -> Result<Arc<TraceData>> {
+    let reader = trace::TraceReader::open(dir)?;
+    let mut events = Vec::new();
+    for item in reader.events()? {
+        events.push(item?.1);
+    }
+    Ok(Arc::new(TraceData { reader, events }))
+}
+
+pub(crate) fn start_engine(data: Arc<TraceData>, console: Console) -> Result<Engine> {
+    let started = exec::start(data.reader.dir(), data.header())?;
+    let mut engine = Engine::new(data.clone(), started.stopped, console);
+    engine.ticks = started.ticks;
+    engine.start_ticks = started.start_ticks;
+    engine.mark_ticks = started.start_ticks;
+    engine.cpuid_faulting = data.header().cpuid.faulting;
+    Ok(engine)
+}
+
+/// Replays the recording in `dir` to its end.
+pub fn replay(dir: &Path, opts: ReplayOptions) -> Result<Outcome> {
+    let start = Instant::now();
+    let data = open_trace(dir)?;
+    let mut engine = start_engine(data.clone(), opts.console)?;
+    if opts.pace {
+        engine.pacer = Some(time::Pacer::default());
+    }
+    let result = engine.run(Goal::End, false);
+    if let Some(s) = engine.live.take() {
+        let _ = s.kill();
+    }
+    let _ = tracee::cpu::unpin_current_thread();
+    let reached = result?;
+    let aborted = match engine.event(engine.next) {
+        Some(Event::Aborted { reason }) => Some(reason.clone()),
+        _ => None,
+    };
+    let exit = match reached {
+        Reached::Exited(e) => Some(e),
+        _ => None,
+    };
+    let console = match std::mem::replace(&mut engine.console, Console::Discard) {
+        Console::Buffer(v) => v,
+        _ => Vec::new(),
+    };
+    Ok(Outcome {
+        exit,
+        aborted,
+        last_signal: engine.last_signal,
+        events: engine.next,
+        console,
+        elapsed: start.elapsed(),
+    })
+}

@@ -1,0 +1,750 @@
+//! The replay engine: one live tracee, the cursor into the event stream, and the loop that
+//! runs the tracee to the next stop and matches it against the next event (syscall at its
+//! seccomp stop, signal at its placement, rdtsc at its trap, exit). Every stop is checked;
+//! a mismatch is a [`Error::Divergence`]. The engine never leaves the tracee at a seccomp
+//! stop: between calls it rests at an event boundary, a tick mark, after a single step, or
+//! at a breakpoint or watchpoint hit.
+//!
+//! Event handlers live in files named after the recorder's: `syscalls`, `signals`, `time`,
+//! `cpuid`, `mmaps`, `ticks`, `exec`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use trace::{Event, ExitStatus, Gprs, Header, Placement};
+use tracee::siginfo::code;
+use tracee::{Addr, Exit, Regs, Resume, Signal, Stop, Stopped, Waited, WatchKind};
+
+use crate::error::{Error, Result};
+use crate::position::Position;
+use crate::ticks::{TickAddrs, NEVER};
+
+/// The trap flag in rflags.
+const TF: u64 = 1 << 8;
+
+/// The opened trace, shared by the engine and the timeline.
+pub struct TraceData {
+    /// The reader (for blobs).
+    pub reader: trace::TraceReader,
+    /// All events, in order.
+    pub events: Vec<Event>,
+}
+
+impl TraceData {
+    /// The header.
+    pub fn header(&self) -> &Header {
+        self.reader.header()
+    }
+}
+
+/// What kind of ptrace stop the live tracee rests at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A signal-delivery stop (exec, traps, steps, faults): resuming with no signal
+    /// continues user execution; resuming with one delivers it now.
+    SignalDelivery,
+    /// The syscall-exit stop of event `0` (its result already written).
+    SyscallExit(u64),
+}
+
+/// Where the replay should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Goal {
+    /// The boundary before event N.
+    Boundary(u64),
+    /// The tick mark K in the current interval.
+    Tick(u64),
+    /// One instruction (or one event application).
+    Step,
+    /// The end of the recording.
+    End,
+}
+
+/// Why `run` returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reached {
+    Goal,
+    Breakpoint(u64),
+    /// Hardware slot bits that fired.
+    Watchpoint(u8),
+    Exited(ExitStatus),
+    /// The recording ends here without an exit (aborted or truncated).
+    End,
+}
+
+/// Where console output goes.
+#[derive(Debug)]
+pub enum Console {
+    /// The replayer's own stdout/stderr.
+    Stdout,
+    /// Nowhere.
+    Discard,
+    /// Kept in memory (tests, the interactive mode's `output`).
+    Buffer(Vec<u8>),
+}
+
+/// A hardware watchpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watch {
+    /// Address watched.
+    pub addr: u64,
+    /// Length (1, 2, 4 or 8).
+    pub len: usize,
+    /// Access kind.
+    pub kind: WatchKind,
+}
+
+/// The live replay.
+pub(crate) struct Engine {
+    pub data: Arc<TraceData>,
+    pub live: Option<Stopped>,
+    pub kind: Kind,
+    /// Index of the next event to apply.
+    pub next: u64,
+    /// Set once the tracee is gone.
+    pub exit: Option<ExitStatus>,
+    pub ticks: Option<TickAddrs>,
+    /// REWIND_TICKS at the exec stop.
+    pub start_ticks: u64,
+    /// The value last written to REWIND_TICK_TARGET in the live tracee, if known.
+    pub armed: Option<u64>,
+    pub console: Console,
+    /// Console output is printed for events below this only once.
+    pub printed_upto: u64,
+    pub pacer: Option<crate::time::Pacer>,
+    /// The current position, when known (None after a breakpoint stop reached by
+    /// continuing, until the timeline computes it).
+    pub pos: Option<Position>,
+    /// The tracee is at the stop of event `next`, not yet applied.
+    pub at_event_stop: bool,
+    /// A synchronous fault to deliver at the next resume.
+    pub pending_fault: Option<Signal>,
+    /// The last signal delivered (number, registers at delivery).
+    pub last_signal: Option<(i32, Gprs)>,
+    pub breakpoints: BTreeSet<u64>,
+    pub watches: [Option<Watch>; 4],
+    hw_applied: bool,
+    pub cpuid_faulting: bool,
+    /// REWIND_TICKS at the latest mark (boundary or tick mark) reached: while stepping,
+    /// the next mark is the one after it.
+    pub mark_ticks: u64,
+}
+
+pub(crate) fn gprs(r: &Regs) -> Gprs {
+    let a = r.to_array();
+    Gprs {
+        r15: a[0],
+        r14: a[1],
+        r13: a[2],
+        r12: a[3],
+        rbp: a[4],
+        rbx: a[5],
+        r11: a[6],
+        r10: a[7],
+        r9: a[8],
+        r8: a[9],
+        rax: a[10],
+        rcx: a[11],
+        rdx: a[12],
+        rsi: a[13],
+        rdi: a[14],
+        orig_rax: a[15],
+        rip: a[16],
+        cs: a[17],
+        eflags: a[18],
+        rsp: a[19],
+        ss: a[20],
+        fs_base: a[21],
+        gs_base: a[22],
+        ds: a[23],
+        es: a[24],
+        fs: a[25],
+        gs: a[26],
+    }
+}
+
+/// Registers from the trace's representation, on top of `base` (for fields a program
+/// cannot see, which `Gprs` has all of anyway).
+pub(crate) fn regs_from(g: &Gprs, base: &Regs) -> Regs {
+    let mut r = *base;
+    let x = &mut r.0;
+    x.r15 = g.r15;
+    x.r14 = g.r14;
+    x.r13 = g.r13;
+    x.r12 = g.r12;
+    x.rbp = g.rbp;
+    x.rbx = g.rbx;
+    x.r11 = g.r11;
+    x.r10 = g.r10;
+    x.r9 = g.r9;
+    x.r8 = g.r8;
+    x.rax = g.rax;
+    x.rcx = g.rcx;
+    x.rdx = g.rdx;
+    x.rsi = g.rsi;
+    x.rdi = g.rdi;
+    x.orig_rax = g.orig_rax;
+    x.rip = g.rip;
+    x.cs = g.cs;
+    x.eflags = g.eflags;
+    x.rsp = g.rsp;
+    x.ss = g.ss;
+    x.fs_base = g.fs_base;
+    x.gs_base = g.gs_base;
+    x.ds = g.ds;
+    x.es = g.es;
+    x.fs = g.fs;
+    x.gs = g.gs;
+    r
+}
+
+/// Whether two register sets agree on what a program can observe.
+pub(crate) fn same_regs(a: &Gprs, b: &Gprs) -> bool {
+    let mut x = *a;
+    let mut y = *b;
+    x.orig_rax = 0;
+    y.orig_rax = 0;
+    const RF: u64 = 1 << 16;
+    x.eflags &= !RF;
+    y.eflags &= !RF;
+    x == y
+}
+
+fn garr(g: &Gprs) -> [u64; 27] {
+    [
+        g.r15, g.r14, g.r13, g.r12, g.rbp, g.rbx, g.r11, g.r10, g.r9, g.r8, g.rax, g.rcx, g.rdx,
+        g.rsi, g.rdi, g.orig_rax, g.rip, g.cs, g.eflags, g.rsp, g.ss, g.fs_base, g.gs_base, g.ds,
+        g.es, g.fs, g.gs,
+    ]
+}
+
+/// The registers that differ, for divergence messages.
+pub(crate) fn regs_diff(expected: &Gprs, found: &Gprs) -> String {
+    let names = [
+        "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx",
+        "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds",
+        "es", "fs", "gs",
+    ];
+    let (a, b) = (garr(expected), garr(found));
+    let diffs: Vec<String> = names
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != 15 && a[i] != b[i] && !(i == 18 && (a[i] ^ b[i]) == 1 << 16))
+        .map(|(i, n)| format!("{n} {:#x} (recorded {:#x})", b[i], a[i]))
+        .collect();
+    diffs.join(", ")
+}
+
+/// Converts a tracee exit.
+pub(crate) fn exit_status(e: Exit) -> ExitStatus {
+    match e {
+        Exit::Exited(c) => ExitStatus::Exited(c),
+        Exit::Signaled(s, core) => ExitStatus::Signaled {
+            signo: s as i32,
+            core,
+        },
+    }
+}
+
+impl Engine {
+    pub(crate) fn new(data: Arc<TraceData>, live: Stopped, console: Console) -> Engine {
+        Engine {
+            data,
+            live: Some(live),
+            kind: Kind::SignalDelivery,
+            next: 0,
+            exit: None,
+            ticks: None,
+            start_ticks: 0,
+            armed: None,
+            console,
+            printed_upto: 0,
+            pacer: None,
+            pos: Some(Position::START),
+            at_event_stop: false,
+            pending_fault: None,
+            last_signal: None,
+            breakpoints: BTreeSet::new(),
+            watches: [None; 4],
+            hw_applied: false,
+            cpuid_faulting: false,
+            mark_ticks: 0,
+        }
+    }
+
+    /// Wraps a tracee error with the current event index.
+    pub(crate) fn t<T>(&self, r: tracee::Result<T>) -> Result<T> {
+        r.map_err(|source| Error::Tracee {
+            event: self.next,
+            source,
+        })
+    }
+
+    pub(crate) fn diverged(&self, expected: String, found: String) -> Error {
+        Error::Divergence {
+            event: self.next,
+            expected,
+            found,
+        }
+    }
+
+    /// The live tracee (an internal invariant: present unless exited).
+    pub(crate) fn live(&self) -> Result<&Stopped> {
+        self.live.as_ref().ok_or_else(|| {
+            Error::Invalid(match self.exit {
+                Some(e) => format!("the tracee has ended ({e:?}); seek back to inspect it"),
+                None => "no live tracee".into(),
+            })
+        })
+    }
+
+    pub(crate) fn take_live(&mut self) -> Result<Stopped> {
+        self.live
+            .take()
+            .ok_or_else(|| Error::Invalid("no live tracee".into()))
+    }
+
+    pub(crate) fn event(&self, i: u64) -> Option<&Event> {
+        self.data.events.get(usize::try_from(i).ok()?)
+    }
+
+    /// REWIND_TICKS now (0 without the ABI).
+    pub(crate) fn read_ticks(&self, s: &Stopped) -> Result<u64> {
+        match self.ticks {
+            Some(t) => self.t(s.read_u64(t.ticks)),
+            None => Ok(0),
+        }
+    }
+
+    /// REWIND_TICKS at the boundary before event `n`: the ticks the previous event
+    /// recorded (events do not advance the counter).
+    pub(crate) fn boundary_ticks(&self, n: u64) -> u64 {
+        if n == 0 {
+            return self.start_ticks;
+        }
+        match self.event(n - 1) {
+            Some(Event::Syscall(s)) => s.ticks,
+            Some(Event::Signal(s)) => s.ticks,
+            Some(Event::Rdtsc(r)) => r.ticks,
+            Some(Event::Cpuid(c)) => c.ticks,
+            _ => self.boundary_ticks(n - 1),
+        }
+    }
+
+    /// Whether the tracee rests at the stop of event `next` without needing to run.
+    fn event_stop_now(&self) -> bool {
+        if self.at_event_stop {
+            return true;
+        }
+        matches!(
+            (self.event(self.next), self.kind),
+            (Some(Event::Signal(s)), Kind::SyscallExit(e))
+                if s.placement == Placement::SyscallExit { event: e }
+        )
+    }
+
+    /// Runs toward `goal`; `report_hits` makes user breakpoints and watchpoints stop it.
+    pub(crate) fn run(&mut self, goal: Goal, report_hits: bool) -> Result<Reached> {
+        let mut stepped = false;
+        loop {
+            if let Some(e) = self.exit {
+                return Ok(Reached::Exited(e));
+            }
+            match goal {
+                Goal::Boundary(n) if self.pos == Some(Position::event(n)) => {
+                    return Ok(Reached::Goal)
+                }
+                Goal::Step if stepped => return Ok(Reached::Goal),
+                _ => {}
+            }
+            let ev = match self.event(self.next) {
+                None | Some(Event::Aborted { .. }) => return Ok(Reached::End),
+                Some(e) => e.clone(),
+            };
+            if self.event_stop_now() {
+                self.at_event_stop = false;
+                let s = self.take_live()?;
+                self.apply_signal_here(s, &ev)?;
+                stepped = true;
+                if let Some(r) = self.hit_at_boundary(report_hits)? {
+                    return Ok(r);
+                }
+                continue;
+            }
+            if goal == Goal::Step {
+                if let Event::Signal(sig) = &ev {
+                    if sig.placement == Placement::Registers {
+                        let r = self.t(self.live()?.regs())?;
+                        if same_regs(&sig.regs, &gprs(&r)) {
+                            self.at_event_stop = true;
+                            continue;
+                        }
+                    }
+                }
+            }
+            match self.resume_and_classify(&ev, goal, report_hits)? {
+                Some(r) => return Ok(r),
+                None => {
+                    if goal == Goal::Step {
+                        stepped = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// After an event was applied: a breakpoint at the new boundary's rip is a hit.
+    fn hit_at_boundary(&mut self, report_hits: bool) -> Result<Option<Reached>> {
+        if !report_hits || self.exit.is_some() || self.breakpoints.is_empty() {
+            return Ok(None);
+        }
+        let rip = self.t(self.live()?.regs())?.rip();
+        Ok(self
+            .breakpoints
+            .contains(&rip)
+            .then_some(Reached::Breakpoint(rip)))
+    }
+
+    /// The tick target the next resume needs.
+    fn wanted_target(&self, ev: &Event, goal: Goal, s: &Stopped) -> Result<u64> {
+        let mut target = NEVER;
+        if let Event::Signal(sig) = ev {
+            if let Placement::Tick { ticks } = sig.placement {
+                target = ticks;
+            }
+        }
+        match goal {
+            Goal::Tick(k) => target = target.min(k),
+            Goal::Step if self.ticks.is_some() => {
+                let _ = s;
+                target = target.min(self.mark_ticks.wrapping_add(1))
+            }
+            _ => {}
+        }
+        Ok(target)
+    }
+
+    fn apply_hw(&mut self, s: &Stopped, on: bool) -> Result<()> {
+        let want = on && self.watches.iter().any(Option::is_some);
+        if want {
+            let slots = self.watches.map(|w| w.map(|w| (w.addr, w.len, w.kind)));
+            self.t(s.set_watchpoints(&slots))?;
+            self.hw_applied = true;
+        } else if self.hw_applied {
+            self.t(s.set_watchpoints(&[None; 4]))?;
+            self.hw_applied = false;
+        }
+        Ok(())
+    }
+
+    /// Forgets what is known of the live tracee's debug state (after a restore).
+    pub(crate) fn forget_live_state(&mut self) {
+        self.armed = None;
+        self.hw_applied = false;
+    }
+
+    /// Resumes once, waits, and handles the stop. `Some` ends the run.
+    fn resume_and_classify(
+        &mut self,
+        ev: &Event,
+        goal: Goal,
+        report_hits: bool,
+    ) -> Result<Option<Reached>> {
+        let s = self.take_live()?;
+        let target = self.wanted_target(ev, goal, &s)?;
+        if let Some(t) = self.ticks {
+            if self.armed != Some(target) {
+                self.t(s.write_u64(t.target, target))?;
+                self.armed = Some(target);
+            }
+        }
+        self.apply_hw(&s, report_hits)?;
+        let regs = self.t(s.regs())?;
+        let rip = regs.rip();
+        // Software breakpoints are in memory only while the tracee runs.
+        let mut insert: BTreeSet<u64> = BTreeSet::new();
+        let mut temp = None;
+        if goal != Goal::Step {
+            if report_hits {
+                insert.extend(self.breakpoints.iter().copied());
+            }
+            if let Event::Signal(sig) = ev {
+                if sig.placement == Placement::Registers {
+                    temp = Some(sig.regs.rip);
+                    insert.insert(sig.regs.rip);
+                }
+            }
+        }
+        // Stepping off a breakpoint address: leave that one out and execute one instruction.
+        let step_off = insert.remove(&rip);
+        let mut saved = Vec::with_capacity(insert.len());
+        for &a in &insert {
+            let mut b = [0u8; 1];
+            if s.read_exact(Addr::new(a), &mut b).is_ok()
+                && self.t(s.poke_bytes(Addr::new(a), &[0xcc])).is_ok()
+            {
+                saved.push((a, b[0]));
+            }
+        }
+        // Single-stepping a `syscall` leaves TF in the r11 the kernel saves rflags to:
+        // note it, to clear it after the step (rr does the same).
+        let mut insn = [0u8; 2];
+        let stepping_syscall = (goal == Goal::Step || step_off)
+            && regs.0.eflags & TF == 0
+            && s.read_exact(Addr::new(rip), &mut insn).is_ok()
+            && insn == [0x0f, 0x05];
+        let sig = self.pending_fault.take();
+        let how = if goal == Goal::Step || step_off {
+            Resume::Step(sig)
+        } else {
+            Resume::Cont(sig)
+        };
+        self.pos = None;
+        self.kind = Kind::SignalDelivery;
+        let running = self.t(s.resume(how))?;
+        let waited = self.t(running.wait())?;
+        if let Waited::Stopped(s, _) = &waited {
+            for &(a, b) in &saved {
+                self.t(s.poke_bytes(Addr::new(a), &[b]))?;
+            }
+        }
+        let (s, stop) = match waited {
+            Waited::Exited(e) => return self.on_exit(e).map(Some),
+            Waited::Stopped(s, stop) => (s, stop),
+        };
+        if stepping_syscall {
+            let mut r = self.t(s.regs())?;
+            if r.0.r11 & TF != 0 {
+                r.0.r11 &= !TF;
+                self.t(s.set_regs(&r))?;
+            }
+        }
+        match stop {
+            Stop::Seccomp => {
+                self.on_seccomp(s, ev)?;
+                self.finish_step_or_hit(goal, report_hits)
+            }
+            Stop::Signal(Signal::SIGTRAP) => {
+                self.on_sigtrap(s, ev, goal, report_hits, &saved, temp, how)
+            }
+            Stop::Signal(sig) => {
+                let info = self.t(s.siginfo())?;
+                if sig == Signal::SIGSEGV && info.code() == code::SI_KERNEL {
+                    let regs = self.t(s.regs())?;
+                    let mut insn = [0u8; 3];
+                    let got = self.t(s.read_partial(Addr::new(regs.rip()), &mut insn))?;
+                    if self.data.header().tsc_trapped {
+                        if let Some(i) = recorder::time::decode(&insn[..got]) {
+                            self.on_rdtsc(s, regs, i, ev)?;
+                            return self.finish_step_or_hit(goal, report_hits);
+                        }
+                    }
+                    if self.cpuid_faulting && insn[..got].starts_with(&[0x0f, 0xa2]) {
+                        self.on_cpuid(s, regs, ev)?;
+                        return self.finish_step_or_hit(goal, report_hits);
+                    }
+                }
+                if info.is_synchronous_fault() {
+                    // Faults are not events: the same instruction faults again here, and
+                    // the signal is delivered as it was at record time.
+                    let regs = self.t(s.regs())?;
+                    self.last_signal = Some((sig as i32, gprs(&regs)));
+                    self.pending_fault = Some(sig);
+                } else {
+                    // A host signal (the replay emulates every timer and I/O source, so
+                    // this is e.g. a terminal's SIGINT): not part of the recording.
+                }
+                self.live = Some(s);
+                Ok(None)
+            }
+            Stop::Syscall => Err(self.diverged(
+                crate::describe(ev),
+                "a syscall stop outside any recorded syscall".into(),
+            )),
+            Stop::Exec | Stop::NewTask | Stop::OtherEvent(_) => {
+                let _ = s.kill();
+                Err(self.diverged(
+                    crate::describe(ev),
+                    format!("{stop:?} (a new program or task, which the recording never had)"),
+                ))
+            }
+        }
+    }
+
+    /// After an event was applied during a run: a step is done; a breakpoint at the new
+    /// boundary is a hit.
+    fn finish_step_or_hit(&mut self, goal: Goal, report_hits: bool) -> Result<Option<Reached>> {
+        if self.exit.is_some() {
+            return Ok(self.exit.map(Reached::Exited));
+        }
+        if let Goal::Boundary(n) = goal {
+            if self.pos == Some(Position::event(n)) {
+                return Ok(Some(Reached::Goal));
+            }
+        }
+        if goal == Goal::Step {
+            return Ok(Some(Reached::Goal));
+        }
+        self.hit_at_boundary(report_hits)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_sigtrap(
+        &mut self,
+        s: Stopped,
+        ev: &Event,
+        goal: Goal,
+        report_hits: bool,
+        inserted: &[(u64, u8)],
+        temp: Option<u64>,
+        how: Resume,
+    ) -> Result<Option<Reached>> {
+        let info = self.t(s.siginfo())?;
+        let mut regs = self.t(s.regs())?;
+        let hits = if self.hw_applied {
+            self.t(s.take_watch_hits())?
+        } else {
+            0
+        };
+        if info.code() == code::SI_KERNEL {
+            let at = regs.rip().wrapping_sub(1);
+            if inserted.iter().any(|&(a, _)| a == at) {
+                regs.0.rip = at;
+                self.t(s.set_regs(&regs))?;
+                if temp == Some(at) {
+                    if let Event::Signal(sig) = ev {
+                        if same_regs(&sig.regs, &gprs(&regs)) {
+                            self.live = Some(s);
+                            self.at_event_stop = true;
+                            return Ok(None);
+                        }
+                    }
+                }
+                self.live = Some(s);
+                if report_hits && self.breakpoints.contains(&at) {
+                    return Ok(Some(Reached::Breakpoint(at)));
+                }
+                return Ok(None);
+            }
+        }
+        if let Some(t) = self.ticks {
+            // The guest's int3 at the armed preemption point. (Single-stepping over it
+            // reports a step trap rather than SI_KERNEL, so look at the byte before rip.)
+            let ticks = self.t(s.read_u64(t.ticks))?;
+            if self.armed == Some(ticks) {
+                let mut b = [0u8; 1];
+                let at = regs.rip().wrapping_sub(1);
+                if s.read_exact(Addr::new(at), &mut b).is_ok() && b[0] == 0xcc {
+                    return self.on_tick_trap(s, ev, goal, ticks);
+                }
+            }
+        }
+        let stepped = matches!(how, Resume::Step(_));
+        if hits != 0 || info.code() == tracee::debug::TRAP_HWBKPT {
+            self.live = Some(s);
+            if report_hits && hits != 0 {
+                return Ok(Some(Reached::Watchpoint(hits)));
+            }
+            if stepped && goal == Goal::Step {
+                self.pos = None;
+                return Ok(None);
+            }
+            return Ok(None);
+        }
+        let guest_int3 = info.code() == code::SI_KERNEL && {
+            let mut b = [0u8; 1];
+            s.read_exact(Addr::new(regs.rip().wrapping_sub(1)), &mut b)
+                .is_ok()
+                && b[0] == 0xcc
+        };
+        if stepped && !guest_int3 {
+            // The trap of a single step (ours), whatever stale debug status it carries.
+            self.live = Some(s);
+            if goal != Goal::Step && report_hits && self.breakpoints.contains(&regs.rip()) {
+                return Ok(Some(Reached::Breakpoint(regs.rip())));
+            }
+            return Ok(None);
+        }
+        // The guest's own int3 or a SIGTRAP it raised: deliver it as recorded.
+        self.last_signal = Some((libc::SIGTRAP, gprs(&regs)));
+        self.pending_fault = Some(Signal::SIGTRAP);
+        self.live = Some(s);
+        Ok(None)
+    }
+
+    /// Installs `s` as the live tracee at an event boundary: events before `next` applied.
+    pub(crate) fn at_boundary(&mut self, s: Stopped, kind: Kind) {
+        self.live = Some(s);
+        self.kind = kind;
+        self.at_event_stop = false;
+        self.pos = Some(Position::event(self.next));
+        self.mark_ticks = self.boundary_ticks(self.next);
+    }
+
+    pub(crate) fn on_exit(&mut self, e: Exit) -> Result<Reached> {
+        let found = exit_status(e);
+        self.live = None;
+        match self.event(self.next).cloned() {
+            Some(Event::Exit(expected)) => {
+                let same = match (expected, found) {
+                    // Core dumps are off at replay (no files on the host).
+                    (
+                        ExitStatus::Signaled { signo: a, .. },
+                        ExitStatus::Signaled { signo: b, .. },
+                    ) => a == b,
+                    (a, b) => a == b,
+                };
+                if !same {
+                    return Err(self.diverged(format!("{expected:?}"), format!("{found:?}")));
+                }
+                self.next += 1;
+                self.exit = Some(expected);
+                self.pos = Some(Position::event(self.next));
+                Ok(Reached::Exited(expected))
+            }
+            Some(other) => Err(self.diverged(
+                crate::describe(&other),
+                format!("the tracee ended: {found:?}"),
+            )),
+            None => {
+                self.exit = Some(found);
+                Ok(Reached::End)
+            }
+        }
+    }
+
+    /// Writes console output of the syscall `ev` (write/writev to fd 1 or 2), once.
+    pub(crate) fn emit(&mut self, bytes: &[u8], fd: u64) {
+        if self.next < self.printed_upto {
+            return;
+        }
+        match &mut self.console {
+            Console::Stdout => {
+                use std::io::Write;
+                if fd == 2 {
+                    let mut e = std::io::stderr().lock();
+                    let _ = e.write_all(bytes);
+                    let _ = e.flush();
+                } else {
+                    let mut o = std::io::stdout().lock();
+                    let _ = o.write_all(bytes);
+                    let _ = o.flush();
+                }
+            }
+            Console::Discard => {}
+            Console::Buffer(v) => v.extend_from_slice(bytes),
+        }
+    }
+
+    /// Marks event `n` applied: output of later passes over it is not printed again.
+    pub(crate) fn applied(&mut self) {
+        self.next += 1;
+        self.printed_upto = self.printed_upto.max(self.next);
+    }
+
+    /// Tracks debug state that the engine must re-establish on a fresh tracee.
+    pub(crate) fn set_watch(&mut self, w: [Option<Watch>; 4]) {
+        self.watches = w;
+        self.hw_applied = true; // force a rewrite before the next run
+    }
+}

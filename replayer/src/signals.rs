@@ -1,0 +1,159 @@
+//! Signals, replayer side (mirror of `recorder::signals`): each recorded signal is
+//! delivered at its placement with its recorded siginfo; real host signals are ignored.
+//!
+//! * `SyscallExit { event }` — from that call's exit stop: resume with the signal, and at
+//!   its delivery stop set the siginfo and deliver (restart codes were put in place when
+//!   the call's result was injected, so the kernel restarts or fails the call as it did).
+//! * `SyscallEntry` — at the next syscall's seccomp stop: skip the call, rewind to the
+//!   `syscall` instruction with rax = nr, and deliver; the call is re-issued later.
+//! * `Tick { ticks }` — at the armed preemption point's trap (`ticks`).
+//! * `Registers` — where a temporary breakpoint at the recorded rip finds all registers
+//!   equal.
+//!
+//! Delivery single-steps into the handler, so the boundary after a signal event is the
+//! handler's first instruction (or the end, for a fatal signal).
+
+use trace::{Event, Placement, SignalEvent};
+use tracee::{Regs, Resume, SigInfo, Signal, Stop, Stopped, Waited};
+
+use crate::error::Result;
+use crate::session::{gprs, regs_diff, regs_from, same_regs, Engine, Kind};
+
+fn siginfo_of(sig: &SignalEvent) -> SigInfo {
+    let mut b = [0u8; tracee::siginfo::SIGINFO_LEN];
+    let n = sig.siginfo.len().min(b.len());
+    b[..n].copy_from_slice(&sig.siginfo[..n]);
+    SigInfo(b)
+}
+
+impl Engine {
+    /// Applies signal event `next` at the stop the tracee rests at (its placement).
+    pub(crate) fn apply_signal_here(&mut self, s: Stopped, ev: &Event) -> Result<()> {
+        let Event::Signal(sig) = ev else {
+            self.live = Some(s);
+            return Err(self.diverged(crate::describe(ev), "a signal placement".into()));
+        };
+        let signal = Signal::try_from(sig.signo).map_err(|_| {
+            self.diverged(
+                format!("signal {}", sig.signo),
+                "an unknown signal number".into(),
+            )
+        })?;
+        let s = match self.kind {
+            Kind::SyscallExit(_) => {
+                // Queue it from the exit stop; the kernel stops again to deliver it.
+                let running = self.t(s.resume(Resume::Cont(Some(signal))))?;
+                self.wait_delivery(running, signal)?
+            }
+            Kind::SignalDelivery => s,
+        };
+        self.deliver(s, sig, signal)
+    }
+
+    fn wait_delivery(&mut self, mut running: tracee::Running, signal: Signal) -> Result<Stopped> {
+        loop {
+            match self.t(running.wait())? {
+                Waited::Stopped(s, Stop::Signal(got)) if got == signal => return Ok(s),
+                Waited::Stopped(s, Stop::Signal(_)) => {
+                    // A host signal in between: not part of the recording.
+                    running = self.t(s.resume(Resume::Cont(None)))?;
+                }
+                Waited::Stopped(s, other) => {
+                    let _ = s.kill();
+                    self.live = None;
+                    return Err(self.diverged(
+                        format!("delivery of signal {}", signal as i32),
+                        format!("{other:?}"),
+                    ));
+                }
+                Waited::Exited(e) => {
+                    return Err(self.diverged(
+                        format!("delivery of signal {}", signal as i32),
+                        format!("the tracee ended: {e:?}"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// At the delivery stop: check the registers, set the siginfo, step into the handler.
+    fn deliver(&mut self, s: Stopped, sig: &SignalEvent, signal: Signal) -> Result<()> {
+        let regs = self.t(s.regs())?;
+        if !same_regs(&sig.regs, &gprs(&regs)) {
+            let found = regs_diff(&sig.regs, &gprs(&regs));
+            self.live = Some(s);
+            return Err(self.diverged(
+                format!("signal {} delivered with the recorded registers", sig.signo),
+                format!("registers differ: {found}"),
+            ));
+        }
+        self.last_signal = Some((sig.signo, gprs(&regs)));
+        if let Some(t) = self.ticks {
+            // The trap is spent; a stale target must not fire again in the handler.
+            if self.armed != Some(crate::ticks::NEVER) {
+                self.t(s.write_u64(t.target, crate::ticks::NEVER))?;
+                self.armed = Some(crate::ticks::NEVER);
+            }
+        }
+        self.t(s.set_siginfo(&siginfo_of(sig)))?;
+        if let Some(p) = &mut self.pacer {
+            if sig.signo == libc::SIGALRM {
+                p.timer_signal();
+            }
+        }
+        self.applied();
+        let running = self.t(s.resume(Resume::Step(Some(signal))))?;
+        match self.t(running.wait())? {
+            Waited::Exited(e) => {
+                self.on_exit(e)?;
+            }
+            Waited::Stopped(s, Stop::Signal(_)) => self.at_boundary(s, Kind::SignalDelivery),
+            Waited::Stopped(s, other) => {
+                let _ = s.kill();
+                return Err(self.diverged(
+                    format!("the handler of signal {}", sig.signo),
+                    format!("{other:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `Placement::SyscallEntry`: at the seccomp stop of the call the signal preempted.
+    pub(crate) fn signal_at_entry(
+        &mut self,
+        s: Stopped,
+        regs: Regs,
+        sig: &SignalEvent,
+    ) -> Result<()> {
+        if regs.syscall_nr() != sig.regs.rax || regs.rip().wrapping_sub(2) != sig.regs.rip {
+            let found =
+                crate::syscalls::describe_call(regs.syscall_nr(), &regs.syscall_args(), regs.rip());
+            self.live = Some(s);
+            return Err(self.diverged(
+                format!(
+                    "signal {} in place of syscall {} at {:#x}",
+                    sig.signo, sig.regs.rax, sig.regs.rip
+                ),
+                found,
+            ));
+        }
+        let signal = Signal::try_from(sig.signo).map_err(|_| {
+            self.diverged(
+                format!("signal {}", sig.signo),
+                "an unknown signal number".into(),
+            )
+        })?;
+        let mut skip = regs;
+        skip.0.orig_rax = u64::MAX;
+        self.t(s.set_regs(&skip))?;
+        let s = self.run_to_exit_stop(s)?;
+        let mut back = regs_from(&sig.regs, &regs);
+        back.0.orig_rax = u64::MAX;
+        self.t(s.set_regs(&back))?;
+        let running = self.t(s.resume(Resume::Cont(Some(signal))))?;
+        let s = self.wait_delivery(running, signal)?;
+        debug_assert!(sig.placement == Placement::SyscallEntry);
+        self.deliver(s, sig, signal)
+    }
+}

@@ -1,0 +1,263 @@
+//! System calls, replayer side (mirror of `recorder::syscalls`): which recorded calls are
+//! executed and which emulated, the checks at each seccomp stop, and the injection of
+//! results and memory writes.
+//!
+//! * Executed (they shape the process, and their result is compared): `rt_sigaction`,
+//!   `exit`/`exit_group`, and file-backed `mmap`, which becomes an anonymous mapping at the
+//!   recorded address filled from the trace (`mmaps`).
+//! * Everything else the filter traces is emulated: skipped (orig_rax = -1) and given its
+//!   recorded result and writes. That covers every call that reads, writes, opens, sends,
+//!   signals (`kill` of itself: the signal is in the trace) or arms a timer
+//!   (`setitimer`: emulated, so no real SIGALRM floods the replay): the replay has no
+//!   host side effects. Writes to fds 1 and 2 are echoed to the replayer's own console.
+//!
+//! Calls the filter allows (anonymous mmap, mprotect, brk, sigprocmask, …) run natively,
+//! as they did at record time.
+
+use trace::{Data, Event, SyscallEvent};
+use tracee::{Addr, Regs, Resume, Stop, Stopped, Waited};
+
+use crate::error::Result;
+use crate::session::{Engine, Kind};
+
+/// What replay does with a recorded call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayClass {
+    /// Skip it and inject the recorded result and writes.
+    Emulate,
+    /// Run it and compare the result.
+    Execute,
+    /// Run it; the process ends.
+    Exit,
+    /// A file-backed mmap: map anonymous memory at the recorded address and fill it.
+    MapFile,
+}
+
+/// How replay treats a recorded syscall.
+pub fn replay_class(ev: &SyscallEvent) -> ReplayClass {
+    let nr = ev.nr as i64;
+    if nr == libc::SYS_exit || nr == libc::SYS_exit_group {
+        ReplayClass::Exit
+    } else if nr == libc::SYS_rt_sigaction {
+        ReplayClass::Execute
+    } else if nr == libc::SYS_mmap && ev.mapping.is_some() {
+        ReplayClass::MapFile
+    } else {
+        ReplayClass::Emulate
+    }
+}
+
+/// Restart codes: a signal interrupted the call and will be placed at its exit.
+pub(crate) fn is_restart(ret: i64) -> bool {
+    (-516..=-512).contains(&ret)
+}
+
+fn name(nr: u64) -> String {
+    trace::sysno::name(nr).map_or_else(|| format!("syscall_{nr}"), str::to_owned)
+}
+
+/// `name(a0, a1, …) at rip`, for messages.
+pub(crate) fn describe_call(nr: u64, args: &[u64; 6], rip: u64) -> String {
+    format!(
+        "{}({:#x}, {:#x}, {:#x}, {:#x}, {:#x}, {:#x}) returning to {rip:#x}",
+        name(nr),
+        args[0],
+        args[1],
+        args[2],
+        args[3],
+        args[4],
+        args[5]
+    )
+}
+
+impl Engine {
+    /// A seccomp stop: the next event must be this call (or a signal placed at its entry).
+    pub(crate) fn on_seccomp(&mut self, s: Stopped, ev: &Event) -> Result<()> {
+        let regs = self.t(s.regs())?;
+        match ev {
+            Event::Syscall(sc) => self.replay_syscall(s, regs, sc),
+            Event::Signal(sig) if sig.placement == trace::Placement::SyscallEntry => {
+                self.signal_at_entry(s, regs, sig)
+            }
+            other => {
+                let found = describe_call(regs.syscall_nr(), &regs.syscall_args(), regs.rip());
+                let _ = s.kill();
+                self.live = None;
+                Err(self.diverged(crate::describe(other), found))
+            }
+        }
+    }
+
+    fn check_call(&self, s: &Stopped, regs: &Regs, sc: &SyscallEvent) -> Result<()> {
+        let (nr, args, rip) = (regs.syscall_nr(), regs.syscall_args(), regs.rip());
+        if nr != sc.nr || args != sc.args || rip != sc.rip.0 {
+            return Err(self.diverged(
+                describe_call(sc.nr, &sc.args, sc.rip.0),
+                describe_call(nr, &args, rip),
+            ));
+        }
+        if let Some(path) = &sc.path {
+            if let Some(recorder::syscalls::Class::Record { path: Some(i) }) =
+                recorder::syscalls::class(nr)
+            {
+                let found = self.t(s.read_cstr(Addr::new(args[i]), 4096))?;
+                if &found != path {
+                    return Err(self.diverged(
+                        format!("{} of path {:?}", name(nr), String::from_utf8_lossy(path)),
+                        format!("path {:?}", String::from_utf8_lossy(&found)),
+                    ));
+                }
+            }
+        }
+        let ticks = self.read_ticks(s)?;
+        if self.ticks.is_some() && ticks != sc.ticks {
+            return Err(self.diverged(
+                format!("{} at tick {}", name(nr), sc.ticks),
+                format!("tick {ticks}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits for the syscall-exit stop after resuming from a seccomp stop.
+    pub(crate) fn run_to_exit_stop(&mut self, s: Stopped) -> Result<Stopped> {
+        let running = self.t(s.resume(Resume::Syscall(None)))?;
+        match self.t(running.wait())? {
+            Waited::Stopped(s, Stop::Syscall) => Ok(s),
+            Waited::Stopped(s, other) => {
+                let _ = s.kill();
+                self.live = None;
+                Err(self.diverged(
+                    "the syscall-exit stop".into(),
+                    format!("{other:?} before it"),
+                ))
+            }
+            Waited::Exited(e) => Err(self.diverged(
+                "the syscall-exit stop".into(),
+                format!("the tracee ended: {e:?}"),
+            )),
+        }
+    }
+
+    /// The recorded call at its seccomp stop (rr's `rep_process_syscall`).
+    pub(crate) fn replay_syscall(
+        &mut self,
+        s: Stopped,
+        regs: Regs,
+        sc: &SyscallEvent,
+    ) -> Result<()> {
+        if let Err(e) = self.check_call(&s, &regs, sc) {
+            self.live = Some(s);
+            return Err(e);
+        }
+        if let Some(p) = &mut self.pacer {
+            let inline = if sc.nr as i64 == libc::SYS_setitimer {
+                s.read_vec(Addr::new(sc.args[1]), 32).ok()
+            } else if sc.nr as i64 == libc::SYS_nanosleep {
+                s.read_vec(Addr::new(sc.args[0]), 16).ok()
+            } else if sc.nr as i64 == libc::SYS_clock_nanosleep {
+                s.read_vec(Addr::new(sc.args[2]), 16).ok()
+            } else {
+                None
+            };
+            p.syscall(sc, inline.as_deref());
+        }
+        self.echo_console(&s, sc)?;
+        match replay_class(sc) {
+            ReplayClass::Exit => {
+                self.applied();
+                let running = self.t(s.resume(Resume::Cont(None)))?;
+                match self.t(running.wait())? {
+                    Waited::Exited(e) => {
+                        self.on_exit(e)?;
+                        Ok(())
+                    }
+                    Waited::Stopped(s, other) => {
+                        let _ = s.kill();
+                        Err(self.diverged("the process to end".into(), format!("{other:?}")))
+                    }
+                }
+            }
+            ReplayClass::Execute => {
+                let s = self.run_to_exit_stop(s)?;
+                let ret = self.t(s.regs())?.syscall_ret();
+                if ret != sc.ret {
+                    self.live = Some(s);
+                    return Err(self.diverged(
+                        format!("{} returning {}", name(sc.nr), sc.ret),
+                        format!("it returned {ret}"),
+                    ));
+                }
+                let n = self.next;
+                self.applied();
+                self.at_boundary(s, Kind::SyscallExit(n));
+                Ok(())
+            }
+            ReplayClass::MapFile => self.replay_mmap(s, regs, sc),
+            ReplayClass::Emulate => {
+                let mut skip = regs;
+                skip.0.orig_rax = u64::MAX;
+                self.t(s.set_regs(&skip))?;
+                let s = self.run_to_exit_stop(s)?;
+                self.finish_emulated(s, sc)
+            }
+        }
+    }
+
+    /// At the exit stop of a skipped call: the recorded result and writes.
+    pub(crate) fn finish_emulated(&mut self, s: Stopped, sc: &SyscallEvent) -> Result<()> {
+        let mut r = self.t(s.regs())?;
+        r.set_syscall_ret(sc.ret);
+        if is_restart(sc.ret) {
+            // The kernel's restart rules apply when the recorded signal is delivered.
+            r.0.orig_rax = sc.nr;
+        }
+        self.t(s.set_regs(&r))?;
+        for w in &sc.writes {
+            let bytes = self.data_bytes(&w.data)?;
+            self.t(s.write_bytes(Addr::new(w.addr.0), &bytes))?;
+        }
+        let n = self.next;
+        self.applied();
+        self.at_boundary(s, Kind::SyscallExit(n));
+        Ok(())
+    }
+
+    /// The bytes of a recorded write, inline or from its blob.
+    pub(crate) fn data_bytes(&self, d: &Data) -> Result<Vec<u8>> {
+        Ok(match d {
+            Data::Inline(v) => v.clone(),
+            Data::Blob { hash, .. } => self.data.reader.blob(hash)?,
+        })
+    }
+
+    /// Console output: what the guest wrote to fd 1 or 2, from its own memory (identical
+    /// to the recording's when the replay is exact).
+    fn echo_console(&mut self, s: &Stopped, sc: &SyscallEvent) -> Result<()> {
+        let nr = sc.nr as i64;
+        if sc.ret <= 0 || !(sc.args[0] == 1 || sc.args[0] == 2) {
+            return Ok(());
+        }
+        let n = sc.ret as usize;
+        let mut out = Vec::new();
+        if nr == libc::SYS_write {
+            out = self.t(s.read_vec(Addr::new(sc.args[1]), n))?;
+        } else if nr == libc::SYS_writev {
+            let mut left = n;
+            for i in 0..sc.args[2].min(1024) {
+                if left == 0 {
+                    break;
+                }
+                let base = self.t(s.read_u64(Addr::new(sc.args[1] + 16 * i)))?;
+                let len = self.t(s.read_u64(Addr::new(sc.args[1] + 16 * i + 8)))? as usize;
+                let take = len.min(left);
+                out.extend(self.t(s.read_vec(Addr::new(base), take))?);
+                left -= take;
+            }
+        } else {
+            return Ok(());
+        }
+        self.emit(&out, sc.args[0]);
+        Ok(())
+    }
+}

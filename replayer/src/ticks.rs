@@ -1,0 +1,69 @@
+//! The execution-point ABI, replayer side (see `recorder::ticks` and
+//! kernel/EXEC_POINTS.md): the addresses of REWIND_TICKS and REWIND_TICK_TARGET, and the
+//! tick trap. The engine writes the target before each resume: the tick of the next
+//! `Placement::Tick` signal, the mark a seek is going to, or, while single-stepping, the
+//! next tick, so that every preemption point a step passes is a mark.
+
+use trace::{Event, Placement};
+use tracee::{Addr, Stopped};
+
+use crate::error::Result;
+use crate::position::Position;
+use crate::session::{gprs, regs_diff, same_regs, Engine, Goal, Reached};
+
+/// The target value that never traps.
+pub const NEVER: u64 = u64::MAX;
+
+/// The two symbols in the live tracee.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TickAddrs {
+    pub ticks: Addr<u64>,
+    pub target: Addr<u64>,
+}
+
+impl Engine {
+    /// The `int3` at the armed preemption point, REWIND_TICKS == `ticks`.
+    pub(crate) fn on_tick_trap(
+        &mut self,
+        s: Stopped,
+        ev: &Event,
+        goal: Goal,
+        ticks: u64,
+    ) -> Result<Option<Reached>> {
+        self.live = Some(s);
+        self.mark_ticks = ticks;
+        self.pos = Some(Position {
+            event: self.next,
+            ticks: Some(ticks),
+            steps: 0,
+        });
+        let is_event = matches!(ev, Event::Signal(sig)
+            if sig.placement == (Placement::Tick { ticks }));
+        if is_event {
+            let Event::Signal(sig) = ev else {
+                unreachable!()
+            };
+            let regs = self.t(self.live()?.regs())?;
+            if !same_regs(&sig.regs, &gprs(&regs)) {
+                return Err(self.diverged(
+                    format!(
+                        "signal {} at tick {ticks} with the recorded registers",
+                        sig.signo
+                    ),
+                    format!("registers differ: {}", regs_diff(&sig.regs, &gprs(&regs))),
+                ));
+            }
+            self.at_event_stop = true;
+        }
+        match goal {
+            // Seeking to this mark, or a step that reached it: stop before applying.
+            Goal::Tick(k) if k == ticks => Ok(Some(Reached::Goal)),
+            Goal::Step => Ok(Some(Reached::Goal)),
+            _ if is_event => Ok(None),
+            _ => {
+                // A mark nobody asked for (a stale target): carry on.
+                Ok(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,689 @@
+//! The timeline: random access to a replay, for the interactive prompt, the gdb stub and
+//! the analyzer. Nothing here touches ptrace; it drives the engine and its checkpoints.
+//!
+//! ```text
+//! Timeline::open(trace) -> Result<Timeline>           start at e0 (the exec stop)
+//! position(&mut self) -> Result<Position>             where we are (canonical, printable)
+//! seek(&mut self, &Position) -> Result<()>            go anywhere, forward or back
+//! step_forward / step_back(&mut self) -> Result<StopReason>   one instruction
+//! run_forward / run_backward(&mut self) -> Result<StopReason> to the next/previous
+//!                                                     breakpoint or watchpoint hit, or an edge
+//! set_breakpoint / remove_breakpoint(addr)            software breakpoints (int3 while running)
+//! set_watchpoint(addr, len, kind) / remove_watchpoint hardware (debug registers), 4 slots
+//! regs() / read_memory(addr, len)                     the state at the current position
+//! write_memory(addr, bytes)                           applies to the current point only: any
+//!                                                     seek or reverse run re-executes from a
+//!                                                     checkpoint and the write is gone
+//! events() / header() / checkpoint()                  the recording; an explicit checkpoint
+//! ```
+//!
+//! Checkpoints are forks of the tracee (rr's method): the live tracee is cloned with
+//! CLONE_PARENT and the copy kept stopped. One is taken at e0 and then at the first event
+//! boundary after every [`TimelineOptions::spacing`] events (500 by default) that the
+//! replay reaches for the first time, at most [`TimelineOptions::max_checkpoints`]; past
+//! that every second one is dropped, so they stay spread over the whole recording.
+//! `seek` restores the latest checkpoint at or before the target (or continues from the
+//! current point when that is closer), replays events up to the target's boundary, runs to
+//! its tick mark, then single-steps.
+//!
+//! Reverse execution, rr-style: `run_backward` replays each checkpoint interval before the
+//! current position, counting hits, and goes to the last one; `step_back` re-executes to
+//! one instruction before (for a step count of 0 it counts the instructions from the
+//! previous mark). The edges of history are [`StopReason::StartOfHistory`] and
+//! [`StopReason::EndOfHistory`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use trace::{Event, ExitStatus, Gprs, Header};
+use tracee::{Addr, Stopped, WatchKind};
+
+use crate::error::{Error, Result};
+use crate::position::Position;
+use crate::session::{gprs, same_regs, Console, Engine, Goal, Kind, Reached, TraceData, Watch};
+
+/// Why a timeline operation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The requested step or seek completed.
+    Done,
+    /// A software breakpoint at this address.
+    Breakpoint(u64),
+    /// A hardware watchpoint on this address fired.
+    Watchpoint(u64),
+    /// Nothing before: the start of the recording (e0).
+    StartOfHistory,
+    /// Nothing after: the end of the recording.
+    EndOfHistory,
+    /// The program ended (the last position of the recording).
+    Exited(ExitStatus),
+}
+
+/// Timeline settings.
+#[derive(Debug, Clone)]
+pub struct TimelineOptions {
+    /// Events between automatic checkpoints.
+    pub spacing: u64,
+    /// Most checkpoints kept.
+    pub max_checkpoints: usize,
+}
+
+impl Default for TimelineOptions {
+    fn default() -> Self {
+        TimelineOptions {
+            spacing: 500,
+            max_checkpoints: 64,
+        }
+    }
+}
+
+struct Checkpoint {
+    proc: Stopped,
+    pos: Position,
+    kind: Kind,
+    last_signal: Option<(i32, Gprs)>,
+}
+
+/// Random access to one replay; see the module documentation.
+pub struct Timeline {
+    engine: Engine,
+    checkpoints: BTreeMap<Position, Checkpoint>,
+    opts: TimelineOptions,
+    /// Furthest event boundary reached, for the checkpoint spacing.
+    high_water: u64,
+    last_auto: u64,
+}
+
+/// Most single steps a position computation or step-back may take.
+const STEP_LIMIT: u64 = 5_000_000;
+
+impl Timeline {
+    /// Opens the trace and starts its replay at e0, console output discarded.
+    pub fn open(dir: &Path) -> Result<Timeline> {
+        Timeline::open_with(dir, TimelineOptions::default(), Console::Discard)
+    }
+
+    /// Opens with explicit settings and console sink.
+    pub fn open_with(dir: &Path, opts: TimelineOptions, console: Console) -> Result<Timeline> {
+        let data = crate::open_trace(dir)?;
+        let engine = crate::start_engine(data, console)?;
+        let mut tl = Timeline {
+            engine,
+            checkpoints: BTreeMap::new(),
+            opts,
+            high_water: 0,
+            last_auto: 0,
+        };
+        tl.checkpoint()?;
+        Ok(tl)
+    }
+
+    /// The trace header.
+    pub fn header(&self) -> &Header {
+        self.engine.data.header()
+    }
+
+    /// All events of the recording.
+    pub fn events(&self) -> &[Event] {
+        &self.engine.data.events
+    }
+
+    /// The trace data (shared).
+    pub fn data(&self) -> Arc<TraceData> {
+        self.engine.data.clone()
+    }
+
+    /// Index of the next event to be applied.
+    pub fn next_event(&self) -> u64 {
+        self.engine.next
+    }
+
+    /// The program's end, once the replay reached it.
+    pub fn exited(&self) -> Option<ExitStatus> {
+        self.engine.exit
+    }
+
+    /// Console output collected so far (with `Console::Buffer`).
+    pub fn console(&self) -> &[u8] {
+        match &self.engine.console {
+            Console::Buffer(v) => v,
+            _ => &[],
+        }
+    }
+
+    /// Positions of the checkpoints held.
+    pub fn checkpoints(&self) -> Vec<Position> {
+        self.checkpoints.keys().copied().collect()
+    }
+
+    /// The last signal delivered up to here (number, registers at delivery).
+    pub fn last_signal(&self) -> Option<(i32, Gprs)> {
+        self.engine.last_signal
+    }
+
+    /// Registers at the current position.
+    pub fn regs(&self) -> Result<Gprs> {
+        let s = self.engine.live()?;
+        Ok(gprs(&self.engine.t(s.regs())?))
+    }
+
+    /// `len` bytes at `addr` (fewer if the range ends in unmapped memory).
+    pub fn read_memory(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        let s = self.engine.live()?;
+        let mut buf = vec![0u8; len];
+        let n = self.engine.t(s.read_partial(Addr::new(addr), &mut buf))?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Writes memory at the current point only (see the module documentation).
+    pub fn write_memory(&mut self, addr: u64, bytes: &[u8]) -> Result<()> {
+        let s = self.engine.live()?;
+        self.engine.t(s.write_bytes(Addr::new(addr), bytes))
+    }
+
+    /// Adds a software breakpoint.
+    pub fn set_breakpoint(&mut self, addr: u64) {
+        self.engine.breakpoints.insert(addr);
+    }
+
+    /// Removes a software breakpoint; false if there was none.
+    pub fn remove_breakpoint(&mut self, addr: u64) -> bool {
+        self.engine.breakpoints.remove(&addr)
+    }
+
+    /// The breakpoints set.
+    pub fn breakpoints(&self) -> Vec<u64> {
+        self.engine.breakpoints.iter().copied().collect()
+    }
+
+    /// Adds a hardware watchpoint; returns its slot.
+    pub fn set_watchpoint(&mut self, addr: u64, len: usize, kind: WatchKind) -> Result<usize> {
+        if ![1, 2, 4, 8].contains(&len) || !addr.is_multiple_of(len as u64) {
+            return Err(Error::Invalid(format!(
+                "a watchpoint covers 1, 2, 4 or 8 aligned bytes; {len} at {addr:#x} is not"
+            )));
+        }
+        let mut w = self.engine.watches;
+        let slot = w.iter().position(Option::is_none).ok_or_else(|| {
+            Error::Invalid("all four hardware watchpoint slots are in use".into())
+        })?;
+        w[slot] = Some(Watch { addr, len, kind });
+        self.engine.set_watch(w);
+        Ok(slot)
+    }
+
+    /// Removes the watchpoints on `addr`; false if there were none.
+    pub fn remove_watchpoint(&mut self, addr: u64) -> bool {
+        let mut w = self.engine.watches;
+        let before = w.iter().filter(|x| x.is_some()).count();
+        for slot in w.iter_mut() {
+            if slot.is_some_and(|x| x.addr == addr) {
+                *slot = None;
+            }
+        }
+        let removed = w.iter().filter(|x| x.is_some()).count() != before;
+        self.engine.set_watch(w);
+        removed
+    }
+
+    /// Takes a checkpoint here (when the position is known and the tracee is between
+    /// events); returns its position.
+    pub fn checkpoint(&mut self) -> Result<Position> {
+        let pos = self.position()?;
+        if self.checkpoints.contains_key(&pos) {
+            return Ok(pos);
+        }
+        if self.engine.exit.is_some() {
+            return Err(Error::Invalid(
+                "the program has ended: nothing to checkpoint".into(),
+            ));
+        }
+        if let Kind::SyscallExit(_) = self.engine.kind {
+            if self.engine_event_needs_exit_stop() {
+                return Err(Error::Invalid(format!(
+                    "cannot checkpoint at {pos}: a signal is placed at this syscall's return; step first"
+                )));
+            }
+        }
+        let s = self.engine.take_live()?;
+        let (live, copy) = match s.fork_stopped() {
+            Ok(pair) => pair,
+            Err(e) => return Err(self.engine.t::<()>(Err(e)).unwrap_err()),
+        };
+        self.engine.live = Some(live);
+        self.engine.kind = Kind::SignalDelivery;
+        self.checkpoints.insert(
+            pos,
+            Checkpoint {
+                proc: copy,
+                pos,
+                kind: Kind::SignalDelivery,
+                last_signal: self.engine.last_signal,
+            },
+        );
+        self.thin();
+        Ok(pos)
+    }
+
+    fn engine_event_needs_exit_stop(&self) -> bool {
+        matches!(
+            self.engine.event(self.engine.next),
+            Some(Event::Signal(s)) if matches!(s.placement, trace::Placement::SyscallExit { .. })
+        )
+    }
+
+    fn thin(&mut self) {
+        while self.checkpoints.len() > self.opts.max_checkpoints {
+            // Keep e0; drop every second one of the rest.
+            let keys: Vec<Position> = self
+                .checkpoints
+                .keys()
+                .copied()
+                .skip(1)
+                .step_by(2)
+                .collect();
+            for k in keys {
+                if let Some(ck) = self.checkpoints.remove(&k) {
+                    let _ = ck.proc.kill();
+                }
+            }
+        }
+    }
+
+    /// Restores checkpoint `at`: the live tracee becomes a fresh copy of it.
+    fn restore(&mut self, at: Position) -> Result<()> {
+        let ck = self
+            .checkpoints
+            .remove(&at)
+            .ok_or_else(|| Error::Invalid(format!("no checkpoint at {at}")))?;
+        let (kept, fresh) = match ck.proc.fork_stopped() {
+            Ok(p) => p,
+            Err(e) => return Err(self.engine.t::<()>(Err(e)).unwrap_err()),
+        };
+        self.checkpoints.insert(at, Checkpoint { proc: kept, ..ck });
+        if let Some(old) = self.engine.live.take() {
+            let _ = old.kill();
+        }
+        let e = &mut self.engine;
+        e.live = Some(fresh);
+        e.kind = ck.kind;
+        e.next = ck.pos.event;
+        e.exit = None;
+        e.pos = Some(ck.pos);
+        e.at_event_stop = false;
+        e.pending_fault = None;
+        e.last_signal = ck.last_signal;
+        e.forget_live_state();
+        e.mark_ticks = match ck.pos.ticks {
+            Some(t) => t,
+            None => e.boundary_ticks(ck.pos.event),
+        };
+        Ok(())
+    }
+
+    /// Runs the engine toward `goal`, taking automatic checkpoints at boundaries reached
+    /// for the first time.
+    fn drive(&mut self, goal: Goal, hits: bool) -> Result<Reached> {
+        loop {
+            let chunk_end = self.last_auto + self.opts.spacing;
+            let sub = match goal {
+                Goal::Boundary(n) if n <= chunk_end || self.engine.next >= chunk_end => goal,
+                Goal::End | Goal::Boundary(_) if self.engine.next < chunk_end => {
+                    Goal::Boundary(chunk_end)
+                }
+                _ => goal,
+            };
+            let r = self.engine.run(sub, hits)?;
+            self.high_water = self.high_water.max(self.engine.next);
+            if sub != goal && r == Reached::Goal {
+                self.last_auto = chunk_end;
+                if !self.checkpoints.keys().any(|p| p.event == chunk_end) {
+                    // Not possible right at a syscall-exit signal: the next boundary will do.
+                    if self.checkpoint().is_err() {
+                        self.last_auto = chunk_end.saturating_sub(self.opts.spacing) + 1;
+                    }
+                }
+                continue;
+            }
+            if sub != goal && r != Reached::Goal {
+                return Ok(r);
+            }
+            return Ok(r);
+        }
+    }
+
+    /// The current position, computed (by re-execution from the previous mark) if the
+    /// last stop was a breakpoint or watchpoint hit reached by running.
+    pub fn position(&mut self) -> Result<Position> {
+        if let Some(p) = self.engine.pos {
+            return Ok(p);
+        }
+        let s = self.engine.live()?;
+        let regs = gprs(&self.engine.t(s.regs())?);
+        let ticks = self.engine.read_ticks(s)?;
+        let n = self.engine.next;
+        let boundary = self.engine.boundary_ticks(n);
+        let tick_mark = |k: u64| {
+            if self.engine.ticks.is_some() && k > boundary {
+                Position {
+                    event: n,
+                    ticks: Some(k),
+                    steps: 0,
+                }
+            } else {
+                Position::event(n)
+            }
+        };
+        // Between a preemption point's increment and its trap, REWIND_TICKS is already K
+        // but the mark is still K-1's: try both.
+        let mut candidates = vec![tick_mark(ticks)];
+        if ticks > 0 && tick_mark(ticks - 1) != candidates[0] {
+            candidates.push(tick_mark(ticks - 1));
+        }
+        let mut last_err = None;
+        for mark in candidates {
+            match self.find_from(mark, n, &regs) {
+                Ok(p) => {
+                    self.engine.pos = Some(p);
+                    return Ok(p);
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| Error::Invalid("no mark to count from".into())))
+    }
+
+    /// Steps from `mark` until the registers are `regs` (still before event `n`).
+    fn find_from(&mut self, mark: Position, n: u64, regs: &Gprs) -> Result<Position> {
+        self.seek_inner(&mark, false)?;
+        let mut steps = 0;
+        loop {
+            let now = gprs(&self.engine.t(self.engine.live()?.regs())?);
+            if same_regs(&now, regs) && self.engine.next == n {
+                return Ok(mark.with_steps(steps));
+            }
+            let past = self
+                .engine
+                .pos
+                .is_some_and(|p| p.mark() != mark && p.steps == 0 && steps > 0);
+            if steps >= STEP_LIMIT || self.engine.next > n || past {
+                return Err(Error::Invalid(format!(
+                    "cannot place the current stop after {mark}: not found within {steps} steps"
+                )));
+            }
+            self.engine.run(Goal::Step, false)?;
+            steps += 1;
+        }
+    }
+
+    /// Goes to `target`.
+    pub fn seek(&mut self, target: &Position) -> Result<()> {
+        self.seek_inner(target, false).map(|_| ())
+    }
+
+    /// Seeks; with `hits`, stops at breakpoint/watchpoint hits on the way (returned).
+    fn seek_inner(&mut self, target: &Position, hits: bool) -> Result<Option<StopReason>> {
+        let out = |why: &str| Error::OutOfHistory {
+            position: target.to_string(),
+            why: why.to_string(),
+        };
+        if target.event as usize > self.events().len() {
+            return Err(out("past the last event"));
+        }
+        let here = self.engine.pos;
+        let ck = self
+            .checkpoints
+            .range(..=*target)
+            .next_back()
+            .map(|(p, _)| *p)
+            .ok_or_else(|| out("before the first checkpoint"))?;
+        let continue_here = match here {
+            Some(h) => h <= *target && h >= ck && self.engine.live.is_some(),
+            None => false,
+        };
+        if !continue_here {
+            self.restore(ck)?;
+        }
+        self.advance_to(target, hits)
+    }
+
+    /// From a point at or before `target`: replay to it.
+    fn advance_to(&mut self, target: &Position, hits: bool) -> Result<Option<StopReason>> {
+        let out = |why: String| Error::OutOfHistory {
+            position: target.to_string(),
+            why,
+        };
+        let is_end = target.event as usize >= self.events().len();
+        let on_reached = |r: Reached| -> Result<Option<StopReason>> {
+            Ok(match r {
+                Reached::Goal => None,
+                // The end of a finished program is the position after its last event.
+                Reached::Exited(_) if is_end => None,
+                Reached::Breakpoint(a) => Some(StopReason::Breakpoint(a)),
+                Reached::Watchpoint(_) => Some(StopReason::Watchpoint(0)),
+                Reached::Exited(e) => return Err(out(format!("the program ended first ({e:?})"))),
+                Reached::End => return Err(out("the recording ends first".into())),
+            })
+        };
+        if self.engine.next < target.event {
+            if let Some(stop) = on_reached(self.drive(Goal::Boundary(target.event), hits)?)? {
+                return Ok(Some(self.watch_reason(stop)?));
+            }
+        }
+        if is_end && self.engine.exit.is_some() {
+            return Ok(None);
+        }
+        if self.engine.next != target.event {
+            return Err(out(format!(
+                "the replay is already at event {}",
+                self.engine.next
+            )));
+        }
+        if let Some(k) = target.ticks {
+            let now = self.engine.read_ticks(self.engine.live()?)?;
+            if now < k {
+                if let Some(stop) = on_reached(self.engine.run(Goal::Tick(k), hits)?)? {
+                    return Ok(Some(self.watch_reason(stop)?));
+                }
+            }
+        }
+        if self.engine.pos.is_none() {
+            // Resuming after a hit inside the target's interval: where exactly are we?
+            self.position()?;
+        }
+        if self.engine.pos.map(|p| p.mark()) != Some(target.mark()) {
+            return Err(out(format!(
+                "not reachable: the replay reaches {} instead",
+                self.engine.pos.map_or("?".into(), |p| p.to_string())
+            )));
+        }
+        let done = self.engine.pos.map_or(0, |p| p.steps);
+        for i in done..target.steps {
+            on_reached(self.engine.run(Goal::Step, false)?)?;
+            // The engine names the marks it reaches; any other step is one more from ours.
+            match self.engine.pos {
+                Some(p) if p.mark() != target.mark() => {
+                    return Err(out(format!(
+                        "the steps run past the next mark ({p}): not a canonical position"
+                    )))
+                }
+                _ => self.engine.pos = Some(target.mark().with_steps(i + 1)),
+            }
+            if hits && i + 1 < target.steps {
+                let rip = self.engine.t(self.engine.live()?.regs())?.rip();
+                if self.engine.breakpoints.contains(&rip) {
+                    return Ok(Some(StopReason::Breakpoint(rip)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn watch_reason(&self, stop: StopReason) -> Result<StopReason> {
+        if let StopReason::Watchpoint(_) = stop {
+            return Ok(StopReason::Watchpoint(
+                self.engine
+                    .watches
+                    .iter()
+                    .flatten()
+                    .next()
+                    .map_or(0, |w| w.addr),
+            ));
+        }
+        Ok(stop)
+    }
+
+    /// Executes one instruction (or applies the event the tracee is at).
+    pub fn step_forward(&mut self) -> Result<StopReason> {
+        let before = self.position()?;
+        match self.engine.run(Goal::Step, false)? {
+            Reached::Exited(e) => return Ok(StopReason::Exited(e)),
+            Reached::End => return Ok(StopReason::EndOfHistory),
+            _ => {}
+        }
+        if self.engine.pos.is_none() {
+            self.engine.pos = Some(before.with_steps(before.steps + 1));
+        }
+        Ok(StopReason::Done)
+    }
+
+    /// The latest mark at or before the boundary before event `n`'s application point:
+    /// the tick mark where event `n` was recorded, or the boundary before it.
+    fn mark_of_event(&self, n: u64) -> Position {
+        let t = match self.engine.event(n) {
+            Some(Event::Signal(s)) => s.ticks,
+            Some(Event::Syscall(s)) => s.ticks,
+            Some(Event::Rdtsc(r)) => r.ticks,
+            Some(Event::Cpuid(c)) => c.ticks,
+            _ => 0,
+        };
+        if self.engine.ticks.is_some() && t > self.engine.boundary_ticks(n) {
+            Position {
+                event: n,
+                ticks: Some(t),
+                steps: 0,
+            }
+        } else {
+            Position::event(n)
+        }
+    }
+
+    /// Goes back exactly one instruction.
+    pub fn step_back(&mut self) -> Result<StopReason> {
+        let p = self.position()?;
+        if p.steps > 0 {
+            self.seek(&p.with_steps(p.steps - 1))?;
+            return Ok(StopReason::Done);
+        }
+        let ended = self.engine.exit.is_some();
+        // At a mark: the previous mark, and how many steps lead from it to here.
+        let prev = if ended {
+            // The end: back to the event that ended the program (exit_group or a signal).
+            self.mark_of_event(p.event.saturating_sub(2))
+        } else {
+            match p.ticks {
+                Some(k) if k > self.engine.boundary_ticks(p.event) + 1 => Position {
+                    event: p.event,
+                    ticks: Some(k - 1),
+                    steps: 0,
+                },
+                Some(_) => Position::event(p.event),
+                None if p.event == 0 => return Ok(StopReason::StartOfHistory),
+                None => self.mark_of_event(p.event - 1),
+            }
+        };
+        self.seek(&prev)?;
+        let mut steps = 0u64;
+        loop {
+            if steps >= STEP_LIMIT {
+                return Err(Error::Invalid(format!(
+                    "step back from {p}: more than {STEP_LIMIT} instructions since {prev}"
+                )));
+            }
+            let r = self.engine.run(Goal::Step, false)?;
+            steps += 1;
+            if matches!(r, Reached::Exited(_)) || self.engine.pos == Some(p) {
+                break;
+            }
+            match self.engine.pos {
+                Some(x) if x.mark() != prev => {
+                    return Err(Error::Invalid(format!(
+                        "step back from {p}: reached {x} while counting from {prev}"
+                    )))
+                }
+                _ => self.engine.pos = Some(prev.with_steps(steps)),
+            }
+        }
+        self.seek(&prev.with_steps(steps - 1))?;
+        Ok(StopReason::Done)
+    }
+
+    /// Runs forward to the next breakpoint or watchpoint hit, or the end.
+    pub fn run_forward(&mut self) -> Result<StopReason> {
+        if self.engine.exit.is_some() {
+            return Ok(StopReason::EndOfHistory);
+        }
+        let r = self.drive(Goal::End, true)?;
+        Ok(match r {
+            Reached::Breakpoint(a) => StopReason::Breakpoint(a),
+            Reached::Watchpoint(_) => self.watch_reason(StopReason::Watchpoint(0))?,
+            Reached::Exited(e) => StopReason::Exited(e),
+            Reached::End | Reached::Goal => StopReason::EndOfHistory,
+        })
+    }
+
+    /// Runs backward to the previous breakpoint or watchpoint hit, or the start.
+    pub fn run_backward(&mut self) -> Result<StopReason> {
+        let here = self.position()?;
+        let marks: Vec<Position> = self.checkpoints.range(..here).map(|(p, _)| *p).collect();
+        let mut upto = here;
+        for &ck in marks.iter().rev() {
+            // Count the hits between `ck` and `upto`.
+            self.restore(ck)?;
+            let mut count = 0u64;
+            while self.advance_to(&upto, true)?.is_some() {
+                count += 1;
+            }
+            if count > 0 {
+                self.restore(ck)?;
+                let mut last = StopReason::Done;
+                for _ in 0..count {
+                    if let Some(r) = self.advance_to(&upto, true)? {
+                        last = r;
+                    }
+                }
+                return Ok(last);
+            }
+            upto = ck;
+        }
+        self.seek(&Position::START)?;
+        Ok(StopReason::StartOfHistory)
+    }
+
+    /// The position of the end of the recording: replays to it (and comes back is the
+    /// caller's choice).
+    pub fn seek_end(&mut self) -> Result<StopReason> {
+        let saved = std::mem::take(&mut self.engine.breakpoints);
+        let w = self.engine.watches;
+        self.engine.set_watch([None; 4]);
+        let r = self.run_forward();
+        self.engine.breakpoints = saved;
+        self.engine.set_watch(w);
+        r
+    }
+}
+
+impl Drop for Timeline {
+    fn drop(&mut self) {
+        if let Some(s) = self.engine.live.take() {
+            let _ = s.kill();
+        }
+        for (_, ck) in std::mem::take(&mut self.checkpoints) {
+            let _ = ck.proc.kill();
+        }
+        // `open` pinned the driving thread next to the tracee.
+        let _ = tracee::cpu::unpin_current_thread();
+    }
+}

@@ -1,0 +1,95 @@
+//! The timeline on real umk recordings: positions round-trip, step_back retraces a
+//! forward single-step run exactly, and run_backward finds the last hit of a breakpoint on
+//! a lock function.
+
+mod common;
+
+use common::*;
+use replayer::{Position, StopReason, Timeline};
+
+fn boot_trace(d: &std::path::Path) -> std::path::PathBuf {
+    let (rec, t, _) = record_umk(d, "boot", &["ls /", "sleep 1", "halt"], &["hz=250"]);
+    assert_eq!(rec.exit, trace::ExitStatus::Exited(0));
+    t
+}
+
+#[test]
+fn step_back_retraces_forward_steps_and_positions_round_trip() {
+    let d = tempfile::tempdir().unwrap();
+    let t = boot_trace(d.path());
+    let mut tl = Timeline::open(&t).unwrap();
+    let n = tl.events().len() as u64;
+    let late = Position::event(n * 3 / 4);
+    tl.seek(&late).unwrap();
+    assert_eq!(tl.position().unwrap(), late);
+    // Walk back 40 instructions, remembering where each step lands.
+    let mut back = vec![(tl.position().unwrap(), tl.regs().unwrap())];
+    for _ in 0..40 {
+        assert_eq!(tl.step_back().unwrap(), StopReason::Done);
+        back.push((tl.position().unwrap(), tl.regs().unwrap()));
+    }
+    let (earliest, _) = *back.last().unwrap();
+    assert!(earliest < late);
+    // Positions print and parse back to themselves, and seeking there gives the state.
+    for (p, regs) in back.iter().step_by(7) {
+        let text = p.to_string();
+        let parsed: Position = text.parse().unwrap();
+        assert_eq!(&parsed, p);
+        tl.seek(&parsed).unwrap();
+        assert_eq!(&tl.regs().unwrap(), regs, "at {text}");
+    }
+    // A forward single-step run from the earliest point visits the same states.
+    tl.seek(&earliest).unwrap();
+    let mut fwd = vec![(tl.position().unwrap(), tl.regs().unwrap())];
+    for _ in 0..40 {
+        assert_eq!(tl.step_forward().unwrap(), StopReason::Done);
+        fwd.push((tl.position().unwrap(), tl.regs().unwrap()));
+    }
+    back.reverse();
+    for (i, (b, f)) in back.iter().zip(&fwd).enumerate() {
+        assert_eq!(b.0, f.0, "position {i}");
+        assert_eq!(b.1, f.1, "registers at {}", b.0);
+    }
+}
+
+#[test]
+fn run_backward_from_the_end_stops_at_the_last_lock_acquire() {
+    let d = tempfile::tempdir().unwrap();
+    let t = boot_trace(d.path());
+    let syms = replayer::symbols::Symbols::load(umk()).unwrap();
+    let acquire = syms.address("umk_lock_acquire").unwrap();
+    let mut tl = Timeline::open(&t).unwrap();
+    assert!(matches!(tl.run_forward().unwrap(), StopReason::Exited(_)));
+    tl.set_breakpoint(acquire);
+    let r = tl.run_backward().unwrap();
+    assert_eq!(r, StopReason::Breakpoint(acquire));
+    assert_eq!(tl.regs().unwrap().rip, acquire);
+    let hit = tl.position().unwrap();
+    // It is the last one: forward from it there is no other hit before the end.
+    let r = tl.run_forward().unwrap();
+    assert!(matches!(r, StopReason::Exited(_)), "{r:?}");
+    // And backward again lands on the same hit, then an earlier one.
+    assert_eq!(tl.run_backward().unwrap(), StopReason::Breakpoint(acquire));
+    assert_eq!(tl.position().unwrap(), hit);
+    assert_eq!(tl.run_backward().unwrap(), StopReason::Breakpoint(acquire));
+    assert!(tl.position().unwrap() < hit);
+    // The lock header is the first argument: a real lock with a class pointer.
+    let lock = tl.regs().unwrap().rdi;
+    let class = tl.read_memory(lock, 8).unwrap();
+    assert_ne!(u64::from_le_bytes(class.try_into().unwrap()), 0);
+}
+
+#[test]
+fn watchpoint_on_the_tick_counter_fires_forward() {
+    let d = tempfile::tempdir().unwrap();
+    let t = boot_trace(d.path());
+    let mut tl = Timeline::open(&t).unwrap();
+    let ticks = tl.header().tick_abi.unwrap().ticks.0;
+    tl.seek(&Position::event(50)).unwrap();
+    let before = u64::from_le_bytes(tl.read_memory(ticks, 8).unwrap().try_into().unwrap());
+    tl.set_watchpoint(ticks, 8, replayer::WatchKind::Write)
+        .unwrap();
+    assert_eq!(tl.run_forward().unwrap(), StopReason::Watchpoint(ticks));
+    let after = u64::from_le_bytes(tl.read_memory(ticks, 8).unwrap().try_into().unwrap());
+    assert_eq!(after, before + 1);
+}

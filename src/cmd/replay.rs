@@ -1,0 +1,67 @@
+//! `rewind replay [TRACE] [--pace] [-i]`: re-execute a recording, printing the guest's
+//! console output as recorded, and end as it ended (same status, or the same fatal signal);
+//! `-i` opens the interactive timeline prompt instead.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+/// Arguments of `rewind replay`.
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// The trace directory (default: the latest recording).
+    pub trace: Option<PathBuf>,
+    /// Replay output at the recorded pace (otherwise idle time is skipped).
+    #[arg(long)]
+    pub pace: bool,
+    /// Interactive timeline: goto, step, reverse-step, breakpoints, watchpoints, …
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Print a summary (events, time, how it ended) on stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Runs `rewind replay`.
+pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
+    let dir = recorder::tracedir::resolve(args.trace.as_deref());
+    if args.interactive {
+        return crate::cmd::interactive::run(&dir);
+    }
+    let opts = replayer::ReplayOptions {
+        console: replayer::Console::Stdout,
+        pace: args.pace,
+    };
+    let out =
+        replayer::replay(&dir, opts).with_context(|| format!("replaying {}", dir.display()))?;
+    if args.verbose {
+        eprintln!(
+            "rewind: replayed {} events in {:.3} s; {}",
+            out.events,
+            out.elapsed.as_secs_f64(),
+            match (&out.exit, &out.aborted) {
+                (Some(e), _) => format!("{e:?}"),
+                (None, Some(r)) => format!("recording aborted: {r}"),
+                (None, None) => "recording incomplete".into(),
+            }
+        );
+    }
+    match out.exit {
+        Some(trace::ExitStatus::Signaled { signo, .. }) => {
+            if let Some((_, regs)) = out.last_signal {
+                eprintln!(
+                    "rewind: replayed program killed by signal {signo} at rip {:#x}",
+                    regs.rip
+                );
+            }
+            std::process::exit(128 + signo)
+        }
+        Some(e) => std::process::exit(e.code()),
+        None => {
+            if let Some(r) = out.aborted {
+                eprintln!("rewind: end of recording (the recorder stopped it: {r})");
+            }
+            std::process::exit(2)
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! `rewind record --chaos` and `--until` on umk: chaos adds tick-placed timer interrupts
+//! that `dump` marks, `--until crash` turns the flaky `irqrace` scenario into one kept
+//! trace, and a clean workload exhausts `--max-runs` with every run accounted for and
+//! nothing left behind.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use support::{make_ext2, run_with_timeout, Run, Scratch};
+
+const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
+
+/// The release umk (chaos placement is about ticks, but the scenarios' work loops are
+/// sized for an optimized kernel), built into this test's target directory.
+fn umk() -> &'static Path {
+    static UMK: OnceLock<PathBuf> = OnceLock::new();
+    UMK.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.parent().and_then(Path::parent).and_then(Path::parent);
+        let target = target.expect("target directory");
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--release", "-p", "umk", "--bin", "umk"])
+            .current_dir(support::workspace())
+            .env("CARGO_TARGET_DIR", target)
+            .status()
+            .unwrap();
+        assert!(st.success(), "building umk failed");
+        target.join("release/umk")
+    })
+}
+
+fn script(d: &Scratch, lines: &[&str]) -> String {
+    let p = support::script(d, "init", lines);
+    support::arg("init", &p)
+}
+
+fn rewind(args: &[&std::ffi::OsStr]) -> Run {
+    let mut c = Command::new(REWIND);
+    c.args(args).env_remove("RUST_BACKTRACE");
+    run_with_timeout(c, std::time::Duration::from_secs(120), None)
+}
+
+fn record(out: &Path, extra: &[&str], guest: &[String]) -> Run {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["record".as_ref(), "-o".as_ref(), out.as_ref()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    args.push("--".as_ref());
+    args.push(umk().as_os_str());
+    args.extend(guest.iter().map(std::ffi::OsStr::new));
+    rewind(&args)
+}
+
+fn signals(trace: &Path) -> Vec<trace::SignalEvent> {
+    let r = trace::open(trace).unwrap();
+    assert!(r.is_complete());
+    r.events()
+        .unwrap()
+        .filter_map(|e| match e.unwrap().1 {
+            trace::Event::Signal(s) => Some(s),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn chaos_adds_tick_placed_interrupts_that_dump_shows() {
+    let d = Scratch::new("chaos-stress");
+    let img = d.path("disk.img");
+    make_ext2(&img, "8M", &[]);
+    let guest = vec![
+        support::arg("ubd0", &img),
+        script(&d, &["mount ubd0", "stress 2 20", "halt"]),
+    ];
+    let plain = d.path("plain");
+    record(&plain, &[], &guest).assert_success();
+    let chaos = d.path("chaos");
+    record(&chaos, &["--chaos", "5"], &guest).assert_success();
+
+    let before = signals(&plain);
+    let after = signals(&chaos);
+    let synthetic: Vec<_> = after
+        .iter()
+        .filter(|s| trace::chaos::is_synthetic(&s.siginfo))
+        .collect();
+    assert!(
+        after.len() > before.len() && !synthetic.is_empty(),
+        "chaos run has {} signals ({} synthetic), plain run {}",
+        after.len(),
+        synthetic.len(),
+        before.len()
+    );
+    assert!(before
+        .iter()
+        .all(|s| !trace::chaos::is_synthetic(&s.siginfo)));
+    for s in &synthetic {
+        assert_eq!(s.signo, 14, "synthetic interrupts are SIGALRMs");
+        assert_eq!(s.placement, trace::Placement::Tick { ticks: s.ticks });
+    }
+
+    let dump = rewind(&["dump".as_ref(), "--header".as_ref(), chaos.as_os_str()]);
+    dump.assert_success();
+    assert!(
+        dump.stdout.contains("# chaos seed 5 "),
+        "no chaos line in the header dump\n{}",
+        dump.dump()
+    );
+    let marked = dump
+        .stdout
+        .lines()
+        .filter(|l| l.contains("(chaos)"))
+        .count();
+    assert_eq!(marked, synthetic.len(), "{}", dump.stdout);
+    let plain_dump = rewind(&["dump".as_ref(), "--header".as_ref(), plain.as_os_str()]);
+    assert!(
+        !plain_dump.stdout.contains("# chaos") && !plain_dump.stdout.contains("(chaos)"),
+        "{}",
+        plain_dump.stdout
+    );
+}
+
+#[test]
+fn chaos_is_refused_for_a_program_without_the_tick_abi() {
+    let d = Scratch::new("chaos-true");
+    let out = d.path("t");
+    let r = rewind(&[
+        "record".as_ref(),
+        "--chaos".as_ref(),
+        "1".as_ref(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--".as_ref(),
+        "/bin/true".as_ref(),
+    ]);
+    assert_ne!(r.status.code(), Some(0), "{}", r.dump());
+    assert!(
+        r.stderr.contains("--chaos needs the execution-point ABI"),
+        "{}",
+        r.dump()
+    );
+    assert!(!out.exists(), "a refused recording left {}", out.display());
+}
+
+#[test]
+fn until_crash_reproduces_irqrace_and_keeps_one_trace() {
+    let d = Scratch::new("until-irqrace");
+    let guest = vec![script(&d, &["bug irqrace", "halt"])];
+    let traces = d.path("traces");
+    std::fs::create_dir(&traces).unwrap();
+    let out = traces.join("irqrace");
+    let r = record(&out, &["--until", "crash", "--max-runs", "10"], &guest);
+    assert_eq!(r.status.code(), Some(0), "{}", r.dump());
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("bug reproduced on run"))
+        .unwrap_or_else(|| panic!("no reproduction line\n{}", r.dump()));
+    assert!(line.contains("killed by SIGABRT"), "{line}");
+    eprintln!("measured: {line}");
+    let kept: Vec<_> = std::fs::read_dir(&traces).unwrap().collect();
+    assert_eq!(kept.len(), 1, "exactly one trace is kept");
+    let reader = trace::open(&out).unwrap();
+    assert!(reader.chaos().unwrap().is_some());
+    let last = reader.events().unwrap().last().unwrap().unwrap().1;
+    assert_eq!(
+        last,
+        trace::Event::Exit(trace::ExitStatus::Signaled {
+            signo: 6,
+            core: false
+        })
+    );
+}
+
+#[test]
+fn until_crash_on_a_clean_workload_accounts_for_every_run_and_keeps_nothing() {
+    let d = Scratch::new("until-clean");
+    let guest = vec![script(&d, &["halt"])];
+    let traces = d.path("traces");
+    std::fs::create_dir(&traces).unwrap();
+    let out = traces.join("clean");
+    let r = record(&out, &["--until", "crash", "--max-runs", "2"], &guest);
+    assert_ne!(r.status.code(), Some(0), "{}", r.dump());
+    assert!(
+        r.stderr
+            .contains("no crash in 2 runs (seeds 1-2): 2 exited 0"),
+        "{}",
+        r.dump()
+    );
+    assert!(!r.stderr.contains("panicked"), "{}", r.dump());
+    assert_eq!(std::fs::read_dir(&traces).unwrap().count(), 0);
+}
+
+#[test]
+fn a_hang_is_stopped_at_the_timeout_and_closed_as_aborted() {
+    let d = Scratch::new("until-hang");
+    let guest = vec![script(&d, &["sleep 30", "halt"])];
+    let out = d.path("hang");
+    let r = record(
+        &out,
+        &[
+            "--until",
+            "hang",
+            "--timeout",
+            "1",
+            "--max-runs",
+            "1",
+            "--chaos",
+            "3",
+        ],
+        &guest,
+    );
+    assert_eq!(r.status.code(), Some(0), "{}", r.dump());
+    assert!(
+        r.stderr
+            .contains("bug reproduced on run 1 (seed 3): hung (stopped at the timeout)"),
+        "{}",
+        r.dump()
+    );
+    let reader = trace::open(&out).unwrap();
+    assert!(reader.is_complete());
+    match reader.events().unwrap().last().unwrap().unwrap().1 {
+        trace::Event::Aborted { reason } => {
+            assert!(reason.contains("aborted-by-timeout"), "{reason}")
+        }
+        other => panic!("last event {other:?}"),
+    }
+}

@@ -1,0 +1,190 @@
+//! `rewind replay` end to end: it prints what was recorded and exits as the recording
+//! did, and under strace the replayer itself opens nothing but the trace, the binary and
+//! its own libraries, writes only to its stdout/stderr, and never sends, binds, unlinks or
+//! creates anything. (The tracee's own recorded calls never reach the host kernel: they
+//! are cancelled at their seccomp stop with orig_rax = -1; strace follows only the
+//! replayer, as a second tracer cannot attach to our tracee.)
+
+mod support;
+
+use std::process::Command;
+
+use support::{arg, make_ext2, script, umk_binary, Scratch};
+
+const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
+
+fn record_umk(d: &Scratch) -> (std::path::PathBuf, String) {
+    let img = d.path("disk.img");
+    make_ext2(&img, "8M", &[("etc/motd", "hello from the disk\n")]);
+    let s = script(
+        d,
+        "init",
+        &["cat /etc/motd", "echo written > /f", "sync", "halt"],
+    );
+    let t = d.path("trace");
+    let out = Command::new(REWIND)
+        .args(["record", "-o"])
+        .arg(&t)
+        .arg("--")
+        .arg(umk_binary())
+        .args(["mem=32M", &arg("ubd0", &img), &arg("init", &s)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (t, String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn replay_prints_the_recorded_console_and_exits_the_same() {
+    let d = Scratch::new("replay-cli");
+    let (t, console) = record_umk(&d);
+    assert!(console.contains("hello from the disk"), "{console}");
+    let out = Command::new(REWIND).arg("replay").arg(&t).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), console);
+}
+
+#[test]
+fn replay_has_no_host_side_effects_under_strace() {
+    let d = Scratch::new("replay-strace");
+    let (t, console) = record_umk(&d);
+    // The disk image is not needed and must not be touched: make it unreadable garbage.
+    std::fs::write(d.path("disk.img"), b"not a disk").unwrap();
+    let log = d.path("strace.log");
+    let out = Command::new("strace")
+        .arg("-o")
+        .arg(&log)
+        .args(["-qq", "-e", "trace=%file,%network,%desc,kill,tgkill,tkill"])
+        .arg(REWIND)
+        .arg("replay")
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), console);
+    let log = std::fs::read_to_string(&log).unwrap();
+    let trace_dir = t.canonicalize().unwrap();
+    let trace_dir = trace_dir.to_str().unwrap();
+    let binary = umk_binary().to_str().unwrap().to_string();
+    let mut opens = 0;
+    for line in log.lines() {
+        let call = line.split('(').next().unwrap_or("");
+        match call {
+            "open" | "openat" | "openat2" => {
+                opens += 1;
+                assert!(
+                    !line.contains("O_WRONLY")
+                        && !line.contains("O_RDWR")
+                        && !line.contains("O_CREAT"),
+                    "opened for writing: {line}"
+                );
+                let path = line.split('"').nth(1).unwrap_or("");
+                let allowed = path.starts_with(trace_dir)
+                    || path.contains(t.to_str().unwrap())
+                    || path == binary
+                    || path.starts_with("/lib")
+                    || path.starts_with("/usr/lib")
+                    || path.starts_with("/etc/ld.so")
+                    || path.starts_with("/proc/self/")
+                    || path.starts_with("/sys/devices/system/cpu")
+                    // The dynamic loader searching for the replayer's own libraries
+                    // (cargo's LD_LIBRARY_PATH), read-only.
+                    || path.contains(".so");
+                assert!(allowed, "the replay opened {path:?}: {line}");
+            }
+            "write" | "writev" | "pwrite64" => {
+                let fd: i32 = line[call.len() + 1..]
+                    .split(',')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                assert!(fd == 1 || fd == 2, "wrote to fd {fd}: {line}");
+            }
+            "socket" | "connect" | "bind" | "sendto" | "sendmsg" | "unlink" | "unlinkat"
+            | "rename" | "renameat" | "renameat2" | "mkdir" | "mkdirat" | "truncate"
+            | "ftruncate" | "creat" | "symlink" | "link" | "chmod" | "fchmod" => {
+                panic!("host side effect: {line}")
+            }
+            "kill" | "tgkill" | "tkill" => panic!("signalled a process: {line}"),
+            _ => {}
+        }
+    }
+    assert!(opens > 0, "strace saw no opens at all: {log}");
+    assert!(
+        log.contains(trace_dir) || log.contains(t.to_str().unwrap()),
+        "the trace was not read?\n{log}"
+    );
+}
+
+#[test]
+fn replay_of_a_tampered_binary_names_the_expected_file() {
+    let d = Scratch::new("replay-binary");
+    let exe = d.path("prog");
+    let c = d.path("prog.c");
+    std::fs::write(
+        &c,
+        "#include <stdio.h>\nint main(void){puts(\"a\");return 3;}\n",
+    )
+    .unwrap();
+    assert!(Command::new("cc")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&c)
+        .status()
+        .unwrap()
+        .success());
+    let t = d.path("trace");
+    let st = Command::new(REWIND)
+        .args(["record", "-o"])
+        .arg(&t)
+        .arg("--")
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(3));
+    let out = Command::new(REWIND).arg("replay").arg(&t).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.stdout, b"a\n");
+    std::fs::write(
+        &c,
+        "#include <stdio.h>\nint main(void){puts(\"b\");return 4;}\n",
+    )
+    .unwrap();
+    assert!(Command::new("cc")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&c)
+        .status()
+        .unwrap()
+        .success());
+    let out = Command::new(REWIND).arg("replay").arg(&t).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "recorded with {}",
+            exe.canonicalize().unwrap().display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("refusing to replay against a different binary"),
+        "{err}"
+    );
+}

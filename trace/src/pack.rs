@@ -1,0 +1,507 @@
+//! One self-contained file for a trace (`rewind pack`): the trace directory's files plus
+//! the guest binary, so a developer can replay without the user's paths or disk image.
+//!
+//! Layout (all integers little-endian):
+//!
+//! ```text
+//! 0   magic  "RWPACK\0\x01"                      8 bytes
+//! 8   pack format version (u32) = 1
+//! 12  entry count (u32)
+//! 16  table-of-contents length in bytes (u32)
+//! 20  table of contents, per entry:
+//!       name length (u16), name (UTF-8), encoding (u8: 0 raw, 1 zstd),
+//!       offset (u64, from the start of the file), length (u64),
+//!       sha256 of the stored bytes (32)
+//! …   sha256 of bytes 0 .. end of the table (32)
+//! …   entry data; entries with identical stored bytes share one region
+//! ```
+//!
+//! Entry names are those of the trace directory (`version` or `incomplete`, `header`,
+//! `events`, `chaos`, `blobs/HEX`) plus `binary`, the executable the header names. Its
+//! stored bytes are zstd-compressed and shared with `blobs/SHA256` when the recorder
+//! already kept the binary as a blob (its initial mapping), so it costs nothing twice.
+//! Every entry is checked against its hash when read, and names outside that set are
+//! refused, so a pack can only ever produce a trace directory.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::blob::BlobHash;
+use crate::error::{io, Error, Result};
+use crate::version::{BLOBS_DIR, EVENTS_FILE, HEADER_FILE, INCOMPLETE_FILE, VERSION_FILE};
+
+/// First bytes of a packed trace.
+pub const PACK_MAGIC: [u8; 8] = *b"RWPACK\0\x01";
+/// Pack layout version this build writes and reads.
+pub const PACK_VERSION: u32 = 1;
+/// Name of the guest binary's entry, and of the file it is unpacked to.
+pub const BINARY_ENTRY: &str = "binary";
+
+const FRAME_LEN: u64 = 20;
+const RAW: u8 = 0;
+const ZSTD: u8 = 1;
+
+/// One table-of-contents row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Name, as a path relative to the trace directory.
+    pub name: String,
+    /// Whether the stored bytes are zstd-compressed (only `binary`).
+    pub compressed: bool,
+    /// Byte offset of the stored bytes in the pack.
+    pub offset: u64,
+    /// Number of stored bytes.
+    pub len: u64,
+    /// SHA-256 of the stored bytes.
+    pub sha256: [u8; 32],
+}
+
+/// What `write` produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackStats {
+    /// Entries in the table of contents.
+    pub entries: u64,
+    /// Entries whose bytes were shared with an earlier one.
+    pub shared: u64,
+    /// Size of the pack file.
+    pub bytes: u64,
+}
+
+fn allowed_name(name: &str) -> bool {
+    match name.strip_prefix("blobs/") {
+        Some(hex) => hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => matches!(
+            name,
+            VERSION_FILE
+                | INCOMPLETE_FILE
+                | HEADER_FILE
+                | EVENTS_FILE
+                | crate::chaos::CHAOS_FILE
+                | BINARY_ENTRY
+        ),
+    }
+}
+
+fn sha(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The stored bytes of each entry, read one at a time so that memory holds one file.
+enum Source {
+    File(PathBuf),
+    Compressed(PathBuf),
+}
+
+impl Source {
+    fn bytes(&self) -> Result<Vec<u8>> {
+        match self {
+            Source::File(p) => fs::read(p).map_err(io("read", p)),
+            Source::Compressed(p) => {
+                let raw = fs::read(p).map_err(io("read", p))?;
+                zstd::bulk::compress(&raw, 3).map_err(io("compress", p))
+            }
+        }
+    }
+}
+
+/// Packs the trace in `dir`, with the binary at `binary` (which must have the size and
+/// SHA-256 the header records), into `out` (written to a temporary name and renamed).
+pub fn write(dir: &Path, binary: &Path, out: &Path) -> Result<PackStats> {
+    let reader = crate::reader::TraceReader::open(dir)?;
+    let want = &reader.header().binary;
+    let data = fs::read(binary).map_err(io("read guest binary", binary))?;
+    let found = BlobHash::of(&data);
+    if found != want.sha256 || data.len() as u64 != want.size {
+        return Err(Error::BinaryMismatch {
+            path: binary.to_path_buf(),
+            expected: want.sha256.hex(),
+            found: found.hex(),
+        });
+    }
+    drop(data);
+
+    let mut sources: Vec<(String, u8, Source)> = Vec::new();
+    for name in [
+        VERSION_FILE,
+        INCOMPLETE_FILE,
+        HEADER_FILE,
+        EVENTS_FILE,
+        crate::chaos::CHAOS_FILE,
+    ] {
+        let p = dir.join(name);
+        if p.is_file() {
+            sources.push((name.to_string(), RAW, Source::File(p)));
+        }
+    }
+    let blobs = dir.join(BLOBS_DIR);
+    let mut names: Vec<String> = fs::read_dir(&blobs)
+        .map_err(io("read directory", &blobs))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| allowed_name(&format!("blobs/{n}")))
+        .collect();
+    names.sort();
+    for n in &names {
+        sources.push((format!("blobs/{n}"), RAW, Source::File(blobs.join(n))));
+    }
+    // The recorder keeps the binary as a blob when it maps it: share those bytes.
+    let as_blob = blobs.join(want.sha256.hex());
+    let binary_source = if as_blob.is_file() {
+        Source::File(as_blob)
+    } else {
+        Source::Compressed(binary.to_path_buf())
+    };
+    sources.push((BINARY_ENTRY.to_string(), ZSTD, binary_source));
+
+    // Pass 1: hashes and lengths, to lay out the table.
+    let mut entries = Vec::with_capacity(sources.len());
+    for (name, enc, src) in &sources {
+        let bytes = src.bytes()?;
+        entries.push(Entry {
+            name: name.clone(),
+            compressed: *enc == ZSTD,
+            offset: 0,
+            len: bytes.len() as u64,
+            sha256: sha(&bytes),
+        });
+    }
+    let toc_len: u64 = entries
+        .iter()
+        .map(|e| 2 + e.name.len() as u64 + 1 + 8 + 8 + 32)
+        .sum();
+    let mut next = FRAME_LEN + toc_len + 32;
+    let mut placed: HashMap<[u8; 32], u64> = HashMap::new();
+    let mut write_order = Vec::new();
+    let mut shared = 0;
+    for (i, e) in entries.iter_mut().enumerate() {
+        if let Some(&at) = placed.get(&e.sha256) {
+            e.offset = at;
+            shared += 1;
+        } else {
+            e.offset = next;
+            placed.insert(e.sha256, next);
+            next += e.len;
+            write_order.push(i);
+        }
+    }
+
+    let mut head = Vec::with_capacity((FRAME_LEN + toc_len + 32) as usize);
+    head.extend_from_slice(&PACK_MAGIC);
+    head.extend_from_slice(&PACK_VERSION.to_le_bytes());
+    head.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    head.extend_from_slice(&(toc_len as u32).to_le_bytes());
+    for e in &entries {
+        head.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+        head.extend_from_slice(e.name.as_bytes());
+        head.push(if e.compressed { ZSTD } else { RAW });
+        head.extend_from_slice(&e.offset.to_le_bytes());
+        head.extend_from_slice(&e.len.to_le_bytes());
+        head.extend_from_slice(&e.sha256);
+    }
+    let head_sha = sha(&head);
+    head.extend_from_slice(&head_sha);
+
+    // Pass 2: the data, checked against pass 1 in case the trace changed meanwhile.
+    let tmp = out.with_extension("rwpack-tmp");
+    let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
+    f.write_all(&head).map_err(io("write", &tmp))?;
+    for i in write_order {
+        let bytes = sources[i].2.bytes()?;
+        if sha(&bytes) != entries[i].sha256 {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Usage(
+                "a trace file changed while it was being packed",
+            ));
+        }
+        f.write_all(&bytes).map_err(io("write", &tmp))?;
+    }
+    f.sync_all().map_err(io("sync", &tmp))?;
+    drop(f);
+    fs::rename(&tmp, out).map_err(io("rename pack to", out))?;
+    Ok(PackStats {
+        entries: entries.len() as u64,
+        shared,
+        bytes: next,
+    })
+}
+
+/// Whether `path` is a file that starts with the pack magic.
+pub fn is_pack(path: &Path) -> bool {
+    let mut magic = [0u8; 8];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == PACK_MAGIC)
+}
+
+/// An opened pack whose table of contents has been checked.
+#[derive(Debug)]
+pub struct Pack {
+    path: PathBuf,
+    file: File,
+    entries: Vec<Entry>,
+}
+
+impl Pack {
+    /// Opens `path` and checks the frame, the table's hash, and that every entry lies
+    /// inside the file.
+    pub fn open(path: &Path) -> Result<Pack> {
+        let mut file = File::open(path).map_err(io("open", path))?;
+        let size = file.metadata().map_err(io("stat", path))?.len();
+        let err = |offset: u64, entry: &str, what: String| Error::Pack {
+            path: path.to_path_buf(),
+            offset,
+            entry: entry.to_string(),
+            what,
+        };
+        let mut frame = [0u8; FRAME_LEN as usize];
+        if size < FRAME_LEN {
+            return Err(err(
+                0,
+                "frame",
+                format!(
+                    "file is {size} bytes, shorter than the {FRAME_LEN}-byte frame (truncated)"
+                ),
+            ));
+        }
+        file.read_exact(&mut frame).map_err(io("read", path))?;
+        if frame[..8] != PACK_MAGIC {
+            return Err(err(0, "frame", format!("bad magic {:02x?}", &frame[..8])));
+        }
+        let word =
+            |o: usize| u32::from_le_bytes([frame[o], frame[o + 1], frame[o + 2], frame[o + 3]]);
+        if word(8) != PACK_VERSION {
+            return Err(err(
+                8,
+                "frame",
+                format!(
+                    "pack version {} (this rewind reads {PACK_VERSION})",
+                    word(8)
+                ),
+            ));
+        }
+        let count = word(12) as usize;
+        let toc_len = u64::from(word(16));
+        if FRAME_LEN + toc_len + 32 > size {
+            return Err(err(
+                FRAME_LEN,
+                "table of contents",
+                format!(
+                    "{toc_len} bytes of table and its hash do not fit in the {size}-byte file \
+                     (truncated)"
+                ),
+            ));
+        }
+        let mut toc = vec![0u8; toc_len as usize + 32];
+        file.read_exact(&mut toc).map_err(io("read", path))?;
+        let (body, stored_sha) = toc.split_at(toc_len as usize);
+        let mut hasher = Sha256::new();
+        hasher.update(frame);
+        hasher.update(body);
+        let computed: [u8; 32] = hasher.finalize().into();
+        if computed[..] != *stored_sha {
+            return Err(err(
+                FRAME_LEN,
+                "table of contents",
+                "sha256 mismatch (the pack was modified or damaged)".into(),
+            ));
+        }
+        let mut entries = Vec::with_capacity(count);
+        let mut p = 0usize;
+        let short = |p: usize| {
+            err(
+                FRAME_LEN + p as u64,
+                "table of contents",
+                "a row runs past the end of the table".into(),
+            )
+        };
+        for _ in 0..count {
+            let row_at = p;
+            let name_len = body
+                .get(p..p + 2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+                .ok_or_else(|| short(row_at))?;
+            p += 2;
+            let rest = body
+                .get(p..p + name_len + 1 + 8 + 8 + 32)
+                .ok_or_else(|| short(row_at))?;
+            let name = std::str::from_utf8(&rest[..name_len])
+                .map_err(|_| {
+                    err(
+                        FRAME_LEN + p as u64,
+                        "table of contents",
+                        "entry name is not UTF-8".into(),
+                    )
+                })?
+                .to_string();
+            if !allowed_name(&name) {
+                return Err(err(
+                    FRAME_LEN + p as u64,
+                    &name,
+                    "not a trace file name; refusing to unpack it".into(),
+                ));
+            }
+            let r = &rest[name_len..];
+            let u64_at = |o: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&r[o..o + 8]);
+                u64::from_le_bytes(b)
+            };
+            let compressed = match r[0] {
+                RAW => false,
+                ZSTD => true,
+                e => {
+                    return Err(err(
+                        FRAME_LEN + (p + name_len) as u64,
+                        &name,
+                        format!("unknown encoding {e}"),
+                    ))
+                }
+            };
+            let mut sha256 = [0u8; 32];
+            sha256.copy_from_slice(&r[17..49]);
+            let entry = Entry {
+                name,
+                compressed,
+                offset: u64_at(1),
+                len: u64_at(9),
+                sha256,
+            };
+            let inside = matches!(entry.offset.checked_add(entry.len), Some(end) if end <= size);
+            if !inside {
+                return Err(err(
+                    entry.offset,
+                    &entry.name,
+                    format!(
+                        "{} bytes at byte offset {} run past the end of the {size}-byte file \
+                         (truncated)",
+                        entry.len, entry.offset
+                    ),
+                ));
+            }
+            p += name_len + 1 + 8 + 8 + 32;
+            entries.push(entry);
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io("seek", path))?;
+        Ok(Pack {
+            path: path.to_path_buf(),
+            file,
+            entries,
+        })
+    }
+
+    /// The table of contents.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The contents of `entry` (decompressed), checked against its hash.
+    pub fn read(&mut self, entry: &Entry) -> Result<Vec<u8>> {
+        let mut bytes = vec![0u8; entry.len as usize];
+        self.file
+            .seek(SeekFrom::Start(entry.offset))
+            .and_then(|_| self.file.read_exact(&mut bytes))
+            .map_err(io("read", &self.path))?;
+        let err = |what: String| Error::Pack {
+            path: self.path.clone(),
+            offset: entry.offset,
+            entry: entry.name.clone(),
+            what,
+        };
+        if sha(&bytes) != entry.sha256 {
+            return Err(err(format!(
+                "sha256 of its {} bytes does not match the table (the pack was modified or \
+                 damaged)",
+                entry.len
+            )));
+        }
+        if entry.compressed {
+            bytes = zstd::stream::decode_all(&bytes[..])
+                .map_err(|e| err(format!("not a valid zstd stream: {e}")))?;
+        }
+        Ok(bytes)
+    }
+
+    /// Writes every entry into the (new or empty) directory `dir`: the trace files, and the
+    /// binary as `dir/binary`, executable, checked against the header's SHA-256.
+    pub fn unpack(&mut self, dir: &Path) -> Result<()> {
+        fs::create_dir_all(dir.join(BLOBS_DIR)).map_err(io("create directory", dir))?;
+        let entries = self.entries.clone();
+        let mut binary = None;
+        for e in &entries {
+            let bytes = self.read(e)?;
+            let dest = dir.join(&e.name);
+            if e.name == BINARY_ENTRY {
+                binary = Some((BlobHash::of(&bytes), e.offset));
+            }
+            fs::write(&dest, &bytes).map_err(io("write", &dest))?;
+        }
+        let reader = crate::reader::TraceReader::open(dir)?;
+        let want = reader.header().binary.sha256;
+        match binary {
+            Some((found, _)) if found == want => {}
+            Some((found, offset)) => {
+                return Err(Error::Pack {
+                    path: self.path.clone(),
+                    offset,
+                    entry: BINARY_ENTRY.into(),
+                    what: format!("binary has sha256 {found}, the trace header records {want}"),
+                })
+            }
+            None => {
+                return Err(Error::Pack {
+                    path: self.path.clone(),
+                    offset: FRAME_LEN,
+                    entry: BINARY_ENTRY.into(),
+                    what: "the pack holds no guest binary".into(),
+                })
+            }
+        }
+        set_executable(&dir.join(BINARY_ENTRY))
+    }
+}
+
+fn set_executable(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(io("chmod", path))
+}
+
+/// A directory removed when dropped: where `open` unpacks a packed trace.
+#[derive(Debug)]
+pub struct Unpacked {
+    dir: PathBuf,
+}
+
+impl Unpacked {
+    /// Unpacks `pack` into a fresh directory under the system temp dir.
+    pub fn new(pack: &Path) -> Result<Unpacked> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "rewind-unpacked-{}-{nanos}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir(&dir).map_err(io("create directory", &dir))?;
+        let me = Unpacked { dir };
+        Pack::open(pack)?.unpack(&me.dir)?;
+        Ok(me)
+    }
+
+    /// The unpacked trace directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Unpacked {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
