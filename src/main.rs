@@ -29,6 +29,10 @@ enum Command {
     Pack(cmd::pack::PackArgs),
     /// Re-execute a recording exactly (console output as recorded; `-i` for the timeline).
     Replay(cmd::replay::ReplayArgs),
+    /// Debug a recording with gdb: reverse execution, guest tasks as threads.
+    Gdb(cmd::gdb::GdbArgs),
+    /// Analyze a recording on a replay: lock order, use-after-free, provenance, timeline.
+    Analyze(cmd::analyze::AnalyzeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +42,8 @@ fn main() -> anyhow::Result<()> {
         Command::Record(args) => cmd::record::run(args),
         Command::Dump(args) => cmd::dump::run(args),
         Command::Replay(args) => cmd::replay::run(args),
+        Command::Gdb(args) => cmd::gdb::run(args),
+        Command::Analyze(args) => cmd::analyze::run(args),
         Command::Pack(args) => cmd::pack::run(args),
     }
 }

@@ -340,34 +340,5 @@ impl Session {
 
 /// Converts registers to the trace's representation.
 pub(crate) fn gprs(r: &Regs) -> trace::Gprs {
-    let a = r.to_array();
-    trace::Gprs {
-        r15: a[0],
-        r14: a[1],
-        r13: a[2],
-        r12: a[3],
-        rbp: a[4],
-        rbx: a[5],
-        r11: a[6],
-        r10: a[7],
-        r9: a[8],
-        r8: a[9],
-        rax: a[10],
-        rcx: a[11],
-        rdx: a[12],
-        rsi: a[13],
-        rdi: a[14],
-        orig_rax: a[15],
-        rip: a[16],
-        cs: a[17],
-        eflags: a[18],
-        rsp: a[19],
-        ss: a[20],
-        fs_base: a[21],
-        gs_base: a[22],
-        ds: a[23],
-        es: a[24],
-        fs: a[25],
-        gs: a[26],
-    }
+    trace::Gprs::from_user_regs(r.to_array())
 }

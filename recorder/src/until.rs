@@ -179,8 +179,9 @@ pub enum UntilError {
         seed: u64,
         /// The runs before it.
         earlier: Vec<Run>,
-        /// The recorder's error.
-        source: crate::Error,
+        /// The recorder's error, boxed: it is large and this is the rare path, so the
+        /// `Result` of every run stays small.
+        source: Box<crate::Error>,
     },
     /// A discarded run's trace could not be deleted.
     #[error("deleting the trace of run {run} in {}: {source}", dir.display())]
@@ -225,7 +226,7 @@ pub fn record_until(
             run: k,
             seed,
             earlier: runs.clone(),
-            source,
+            source: Box::new(source),
         })?;
         let run = Run {
             run: k,

@@ -10,8 +10,12 @@ use object::{Object, ObjectSymbol};
 use crate::error::{Error, Result};
 
 /// A parsed binary: symbol table and DWARF, loaded once and queried many times.
+/// Addresses given out and taken in are run-time addresses.
 pub struct Symbols {
     path: PathBuf,
+    /// Run-time minus link-time address (non-zero only for a relocated PIE).
+    slide: u64,
+    /// Link-time addresses.
     by_name: BTreeMap<String, u64>,
     /// start → (end, name), functions only.
     by_addr: BTreeMap<u64, (u64, String)>,
@@ -46,12 +50,23 @@ impl Symbols {
     /// Loads the symbols of the ELF at `path` (a static, non-PIE binary: link addresses
     /// are run-time addresses).
     pub fn load(path: &Path) -> Result<Symbols> {
+        Symbols::load_at(path, None)
+    }
+
+    /// Loads the symbols of `path` as the program ran: `at_entry` is its entry address
+    /// (auxv AT_ENTRY), which moves every symbol of a position-independent binary by
+    /// where the loader put it.
+    pub fn load_at(path: &Path, at_entry: Option<u64>) -> Result<Symbols> {
         let err = |why: String| Error::Symbols {
             path: path.to_path_buf(),
             why,
         };
         let data = std::fs::read(path).map_err(|e| err(e.to_string()))?;
         let file = object::File::parse(&*data).map_err(|e| err(e.to_string()))?;
+        let slide = match (file.kind(), at_entry) {
+            (object::ObjectKind::Dynamic, Some(entry)) => entry.wrapping_sub(file.entry()),
+            _ => 0,
+        };
         let mut by_name = BTreeMap::new();
         let mut by_addr = BTreeMap::new();
         for sym in file.symbols() {
@@ -75,9 +90,16 @@ impl Symbols {
                 );
             }
         }
+        // A stripped PIE may still export what a debugger looks for dynamically.
+        for sym in file.dynamic_symbols() {
+            if let (false, Ok(name)) = (sym.is_undefined(), sym.name()) {
+                by_name.entry(name.to_string()).or_insert(sym.address());
+            }
+        }
         let loader = addr2line::Loader::new(path).ok();
         Ok(Symbols {
             path: path.to_path_buf(),
+            slide,
             by_name,
             by_addr,
             loader,
@@ -93,7 +115,7 @@ impl Symbols {
     pub fn address(&self, name: &str) -> Result<u64> {
         self.by_name
             .get(name)
-            .copied()
+            .map(|a| a.wrapping_add(self.slide))
             .ok_or_else(|| Error::Symbols {
                 path: self.path.clone(),
                 why: format!("no symbol {name:?}"),
@@ -102,14 +124,15 @@ impl Symbols {
 
     /// Symbolizes one address.
     pub fn frame(&self, pc: u64) -> Frame {
+        let link = pc.wrapping_sub(self.slide);
         let function = self
             .by_addr
-            .range(..=pc)
+            .range(..=link)
             .next_back()
-            .filter(|(_, (end, _))| pc < *end)
-            .map(|(start, (_, name))| (name.clone(), pc - start));
+            .filter(|(_, (end, _))| link < *end)
+            .map(|(start, (_, name))| (name.clone(), link - start));
         let location = self.loader.as_ref().and_then(|l| {
-            let loc = l.find_location(pc).ok().flatten()?;
+            let loc = l.find_location(link).ok().flatten()?;
             Some((loc.file?.to_string(), loc.line?))
         });
         Frame {
@@ -147,5 +170,19 @@ impl Symbols {
             fp = next;
         }
         out
+    }
+}
+
+#[cfg(test)]
+impl Symbols {
+    /// A table from (name, address) pairs, for tests of what reads guest memory.
+    pub(crate) fn from_pairs(pairs: &[(&str, u64)]) -> Symbols {
+        Symbols {
+            path: PathBuf::from("(test)"),
+            slide: 0,
+            by_name: pairs.iter().map(|&(n, a)| (n.to_string(), a)).collect(),
+            by_addr: BTreeMap::new(),
+            loader: None,
+        }
     }
 }

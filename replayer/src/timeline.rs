@@ -8,6 +8,8 @@
 //! step_forward / step_back(&mut self) -> Result<StopReason>   one instruction
 //! run_forward / run_backward(&mut self) -> Result<StopReason> to the next/previous
 //!                                                     breakpoint or watchpoint hit, or an edge
+//! seek_last_live(&mut self) -> Result<()>             after the exit: back to its last
+//!                                                     instruction, where state is readable
 //! set_breakpoint / remove_breakpoint(addr)            software breakpoints (int3 while running)
 //! set_watchpoint(addr, len, kind) / remove_watchpoint hardware (debug registers), 4 slots
 //! regs() / read_memory(addr, len)                     the state at the current position
@@ -29,8 +31,10 @@
 //! Reverse execution, rr-style: `run_backward` replays each checkpoint interval before the
 //! current position, counting hits, and goes to the last one; `step_back` re-executes to
 //! one instruction before (for a step count of 0 it counts the instructions from the
-//! previous mark). The edges of history are [`StopReason::StartOfHistory`] and
-//! [`StopReason::EndOfHistory`].
+//! previous mark). A watchpoint hit found going backward is reported before the
+//! instruction that made it, where the old value is still in memory (as rr and gdb
+//! expect: the next forward step redoes the access). The edges of history are
+//! [`StopReason::StartOfHistory`] and [`StopReason::EndOfHistory`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,7 +54,8 @@ pub enum StopReason {
     Done,
     /// A software breakpoint at this address.
     Breakpoint(u64),
-    /// A hardware watchpoint on this address fired.
+    /// The hardware watchpoint on this address fired (the one whose debug-status bit is
+    /// set; the lowest slot if several fired at once).
     Watchpoint(u64),
     /// Nothing before: the start of the recording (e0).
     StartOfHistory,
@@ -456,20 +461,23 @@ impl Timeline {
             why,
         };
         let is_end = target.event as usize >= self.events().len();
+        let watches = self.engine.watches;
         let on_reached = |r: Reached| -> Result<Option<StopReason>> {
             Ok(match r {
                 Reached::Goal => None,
                 // The end of a finished program is the position after its last event.
                 Reached::Exited(_) if is_end => None,
                 Reached::Breakpoint(a) => Some(StopReason::Breakpoint(a)),
-                Reached::Watchpoint(_) => Some(StopReason::Watchpoint(0)),
+                Reached::Watchpoint(hits) => {
+                    Some(StopReason::Watchpoint(watch_addr(&watches, hits)))
+                }
                 Reached::Exited(e) => return Err(out(format!("the program ended first ({e:?})"))),
                 Reached::End => return Err(out("the recording ends first".into())),
             })
         };
         if self.engine.next < target.event {
             if let Some(stop) = on_reached(self.drive(Goal::Boundary(target.event), hits)?)? {
-                return Ok(Some(self.watch_reason(stop)?));
+                return Ok(Some(stop));
             }
         }
         if is_end && self.engine.exit.is_some() {
@@ -485,7 +493,7 @@ impl Timeline {
             let now = self.engine.read_ticks(self.engine.live()?)?;
             if now < k {
                 if let Some(stop) = on_reached(self.engine.run(Goal::Tick(k), hits)?)? {
-                    return Ok(Some(self.watch_reason(stop)?));
+                    return Ok(Some(stop));
                 }
             }
         }
@@ -519,20 +527,6 @@ impl Timeline {
             }
         }
         Ok(None)
-    }
-
-    fn watch_reason(&self, stop: StopReason) -> Result<StopReason> {
-        if let StopReason::Watchpoint(_) = stop {
-            return Ok(StopReason::Watchpoint(
-                self.engine
-                    .watches
-                    .iter()
-                    .flatten()
-                    .next()
-                    .map_or(0, |w| w.addr),
-            ));
-        }
-        Ok(stop)
     }
 
     /// Executes one instruction (or applies the event the tracee is at).
@@ -628,7 +622,9 @@ impl Timeline {
         let r = self.drive(Goal::End, true)?;
         Ok(match r {
             Reached::Breakpoint(a) => StopReason::Breakpoint(a),
-            Reached::Watchpoint(_) => self.watch_reason(StopReason::Watchpoint(0))?,
+            Reached::Watchpoint(hits) => {
+                StopReason::Watchpoint(watch_addr(&self.engine.watches, hits))
+            }
             Reached::Exited(e) => StopReason::Exited(e),
             Reached::End | Reached::Goal => StopReason::EndOfHistory,
         })
@@ -654,12 +650,27 @@ impl Timeline {
                         last = r;
                     }
                 }
+                if let StopReason::Watchpoint(_) = last {
+                    // The debug trap comes after the access; going backward, the access
+                    // has not happened yet.
+                    self.step_back()?;
+                }
                 return Ok(last);
             }
             upto = ck;
         }
         self.seek(&Position::START)?;
         Ok(StopReason::StartOfHistory)
+    }
+
+    /// After the program ended (`StopReason::Exited`), goes back to its last live point:
+    /// the instruction that ended it, where registers and memory can still be read.
+    /// Anywhere else it stays put.
+    pub fn seek_last_live(&mut self) -> Result<()> {
+        if self.engine.exit.is_some() {
+            self.step_back()?;
+        }
+        Ok(())
     }
 
     /// The position of the end of the recording: replays to it (and comes back is the
@@ -675,6 +686,17 @@ impl Timeline {
     }
 }
 
+/// The address of the watchpoint that fired: the lowest slot whose bit is set in `hits`
+/// (DR6 bits 0–3 as the engine took them).
+fn watch_addr(watches: &[Option<Watch>; 4], hits: u8) -> u64 {
+    watches
+        .iter()
+        .enumerate()
+        .filter(|&(slot, _)| hits & (1 << slot) != 0)
+        .find_map(|(_, w)| *w)
+        .map_or(0, |w| w.addr)
+}
+
 impl Drop for Timeline {
     fn drop(&mut self) {
         if let Some(s) = self.engine.live.take() {
@@ -685,5 +707,25 @@ impl Drop for Timeline {
         }
         // `open` pinned the driving thread next to the tracee.
         let _ = tracee::cpu::unpin_current_thread();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watchpoint_reported_is_the_one_whose_bit_fired() {
+        let w = |addr| {
+            Some(Watch {
+                addr,
+                len: 8,
+                kind: WatchKind::Write,
+            })
+        };
+        let slots = [w(0x1000), None, w(0x3000), w(0x4000)];
+        assert_eq!(watch_addr(&slots, 0b0100), 0x3000);
+        assert_eq!(watch_addr(&slots, 0b1000), 0x4000);
+        assert_eq!(watch_addr(&slots, 0b1101), 0x1000);
     }
 }

@@ -1,6 +1,7 @@
 //! The timeline on real umk recordings: positions round-trip, step_back retraces a
-//! forward single-step run exactly, and run_backward finds the last hit of a breakpoint on
-//! a lock function.
+//! forward single-step run exactly, run_backward finds the last hit of a breakpoint on
+//! a lock function, and watchpoints report the slot that fired and, backward, stop
+//! before the write.
 
 mod common;
 
@@ -92,4 +93,114 @@ fn watchpoint_on_the_tick_counter_fires_forward() {
     assert_eq!(tl.run_forward().unwrap(), StopReason::Watchpoint(ticks));
     let after = u64::from_le_bytes(tl.read_memory(ticks, 8).unwrap().try_into().unwrap());
     assert_eq!(after, before + 1);
+}
+
+fn u64_at(tl: &Timeline, addr: u64) -> u64 {
+    u64::from_le_bytes(tl.read_memory(addr, 8).unwrap().try_into().unwrap())
+}
+
+#[test]
+fn the_second_watchpoint_fires_and_reverse_stops_before_the_write() {
+    let d = tempfile::tempdir().unwrap();
+    let t = boot_trace(d.path());
+    let syms = replayer::symbols::Symbols::load(umk()).unwrap();
+    // A constant the guest never writes takes slot 0, so a report of "the first slot"
+    // would name the wrong address.
+    let quiet = syms.address("UMK_TASK_SIZE").unwrap();
+    let mut tl = Timeline::open(&t).unwrap();
+    let ticks = tl.header().tick_abi.unwrap().ticks.0;
+    let late = Position::event(tl.events().len() as u64 / 2);
+    tl.seek(&late).unwrap();
+    let at_late = u64_at(&tl, ticks);
+    assert_eq!(
+        tl.set_watchpoint(quiet, 8, replayer::WatchKind::Write)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        tl.set_watchpoint(ticks, 8, replayer::WatchKind::Write)
+            .unwrap(),
+        1
+    );
+
+    // Backward: the last increment before `late`, seen from just before it.
+    assert_eq!(tl.run_backward().unwrap(), StopReason::Watchpoint(ticks));
+    let old = u64_at(&tl, ticks);
+    assert_eq!(old + 1, at_late, "the old value is still in memory");
+    let before_write = tl.position().unwrap();
+    assert!(before_write < late);
+    assert_eq!(tl.step_forward().unwrap(), StopReason::Done);
+    assert_eq!(
+        u64_at(&tl, ticks),
+        old + 1,
+        "the next instruction is the write"
+    );
+
+    // Forward from before the write: the same write, reported after it.
+    tl.seek(&before_write).unwrap();
+    assert_eq!(tl.run_forward().unwrap(), StopReason::Watchpoint(ticks));
+    assert_eq!(u64_at(&tl, ticks), old + 1);
+}
+
+/// The analyzer's probes: umk's probe functions and its SIGSEGV handler.
+const PROBES: [&str; 10] = [
+    "umk_lock_acquire",
+    "umk_lock_acquired",
+    "umk_lock_release",
+    "umk_alloc",
+    "umk_free",
+    "umk_context_switch",
+    "umk_irq_enter",
+    "umk_irq_exit",
+    "umk_task_exit",
+    "umk::irq::sigsegv",
+];
+
+#[test]
+fn positions_of_breakpoint_hits_seek_back_to_the_same_state() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, t, _) = record_umk(d.path(), "abba", &["bug abba"], &["bug_window=1"]);
+    let syms = replayer::symbols::Symbols::load(umk()).unwrap();
+    let mut tl = Timeline::open(&t).unwrap();
+    for name in PROBES {
+        tl.set_breakpoint(syms.address(name).unwrap());
+    }
+    let started = std::time::Instant::now();
+    let zero = std::time::Duration::ZERO;
+    let (mut hits, mut placing, mut seeking) = (0u32, zero, zero);
+    let mut last = Position::START;
+    let mut checked = Vec::new();
+    while hits < 300 {
+        let addr = match tl.run_forward().unwrap() {
+            StopReason::Breakpoint(a) => a,
+            StopReason::EndOfHistory | StopReason::Exited(_) => break,
+            other => panic!("unexpected stop {other:?}"),
+        };
+        hits += 1;
+        let regs = tl.regs().unwrap();
+        assert_eq!(regs.rip, addr);
+        let t0 = std::time::Instant::now();
+        let p = tl.position().unwrap_or_else(|e| panic!("hit {hits} at {addr:#x}: {e}"));
+        placing += t0.elapsed();
+        assert!(p > last || hits == 1, "hit {hits}: {p} after {last}");
+        last = p;
+        assert_eq!(tl.regs().unwrap(), regs, "position() moved the replay ({p})");
+        checked.push((p, regs));
+        // Every tenth hit, go there from somewhere else and come back to carry on.
+        if hits % 10 == 0 {
+            let t0 = std::time::Instant::now();
+            let (q, qregs) = checked[checked.len() / 2];
+            tl.seek(&q).unwrap();
+            assert_eq!(tl.regs().unwrap(), qregs, "at {q}");
+            tl.seek(&p).unwrap();
+            assert_eq!(tl.regs().unwrap(), regs, "at {p}");
+            assert_eq!(tl.position().unwrap(), p);
+            seeking += t0.elapsed();
+        }
+    }
+    eprintln!(
+        "{hits} hits in {:?}: placing {placing:?}, seeking {seeking:?}",
+        started.elapsed()
+    );
+    assert!(hits >= 100, "only {hits} probe hits");
 }

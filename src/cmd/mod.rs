@@ -1,7 +1,9 @@
 //! One module per `rewind` subcommand.
 
+pub mod analyze;
 pub mod demo;
 pub mod dump;
+pub mod gdb;
 pub mod interactive;
 pub mod pack;
 pub mod record;

@@ -50,6 +50,44 @@ pub struct Gprs {
     pub gs: u64,
 }
 
+impl Gprs {
+    /// Builds the registers from the 27 words of `user_regs_struct`, in kernel order (what
+    /// `tracee::Regs::to_array` returns), so recorder and replayer convert the same way.
+    pub fn from_user_regs(a: [u64; 27]) -> Gprs {
+        let [r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss, fs_base, gs_base, ds, es, fs, gs] =
+            a;
+        Gprs {
+            r15,
+            r14,
+            r13,
+            r12,
+            rbp,
+            rbx,
+            r11,
+            r10,
+            r9,
+            r8,
+            rax,
+            rcx,
+            rdx,
+            rsi,
+            rdi,
+            orig_rax,
+            rip,
+            cs,
+            eflags,
+            rsp,
+            ss,
+            fs_base,
+            gs_base,
+            ds,
+            es,
+            fs,
+            gs,
+        }
+    }
+}
+
 /// Bytes that a system call wrote into tracee memory.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Data {

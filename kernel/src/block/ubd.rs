@@ -5,7 +5,8 @@
 //!
 //! Two locks, as the seed's 14 Oct 2002 fix has them: `ubd_lock` (a mutex) guards the
 //! device table for configuration and hot-plug; `ubd_io_lock` (a spinlock) guards the
-//! I/O side that the interrupt uses.
+//! I/O side that the interrupt uses, and is always taken with interrupts off
+//! (`lock_irqsave`) because the disk interrupt takes it too.
 
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -200,7 +201,7 @@ fn install(n: usize, disk: Disk<HostFile>, devs: &mut [DevInfo; MAX_UBD]) {
         busy: false,
         cow,
     };
-    UBD_IO.lock().disks[n] = Some(disk);
+    UBD_IO.lock_irqsave().disks[n] = Some(disk);
 }
 
 /// Registers a device opened at boot.
@@ -210,7 +211,12 @@ pub fn add_boot_device(n: usize, disk: Disk<HostFile>) {
 }
 
 pub fn sectors(n: usize) -> Option<u64> {
-    UBD_IO.lock().disks.get(n)?.as_ref().map(|d| d.sectors())
+    UBD_IO
+        .lock_irqsave()
+        .disks
+        .get(n)?
+        .as_ref()
+        .map(|d| d.sectors())
 }
 
 pub fn set_busy(n: usize, busy: bool) {
@@ -247,7 +253,7 @@ pub fn remove(n: usize) -> Result<(), UbdError> {
         return Err(UbdError::Busy(n));
     }
     devs[n] = DevInfo::default();
-    let disk = UBD_IO.lock().disks[n].take();
+    let disk = UBD_IO.lock_irqsave().disks[n].take();
     drop(disk);
     crate::printk!("ubd{}: removed", n);
     Ok(())
@@ -325,12 +331,12 @@ fn end_sync(req: *mut Request) {
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn submit(req: *mut Request) -> Result<(), BlockError> {
     preempt_point();
-    let busy = UBD_IO.lock().in_flight > 0;
+    let busy = UBD_IO.lock_irqsave().in_flight > 0;
     if busy && QUEUE_LOCK_IS_DEVICE_LOCK.load(Ordering::Relaxed) {
         // Before the ubd_io_lock split the queue was restarted under the device lock.
         let _restart = UBD_LOCK.lock();
     }
-    UBD_IO.lock().in_flight += 1;
+    UBD_IO.lock_irqsave().in_flight += 1;
     let w = PIPE
         .with(|p| p.map(|(_, w)| w))
         .expect("ubd not initialised");
@@ -350,7 +356,7 @@ pub fn submit(req: *mut Request) -> Result<(), BlockError> {
                 run_controller(0);
             }
             Err(errno) => {
-                UBD_IO.lock().in_flight -= 1;
+                UBD_IO.lock_irqsave().in_flight -= 1;
                 // SAFETY: the request was not handed to the controller.
                 let sector = unsafe { (*req).sector };
                 return Err(BlockError::Io { sector, errno });
@@ -392,7 +398,7 @@ pub fn do_io(n: usize, op: Op, sector: u64, buf: &mut [u8]) -> Result<(), BlockE
 
 /// Whether requests are waiting for the controller.
 pub fn has_pending() -> bool {
-    UBD_IO.lock().in_flight > 0
+    UBD_IO.lock_irqsave().in_flight > 0
 }
 
 /// The controller: takes up to `batch` requests (0 = all) from the pipe, performs them on
@@ -431,7 +437,7 @@ fn perform(req: *mut Request) {
     // alive until end_io runs.
     let r = unsafe { &mut *req };
     let result = {
-        let mut io = UBD_IO.lock();
+        let mut io = UBD_IO.lock_irqsave();
         io.in_flight = io.in_flight.saturating_sub(1);
         match io.disks.get_mut(r.dev as usize).and_then(|d| d.as_mut()) {
             None => Err(BlockError::Io {

@@ -1,0 +1,30 @@
+//! Rewind's analyzer core: the probe event model that replay-time collectors produce, and
+//! the engines that turn a stream of those events into the reports kernel developers know.
+//!
+//! * [`events`] — what a probe reports: position, task, stack and what happened.
+//! * [`symbols`] — the guest's ELF and DWARF: frames (with inlining), symbols, disassembly.
+//! * [`lockdep`] — lock classes, the dependency graph and its cycles, recursive locking,
+//!   irq inconsistency, locks held at exit and the actual-deadlock verdict; text and DOT.
+//! * [`kasan`] — use-after-free reports in KASAN's layout from allocations, frees and a crash.
+//! * [`collect`] — the replay-time collector: probes as breakpoints, the task table, the
+//!   fault; and the watchpoint pass over a freed object.
+//! * [`provenance`] — BackTracker-style walk back from a crash, as text and DOT.
+//! * [`report`] — one analysis of a trace and the report directory (`index.html`).
+//! * [`chrome`] — Chrome trace JSON (Perfetto) of tasks, interrupts and lock holds.
+//!
+//! Every engine is fed events in replay order and is deterministic: maps are ordered and
+//! nothing depends on hashing or on the host, so one trace gives byte-identical output.
+
+pub mod chrome;
+pub mod collect;
+pub mod error;
+pub mod events;
+pub mod kasan;
+pub mod lockdep;
+pub mod provenance;
+pub mod report;
+pub mod symbols;
+
+pub use error::{Error, Result};
+pub use events::{Event, EventKind, Pos, TaskRef};
+pub use symbols::{Frame, Resolve, Symbolizer};

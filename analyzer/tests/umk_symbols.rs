@@ -1,0 +1,131 @@
+//! Symbolization against the real umk binary (built on demand with the test profile, as
+//! the workspace's end-to-end tests do).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use analyzer::symbols::{disassemble, Resolve, Symbolizer};
+use analyzer::Error;
+
+fn umk_binary() -> &'static Path {
+    static UMK: OnceLock<PathBuf> = OnceLock::new();
+    UMK.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile> directory")
+            .to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(workspace)
+            .args(["build", "--quiet", "-p", "umk", "--bin", "umk"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build -p umk");
+        assert!(status.success(), "cargo build -p umk failed: {status}");
+        let bin = profile_dir.join("umk");
+        assert!(bin.is_file(), "umk not found at {}", bin.display());
+        bin
+    })
+}
+
+/// The Symbolizer caches lazily and is not Sync, so each test opens its own.
+fn symbolizer() -> Symbolizer {
+    Symbolizer::open(umk_binary()).expect("opening umk")
+}
+
+/// umk tags each probe body so that no two share an address (kernel/PROBES.md); a
+/// breakpoint on one must never catch another.
+#[test]
+fn every_probe_has_its_own_address() {
+    let s = symbolizer();
+    let addrs = s
+        .probe_addresses(&analyzer::symbols::PROBE_FUNCTIONS)
+        .expect("distinct probe addresses");
+    assert_eq!(addrs.len(), analyzer::symbols::PROBE_FUNCTIONS.len());
+}
+
+#[test]
+fn probe_symbol_resolves_to_the_sync_module() {
+    let s = symbolizer();
+    let addr = s.symbol_address("umk_lock_acquire").unwrap();
+    let frames = s.frames(addr);
+    let outer = frames.last().expect("frames for umk_lock_acquire");
+    assert_eq!(outer.function, "umk_lock_acquire", "{frames:?}");
+    assert_eq!(outer.file.as_deref(), Some("kernel/src/sync/mod.rs"));
+    assert!(outer.line.is_some());
+    assert!(!outer.inlined);
+    let sym = s.symbol(addr).unwrap();
+    assert_eq!(sym.offset, 0);
+    assert!(sym.size > 0);
+}
+
+#[test]
+fn address_inside_abba_has_file_and_line() {
+    let s = symbolizer();
+    let start = s.symbol_address("umk::bugs::abba::one_way").unwrap();
+    let size = s.symbol(start).unwrap().size;
+    // Every address of the function symbolizes to it; optimized code has stretches
+    // without a line (line 0), so look for the addresses that have one.
+    let mut with_line = 0;
+    for off in 0..size {
+        let frames = s.frames(start + off);
+        let outer = frames.last().unwrap();
+        assert_eq!(outer.function, "umk::bugs::abba::one_way", "{frames:?}");
+        if let Some(line) = outer.line {
+            assert_eq!(outer.file.as_deref(), Some("kernel/src/bugs/abba.rs"));
+            assert!((1..=56).contains(&line), "line {line}");
+            with_line += 1;
+        }
+    }
+    assert!(with_line > 0, "no address of one_way has a line");
+    let sym = s.symbol(start + size / 2).unwrap();
+    assert_eq!(sym.name, "umk::bugs::abba::one_way");
+    assert_eq!(sym.offset, size / 2);
+}
+
+#[test]
+fn functions_start_with_a_frame_pointer_push() {
+    let s = symbolizer();
+    let start = s.symbol_address("umk::bugs::abba::one_way").unwrap();
+    let bytes = s.code_bytes(start, 16);
+    assert!(!bytes.is_empty());
+    let insns = disassemble(bytes, start, 1).unwrap();
+    // umk is built with frame pointers everywhere (.cargo/config.toml).
+    assert_eq!(insns[0].text(), "push rbp");
+    assert_eq!(insns[0].addr, start);
+    let (fstart, code) = s.function_code(start + 4).unwrap();
+    assert_eq!(fstart, start);
+    assert!(disassemble(code, fstart, 1000).unwrap().len() > 3);
+}
+
+#[test]
+fn bad_binaries_are_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("rewind-ana-sym-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("not-elf");
+    std::fs::write(&text, "hello").unwrap();
+    let e = Symbolizer::open(&text).err().unwrap();
+    assert!(matches!(e, Error::BadElf { .. }), "{e}");
+
+    let stripped = dir.join("umk-stripped");
+    let ok = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(umk_binary())
+        .arg(&stripped)
+        .status()
+        .expect("objcopy (binutils) runs");
+    assert!(ok.success());
+    let e = Symbolizer::open(&stripped).err().unwrap();
+    assert!(matches!(e, Error::NoDebugInfo { .. }), "{e}");
+    assert!(e.to_string().contains("no debug info"), "{e}");
+
+    let e = symbolizer().symbol_address("no_such_symbol").unwrap_err();
+    assert!(e.to_string().contains("no_such_symbol"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,34 @@
+//! Rewind's gdb remote stub: a replay timeline behind the gdb remote protocol (on the
+//! `gdbstub` crate), with reverse execution (`bc`, `bs`) and umk's tasks as threads.
+//!
+//! * [`server`] listens on 127.0.0.1 and serves gdb sessions one after another.
+//! * [`target`] translates packets into timeline calls and stops into stop replies; the
+//!   edges of the recording are reported as the edges of history (ReplayLog Begin/End).
+//! * umk's tasks come from `replayer::tasks` (kernel/TASKS.md), found through
+//!   `replayer::symbols`; the stub only numbers them as gdb threads.
+//! * [`conn`] NAKs bad packets instead of ending the session.
+//! * [`monitor`] has `monitor where|goto|checkpoint|events|stats`.
+//!
+//! Memory writes go through `Timeline::write_memory`: they change the current point only
+//! and vanish at the next seek or reverse run. Register writes are refused.
+
+pub mod conn;
+pub mod error;
+pub mod monitor;
+pub mod server;
+pub mod target;
+
+pub use error::{Error, Result};
+pub use server::{Server, ServerOptions, SessionEnd};
+pub use target::ReplayTarget;
+
+/// The command that attaches gdb to a stub at `addr` with `binary`'s symbols.
+pub fn gdb_command(binary: &std::path::Path, addr: std::net::SocketAddr) -> Vec<String> {
+    vec![
+        "gdb".into(),
+        "-q".into(),
+        binary.display().to_string(),
+        "-ex".into(),
+        format!("target remote {addr}"),
+    ]
+}

@@ -1,0 +1,187 @@
+//! The TCP side: one listening socket on 127.0.0.1 (another address only when the caller
+//! passes one), gdb sessions served one after another on the same replay so gdb can
+//! disconnect and reconnect, and the blocking event loop that runs timeline actions.
+//!
+//! Interrupts: a timeline run blocks until it stops, so Ctrl-C is honoured when it arrives
+//! before a run starts (checked first); during a run it is answered once the run stops.
+//! Runs are bounded by the recording, which is short for umk's scenarios.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use gdbstub::common::Signal;
+use gdbstub::conn::{Connection, ConnectionExt};
+use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
+use gdbstub::stub::{DisconnectReason, GdbStub};
+use replayer::symbols::Symbols;
+use replayer::{Position, Timeline};
+
+use crate::conn::Checked;
+use crate::error::{Error, Result};
+use crate::target::{ReplayTarget, Stop};
+
+/// auxv type of the program's entry point.
+const AT_ENTRY: u64 = 9;
+
+/// How to start a stub.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The trace directory.
+    pub trace: PathBuf,
+    /// Where to listen; 127.0.0.1 unless explicitly asked otherwise.
+    pub listen: SocketAddr,
+    /// Position to start at (default: the start of the recording).
+    pub at: Option<Position>,
+}
+
+impl ServerOptions {
+    /// Listens on 127.0.0.1:`port` (0: any free port).
+    pub fn local(trace: impl Into<PathBuf>, port: u16) -> ServerOptions {
+        ServerOptions {
+            trace: trace.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            at: None,
+        }
+    }
+}
+
+/// A replay behind a listening gdb stub.
+pub struct Server {
+    listener: TcpListener,
+    target: ReplayTarget,
+    binary: PathBuf,
+}
+
+/// How a gdb session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// gdb detached or disconnected.
+    Disconnected,
+    /// gdb asked to kill the program; the replay stays, a new session can attach.
+    Killed,
+    /// The connection broke or the protocol failed; the replay stays.
+    Failed(String),
+}
+
+impl Server {
+    /// Opens the replay, finds the guest's task table, goes to `at` and starts listening.
+    pub fn open(opts: &ServerOptions) -> Result<Server> {
+        let mut tl = Timeline::open(&opts.trace)
+            .map_err(|e| Error::timeline("open", opts.trace.display(), e))?;
+        let binary = replayer::files::program_path(tl.header());
+        let entry = tl
+            .header()
+            .auxv
+            .iter()
+            .find(|(k, _)| *k == AT_ENTRY)
+            .map(|&(_, v)| v);
+        // A binary that cannot be read still debugs, as one thread without task names.
+        let table = Symbols::load_at(&binary, entry)
+            .ok()
+            .filter(|s| s.address("UMK_TASKS").is_ok() && s.address("UMK_CURRENT").is_ok());
+        if let Some(p) = opts.at {
+            tl.seek(&p).map_err(|e| Error::timeline("seek", p, e))?;
+        }
+        let listener = TcpListener::bind(opts.listen).map_err(|source| Error::Socket {
+            op: "listen",
+            addr: opts.listen.to_string(),
+            source,
+        })?;
+        Ok(Server {
+            listener,
+            target: ReplayTarget::new(tl, table),
+            binary,
+        })
+    }
+
+    /// The address gdb connects to.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.listener.local_addr().map_err(|source| Error::Socket {
+            op: "local address",
+            addr: "the listening socket".into(),
+            source,
+        })
+    }
+
+    /// The guest binary (gdb loads its symbols).
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// The replay target (for in-process callers).
+    pub fn target(&mut self) -> &mut ReplayTarget {
+        &mut self.target
+    }
+
+    /// Waits for one gdb and serves it until it goes.
+    pub fn serve_one(&mut self) -> Result<SessionEnd> {
+        let addr = self.local_addr()?.to_string();
+        let (conn, peer) = self.listener.accept().map_err(|source| Error::Socket {
+            op: "accept",
+            addr,
+            source,
+        })?;
+        let end = match GdbStub::new(Checked::new(conn)).run_blocking::<EventLoop>(&mut self.target)
+        {
+            Ok(DisconnectReason::Kill) => SessionEnd::Killed,
+            Ok(_) => SessionEnd::Disconnected,
+            Err(e) => SessionEnd::Failed(
+                Error::Session {
+                    peer: peer.to_string(),
+                    why: e.to_string(),
+                }
+                .to_string(),
+            ),
+        };
+        self.target.reset_session();
+        Ok(end)
+    }
+
+    /// Serves gdb sessions one after another until the process is stopped.
+    pub fn serve_forever(&mut self) -> Result<()> {
+        loop {
+            if let SessionEnd::Failed(why) = self.serve_one()? {
+                eprintln!("rewind gdb: {why}; waiting for the next connection");
+            }
+        }
+    }
+}
+
+/// Runs the pending timeline action unless gdb has sent something (an interrupt) first.
+enum EventLoop {}
+
+impl BlockingEventLoop for EventLoop {
+    type Target = ReplayTarget;
+    type Connection = Checked;
+    type StopReason = Stop;
+
+    fn wait_for_stop_reason(
+        target: &mut ReplayTarget,
+        conn: &mut Checked,
+    ) -> std::result::Result<Event<Stop>, WaitForStopReasonError<Error, std::io::Error>> {
+        if target.pending().is_none() {
+            // Nothing to run: wait for gdb.
+            let b = conn.read().map_err(WaitForStopReasonError::Connection)?;
+            return Ok(Event::IncomingData(b));
+        }
+        if conn
+            .peek()
+            .map_err(WaitForStopReasonError::Connection)?
+            .is_some()
+        {
+            let b = conn.read().map_err(WaitForStopReasonError::Connection)?;
+            return Ok(Event::IncomingData(b));
+        }
+        let stop = target.run_pending();
+        conn.flush().map_err(WaitForStopReasonError::Connection)?;
+        Ok(Event::TargetStopped(stop))
+    }
+
+    fn on_interrupt(target: &mut ReplayTarget) -> std::result::Result<Option<Stop>, Error> {
+        target.cancel_pending();
+        Ok(Some(Stop::SignalWithThread {
+            tid: target.current_tid(),
+            signal: Signal::SIGINT,
+        }))
+    }
+}

@@ -1,0 +1,223 @@
+//! The real gdb (batch mode) against a recording of umk's `abba` deadlock: tasks as
+//! threads with their wait descriptions and backtraces, reverse-continue to a breakpoint
+//! and to a watchpoint, reverse-stepi/stepi round trips, reverse-finish, monitor commands
+//! and reconnecting. Each test starts the stub in-process on an ephemeral port.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use object::{Object, ObjectSymbol};
+use rewind_gdb::{Server, ServerOptions};
+use support::{arg, make_ext2, script, Scratch};
+
+/// The abba recording, made once per test process (bug_window=1: it always deadlocks and
+/// ends in the hung-task panic's SIGABRT).
+fn abba_trace() -> &'static Path {
+    static TRACE: OnceLock<(Scratch, PathBuf)> = OnceLock::new();
+    &TRACE
+        .get_or_init(|| {
+            let d = Scratch::new("gdb-abba");
+            let img = d.path("disk.img");
+            make_ext2(&img, "8M", &[("etc/motd", "motd\n")]);
+            let s = script(&d, "init", &["bug abba", "echo scenario returned", "halt"]);
+            let args = vec![
+                "mem=32M".to_string(),
+                arg("ubd0", &img),
+                arg("init", &s),
+                "bug_window=1".to_string(),
+            ];
+            let mut opts = recorder::RecordOptions::new(support::umk_binary(), args);
+            let out = d.path("trace");
+            opts.out_dir = Some(out.clone());
+            let console = std::fs::File::create(d.path("console.txt")).unwrap();
+            opts.stdout = Some(console.into());
+            let rec = recorder::record(&opts).expect("recording abba");
+            assert!(
+                matches!(rec.exit, trace::ExitStatus::Signaled { signo: 6, .. }),
+                "abba did not end in SIGABRT: {:?}",
+                rec.exit
+            );
+            (d, out)
+        })
+        .1
+}
+
+/// A symbol's address in umk, by a fragment of its (mangled) name.
+fn umk_symbol(fragment: &str) -> u64 {
+    let data = std::fs::read(support::umk_binary()).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    file.symbols()
+        .find(|s| s.name().is_ok_and(|n| n.contains(fragment)))
+        .unwrap_or_else(|| panic!("no symbol like {fragment}"))
+        .address()
+}
+
+/// Runs gdb in batch mode with `cmds` against a fresh stub on the abba trace, over
+/// `sessions` consecutive connections (the same commands each time); returns gdb's output
+/// of each session and the stub's latency summary.
+fn gdb_sessions(cmds: &[&str], sessions: usize) -> (Vec<String>, Vec<String>) {
+    let trace = abba_trace().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The replay's tracer is the thread that opens it: the stub lives on its own thread.
+    let stub = std::thread::spawn(move || {
+        let mut server = Server::open(&ServerOptions::local(trace, 0)).expect("starting stub");
+        tx.send(server.local_addr().unwrap()).unwrap();
+        for _ in 0..sessions {
+            server.serve_one().expect("serving gdb");
+        }
+        server.target().latency_lines()
+    });
+    let addr = rx.recv().expect("stub address");
+    let mut outputs = Vec::new();
+    for _ in 0..sessions {
+        let mut cmd = Command::new("gdb");
+        cmd.args(["-batch", "-nx", "-ex", "set pagination off", "-ex"])
+            .arg(format!("target remote {addr}"));
+        for c in cmds {
+            cmd.arg("-ex").arg(c);
+        }
+        cmd.arg(support::umk_binary());
+        let run = support::run_with_timeout(cmd, Duration::from_secs(180), None);
+        outputs.push(format!("{}{}", run.stdout, run.stderr));
+    }
+    let lat = stub.join().expect("stub thread");
+    eprintln!("stub latencies:\n  {}", lat.join("\n  "));
+    (outputs, lat)
+}
+
+fn gdb(cmds: &[&str]) -> String {
+    gdb_sessions(cmds, 1).0.remove(0)
+}
+
+/// The part of `out` after the first `from` (the whole text if missing, so the
+/// assertion that follows shows it).
+fn after<'a>(out: &'a str, from: &str) -> &'a str {
+    out.find(from).map_or(out, |i| &out[i + from.len()..])
+}
+
+#[test]
+fn threads_at_the_end_show_both_abba_tasks_blocked_with_their_lock_calls() {
+    let out = gdb(&["continue", "info threads", "thread apply all bt"]);
+    assert!(out.contains("No more reverse-execution history."), "{out}");
+    for (me, lock, holder) in [("abba-1", "abba_lock_b", 4), ("abba-2", "abba_lock_a", 3)] {
+        let desc = format!("{me} D waiting on mutex {lock} held by pid {holder}");
+        assert!(out.contains(&desc), "no {desc:?} in\n{out}");
+        // `thread apply all bt` heads each backtrace with a line `Thread N (… (NAME D …)):`.
+        let head = out
+            .lines()
+            .find(|l| l.starts_with("Thread ") && l.contains(&format!("({me} D")))
+            .unwrap_or_else(|| panic!("no backtrace of {me}:\n{out}"));
+        let bt = after(&out, head);
+        let bt = &bt[..bt.find("\nThread ").unwrap_or(bt.len())];
+        assert!(
+            bt.contains("Mutex<u64>::lock") && bt.contains("one_way") && bt.contains("abba.rs"),
+            "{me}'s backtrace lacks its lock call:\n{bt}\n---\n{out}"
+        );
+    }
+}
+
+#[test]
+fn reverse_continue_to_the_lock_call_and_reverse_finish_to_the_caller() {
+    let out = gdb(&[
+        "continue",
+        "break 'umk::sync::mutex::Mutex<u64>::lock<u64>'",
+        "reverse-continue",
+        "info threads",
+        "reverse-finish",
+        "bt 1",
+    ]);
+    let rc = after(&out, "Breakpoint 1 at");
+    assert!(
+        rc.contains("hit Breakpoint 1, umk::sync::mutex::Mutex<u64>::lock"),
+        "{out}"
+    );
+    // The last lock call before the end is the second acquisition that blocks forever.
+    assert!(
+        rc.contains("abba-1 R running") || rc.contains("abba-2 R running"),
+        "{out}"
+    );
+    let rf = after(rc, "Run back to call of #0");
+    assert!(
+        rf.contains("umk::bugs::abba::one_way"),
+        "reverse-finish:\n{out}"
+    );
+    assert!(!out.contains("without sending a thread-id"), "{out}");
+}
+
+#[test]
+fn reverse_watch_on_lock_b_owner_stops_at_the_write_that_took_it() {
+    let owner = umk_symbol("4abba6LOCK_B") + 12;
+    let out = gdb(&[
+        "continue",
+        "set language c",
+        &format!("watch *(unsigned int *){owner:#x}"),
+        "reverse-continue",
+        "bt 3",
+        "x/i $pc",
+    ]);
+    let w = after(&out, "reverse-continue");
+    let w = after(w, "Hardware watchpoint");
+    assert!(
+        w.contains("Old value = 4") && w.contains("New value = 0"),
+        "{out}"
+    );
+    assert!(w.contains("LockHeader::take"), "{out}");
+    assert!(w.contains(",(%rax)") || w.contains("mov"), "{out}");
+}
+
+#[test]
+fn five_reverse_stepis_then_five_stepis_return_to_identical_registers() {
+    let mut cmds = vec![
+        "break 'umk::sync::mutex::Mutex<u64>::lock<u64>'",
+        "continue",
+        "echo @@A\\n",
+        "info registers",
+        "echo @@B\\n",
+    ];
+    cmds.extend(["reverse-stepi"; 5]);
+    cmds.extend(["stepi"; 5]);
+    cmds.extend(["echo @@C\\n", "info registers", "echo @@D\\n"]);
+    let out = gdb(&cmds);
+    let section = |a: &str, b: &str| {
+        let s = after(&out, a);
+        s[..s.find(b).unwrap_or(s.len())].to_string()
+    };
+    let before = section("@@A\n", "@@B");
+    let after_ = section("@@C\n", "@@D");
+    assert!(before.contains("rip"), "{out}");
+    assert_eq!(before, after_, "{out}");
+}
+
+#[test]
+fn monitor_commands_and_reconnecting() {
+    let (outs, _) = gdb_sessions(
+        &[
+            "monitor where",
+            "monitor events 3",
+            "monitor goto e100",
+            "monitor where",
+            "monitor checkpoint",
+            "monitor goto e99999999",
+            "monitor bogus",
+        ],
+        2,
+    );
+    for out in &outs {
+        assert!(
+            out.contains("e0 (next event 0 of") || out.contains("e100 (next"),
+            "{out}"
+        );
+        assert!(out.contains("e0: ") || out.contains("e100: "), "{out}");
+        assert!(out.contains("now at e100"), "{out}");
+        assert!(out.contains("checkpoint at e100"), "{out}");
+        assert!(out.contains("outside the recording"), "{out}");
+        assert!(out.contains("unknown command"), "{out}");
+    }
+    // The second session finds the replay where the first left it.
+    assert!(outs[1].contains("e100 (next event 100"), "{}", outs[1]);
+}

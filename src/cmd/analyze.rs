@@ -1,0 +1,160 @@
+//! `rewind analyze {locks,uaf,provenance,timeline,report} TRACE`: parse, dispatch to the
+//! analyzer crate, print or write what it returns. Progress shows on a terminal only.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use analyzer::report::{self, Analysis, AnalyzeOptions};
+use anyhow::Context;
+
+/// Arguments of `rewind analyze`.
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    #[command(subcommand)]
+    pub what: What,
+    /// The guest binary (default: the one the trace header names).
+    #[arg(long, global = true, value_name = "ELF")]
+    pub binary: Option<PathBuf>,
+    /// Print probe hits, hits per second and analysis time on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+/// What to analyze.
+#[derive(clap::Subcommand, Debug)]
+pub enum What {
+    /// Lock order (potential deadlocks) and wait-for cycles (actual deadlocks).
+    Locks {
+        trace: PathBuf,
+        /// Write the class graph as DOT.
+        #[arg(long, value_name = "FILE")]
+        dot: Option<PathBuf>,
+        /// Write the class graph as SVG (graphviz `dot`).
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+    /// KASAN-style report of the crash: the object, its allocation, its free and the
+    /// accesses between the free and the crash.
+    Uaf { trace: PathBuf },
+    /// Walk back from the crash (or the last event at POSITION) to its causes.
+    Provenance {
+        trace: PathBuf,
+        #[arg(long, value_name = "POSITION")]
+        at: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        dot: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+    /// Chrome trace JSON (Perfetto) of tasks, interrupts and lock holds.
+    Timeline {
+        trace: PathBuf,
+        #[arg(short, long, value_name = "FILE.json")]
+        output: PathBuf,
+    },
+    /// All of the above in one directory with an index.html.
+    Report {
+        trace: PathBuf,
+        #[arg(short, long, value_name = "DIR")]
+        output: PathBuf,
+    },
+}
+
+fn analyze(trace: &Path, args: &AnalyzeArgs, watch: bool) -> anyhow::Result<Analysis> {
+    let progress: Option<Box<dyn FnMut(u64, u64)>> = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(1);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "analyzing {bar:40} {pos}/{len} events ({elapsed})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Some(Box::new(move |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+            if done >= total {
+                bar.finish_and_clear();
+            }
+        }))
+    } else {
+        None
+    };
+    let a = Analysis::run(
+        trace,
+        AnalyzeOptions {
+            binary: args.binary.clone(),
+            watch,
+            progress,
+        },
+    )
+    .with_context(|| format!("analyzing {}", trace.display()))?;
+    if args.verbose {
+        let s = &a.collection.stats;
+        eprintln!(
+            "rewind: {} probe hits over {} trace events in {:.3} s ({:.0} hits/s)",
+            s.probe_hits,
+            s.trace_events,
+            s.elapsed.as_secs_f64(),
+            s.hits_per_second()
+        );
+    }
+    Ok(a)
+}
+
+fn svg_of(dot: &str) -> anyhow::Result<String> {
+    Ok(analyzer::lockdep::render_svg(dot)?)
+}
+
+/// Runs `rewind analyze`.
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
+    match &args.what {
+        What::Locks { trace, dot, svg } => {
+            let a = analyze(trace, &args, false)?;
+            print!("{}", a.locks_text());
+            let d = a.locks_dot();
+            if let Some(f) = dot {
+                report::write_file(f, &d)?;
+            }
+            if let Some(f) = svg {
+                report::write_file(f, &svg_of(&d)?)?;
+            }
+        }
+        What::Uaf { trace } => print!("{}", analyze(trace, &args, true)?.uaf_text()),
+        What::Provenance {
+            trace,
+            at,
+            dot,
+            svg,
+        } => {
+            let at = at
+                .as_deref()
+                .map(str::parse::<replayer::Position>)
+                .transpose()?;
+            let a = analyze(trace, &args, true)?;
+            print!("{}", a.provenance_text(at.as_ref()));
+            if let Some(p) = a.provenance(at.as_ref()) {
+                if let Some(f) = dot {
+                    report::write_file(f, &p.to_dot())?;
+                }
+                if let Some(f) = svg {
+                    report::write_file(f, &svg_of(&p.to_dot())?)?;
+                }
+            }
+        }
+        What::Timeline { trace, output } => {
+            let a = analyze(trace, &args, false)?;
+            report::write_file(output, &a.timeline_json()?)?;
+        }
+        What::Report { trace, output } => {
+            let a = analyze(trace, &args, true)?;
+            let files = report::write_dir(&a, output)?;
+            println!(
+                "wrote {} files to {}; open {}",
+                files.len(),
+                output.display(),
+                output.join("index.html").display()
+            );
+        }
+    }
+    Ok(())
+}
