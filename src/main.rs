@@ -18,8 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Boot umk on a fresh disk image and run a short script (the full
-    /// record → replay → diagram demo arrives with the corpus).
+    /// The workbench end to end: record umk's ABBA deadlock with chaos until it happens,
+    /// pack it, replay it, and write the lock-order diagram and report.
     Demo(cmd::demo::DemoArgs),
     /// Record a run of PROGRAM under ptrace into a trace directory.
     Record(cmd::record::RecordArgs),

@@ -271,6 +271,9 @@ fn clean_stress_has_no_false_cycle() {
     let text = analyze(&["locks"], &t);
     assert!(text.starts_with("Lock analysis:"), "{text}");
     assert!(!text.contains("circular locking dependency"), "{text}");
-    assert!(!text.contains("possible recursive locking detected"), "{text}");
+    assert!(
+        !text.contains("possible recursive locking detected"),
+        "{text}"
+    );
     assert!(text.contains("No actual deadlock"), "{text}");
 }

@@ -60,6 +60,9 @@ pub struct Collection {
     /// How the program ended, if the recording reaches its end.
     pub exit: Option<trace::ExitStatus>,
     pub stats: CollectStats,
+    /// The load of the poisoned pointer a general protection fault went through, found by
+    /// running back from the fault (see [`crate::poison_load`]).
+    pub poison_load: Option<crate::kasan::FoundLoad>,
 }
 
 /// Cost figures of a collection, for the benchmark and `--verbose`.
@@ -581,6 +584,8 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
             events.extend(rd.end_states(p)?);
         }
     }
+    // Here, while the timeline still holds the checkpoints of the whole replay.
+    let poison_load = crate::poison_load::find_after_collection(rd.tl, fault_handler, &events);
     stats.elapsed = started.elapsed();
     Ok((
         Collection {
@@ -588,6 +593,7 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
             binary: sym.path().to_path_buf(),
             exit,
             stats,
+            poison_load,
         },
         sym,
     ))

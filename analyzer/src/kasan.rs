@@ -4,12 +4,14 @@
 //! address, or — for a general protection fault on a poisoned pointer (slab poison
 //! 0x6b6b…, non-canonical, so the kernel gets no fault address) — the freed object the
 //! pointer was loaded from, found by decoding the load that produced the poisoned
-//! register with capstone and evaluating its address operand with the crash registers.
+//! register and evaluating its address operand: exactly, when the replay was run back to
+//! that load ([`crate::poison_load`]), else statically, with capstone over the faulting
+//! function and the crash registers.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::events::{Event, EventKind, ObjectOp, Pos, Regs, TaskRef};
+use crate::events::{Crash, Event, EventKind, ObjectOp, Pos, Regs, TaskRef};
 use crate::symbols::{disassemble, format_stack, symbol_offset, Insn, MemOperand, Resolve};
 
 /// The byte freed slab objects are filled with (kernel/src/mm: POISON_FREE).
@@ -160,8 +162,29 @@ pub enum Finding {
     /// The fault address itself lies in the object.
     FaultAddress,
     /// A poisoned pointer in `reg` (non-canonical: general protection fault); it was
-    /// loaded from the object by `load`.
-    PoisonedPointer { reg: String, value: u64, load: Insn },
+    /// loaded from the object by `load`, at position `at` when the replay found it.
+    PoisonedPointer {
+        reg: String,
+        value: u64,
+        load: Insn,
+        at: Option<Pos>,
+    },
+}
+
+/// The load that put a poisoned pointer into a register, found by running the replay
+/// backwards from the fault ([`crate::poison_load`]): exact, unlike the static search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundLoad {
+    /// The register of the faulting address the search started from.
+    pub reg: String,
+    pub insn: Insn,
+    /// The address it read, evaluated with the registers at the load.
+    pub addr: u64,
+    pub size: u8,
+    pub pos: Pos,
+    /// Copies the pointer went through between the load and the fault (a stack slot
+    /// stored and reloaded, a register move), in execution order.
+    pub via: Vec<(Pos, Insn)>,
 }
 
 /// The explanation of one crash.
@@ -183,6 +206,8 @@ pub struct KasanReport {
     pub accesses: Vec<Access>,
     /// Why no object could be named, when none was.
     pub unexplained: Option<String>,
+    /// Copies of the poisoned pointer between its load and the fault, in execution order.
+    pub via: Vec<(Pos, Insn)>,
 }
 
 fn is_write(insn: &Insn) -> bool {
@@ -255,16 +280,41 @@ fn same_reg(a: &str, b: &str) -> bool {
     }
 }
 
+/// The poisoned register (and its value) in the faulting instruction's address, when the
+/// crash is a general protection fault without a fault address.
+pub fn poisoned_register(c: &Crash) -> Option<(String, u64)> {
+    if c.fault_addr.is_some_and(|a| a != 0) {
+        return None;
+    }
+    let insn = disassemble(&c.code, c.regs.rip, 1)
+        .ok()?
+        .into_iter()
+        .next()?;
+    let m = first_mem(&insn)?;
+    let found = [m.base.as_deref(), m.index.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|r| {
+            c.regs
+                .get(r)
+                .filter(|&v| is_poison(v))
+                .map(|v| (r.to_string(), v))
+        });
+    found
+}
+
 impl KasanReport {
     /// Explains `crash` (a [`EventKind::Crash`] event) with the tracked objects.
     /// `function_code` is the faulting function's code (start address and bytes) for
-    /// tracing a poisoned pointer back to its load; `accesses` are the accesses to the
-    /// object between its free and the crash, if the collector found them.
+    /// tracing a poisoned pointer back to its load when `found` (the load the replay ran
+    /// back to) is not given; `accesses` are the accesses to the object between its free
+    /// and the crash, if the collector found them.
     /// Returns `None` when the event is not a crash.
     pub fn build(
         tracker: &ObjectTracker,
         crash: &Event,
         function_code: Option<(u64, &[u8])>,
+        found: Option<&FoundLoad>,
         accesses: &[Access],
     ) -> Option<KasanReport> {
         let EventKind::Crash(c) = &crash.kind else {
@@ -286,6 +336,7 @@ impl KasanReport {
             object: None,
             accesses: Vec::new(),
             unexplained: None,
+            via: Vec::new(),
         };
         let mem = insn.as_ref().and_then(first_mem).cloned();
         let size = mem.as_ref().map_or(8, |m| m.size);
@@ -319,14 +370,22 @@ impl KasanReport {
                 }
                 Some(reg) => {
                     let value = c.regs.get(&reg).unwrap_or(0);
-                    let load = function_code.and_then(|(start, bytes)| {
-                        let func = disassemble(bytes, start, usize::MAX / 2).ok()?;
-                        find_load(&func, c.regs.rip, &reg)
-                    });
-                    let src = load.as_ref().and_then(|l| {
-                        let m = first_mem(l)?;
-                        Some((m.address(|r| c.regs.get(r))?, m.size))
-                    });
+                    // A load found for another register explains nothing here.
+                    let found = found.filter(|f| f.reg == reg);
+                    let load = match found {
+                        Some(f) => Some(f.insn.clone()),
+                        None => function_code.and_then(|(start, bytes)| {
+                            let func = disassemble(bytes, start, usize::MAX / 2).ok()?;
+                            find_load(&func, c.regs.rip, &reg)
+                        }),
+                    };
+                    let src = match found {
+                        Some(f) => Some((f.addr, f.size)),
+                        None => load.as_ref().and_then(|l| {
+                            let m = first_mem(l)?;
+                            Some((m.address(|r| c.regs.get(r))?, m.size))
+                        }),
+                    };
                     match (load, src) {
                         (Some(load), Some((addr, sz))) => {
                             report.access = Some((addr, sz, false));
@@ -334,7 +393,9 @@ impl KasanReport {
                                 reg: reg.clone(),
                                 value,
                                 load,
+                                at: found.map(|f| f.pos),
                             });
+                            report.via = found.map(|f| f.via.clone()).unwrap_or_default();
                             match tracker.object_at(addr) {
                                 Some(o) => report.object = Some(o.clone()),
                                 None => {
@@ -421,13 +482,39 @@ impl KasanReport {
                 symbol_offset(res, i.addr)
             );
         }
-        if let Some(Finding::PoisonedPointer { reg, value, load }) = &self.finding {
+        if let Some(Finding::PoisonedPointer {
+            reg,
+            value,
+            load,
+            at,
+        }) = &self.finding
+        {
             let _ = writeln!(
                 out,
                 "{reg} = {value:#x} was loaded by: {} ({})",
                 load.text(),
                 symbol_offset(res, load.addr)
             );
+            if let (Some(at), Some((addr, _, _))) = (at, self.access) {
+                let inside = match &self.object {
+                    Some(o) if o.free.is_some() => "inside the freed object",
+                    Some(_) => "inside a live object",
+                    None => "in no known object",
+                };
+                let _ = writeln!(
+                    out,
+                    "The pointer was loaded at {at} by `{}` from {addr:#x}, {inside}.",
+                    load.text()
+                );
+                for (pos, i) in &self.via {
+                    let _ = writeln!(
+                        out,
+                        " then copied at {pos} by `{}` ({})",
+                        i.text(),
+                        symbol_offset(res, i.addr)
+                    );
+                }
+            }
         }
         out.push_str("\nCall Trace:\n");
         out.push_str(&format_stack(res, &self.stack, true, " "));

@@ -8,6 +8,8 @@
 //! * [`kasan`] — use-after-free reports in KASAN's layout from allocations, frees and a crash.
 //! * [`collect`] — the replay-time collector: probes as breakpoints, the task table, the
 //!   fault; and the watchpoint pass over a freed object.
+//! * [`poison_load`] — the load of a poisoned pointer, found by running the replay back
+//!   from the fault.
 //! * [`provenance`] — BackTracker-style walk back from a crash, as text and DOT.
 //! * [`report`] — one analysis of a trace and the report directory (`index.html`).
 //! * [`chrome`] — Chrome trace JSON (Perfetto) of tasks, interrupts and lock holds.
@@ -21,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod kasan;
 pub mod lockdep;
+pub mod poison_load;
 pub mod provenance;
 pub mod report;
 pub mod symbols;

@@ -223,7 +223,13 @@ pub fn build(
                 b.edge(n, effect, "faults");
                 effect = n;
             }
-            if let Some(Finding::PoisonedPointer { reg, value, load }) = &k.finding {
+            if let Some(Finding::PoisonedPointer {
+                reg,
+                value,
+                load,
+                at,
+            }) = &k.finding
+            {
                 let n = b.node(
                     "load",
                     format!(
@@ -231,7 +237,7 @@ pub fn build(
                         load.text(),
                         symbol_offset(res, load.addr)
                     ),
-                    None,
+                    *at,
                     true,
                 );
                 b.edge(n, effect, "pointer used by");

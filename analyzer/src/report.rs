@@ -104,7 +104,13 @@ impl Analysis {
             let EventKind::Crash(c) = &crash.kind else {
                 return None;
             };
-            KasanReport::build(&tracker, crash, sym.function_code(c.regs.rip), &[])
+            KasanReport::build(
+                &tracker,
+                crash,
+                sym.function_code(c.regs.rip),
+                collection.poison_load.as_ref(),
+                &[],
+            )
         });
         let mut watched = Vec::new();
         let mut object_note = None;

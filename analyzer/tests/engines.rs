@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use analyzer::chrome::ChromeTrace;
 use analyzer::events::*;
-use analyzer::kasan::{Access, KasanReport, ObjectTracker, NO_CRASH};
+use analyzer::kasan::{Access, FoundLoad, KasanReport, ObjectTracker, NO_CRASH};
 use analyzer::lockdep::{render_svg, LockReport};
 use analyzer::symbols::StaticSymbols;
 
@@ -745,7 +745,7 @@ fn uaf_general_protection_fault_names_the_freed_request() {
         size: 8,
         write: false,
     };
-    let r = KasanReport::build(&tr, &crash, Some((CHECKSUM, &func)), &[access]).unwrap();
+    let r = KasanReport::build(&tr, &crash, Some((CHECKSUM, &func)), None, &[access]).unwrap();
     assert!(r.is_use_after_free());
     assert_eq!(r.access, Some((REQ + 0x18, 8, false)));
     assert_eq!(r.object.as_ref().unwrap().ptr, REQ);
@@ -780,6 +780,46 @@ fn uaf_general_protection_fault_names_the_freed_request() {
 }
 
 #[test]
+fn uaf_load_found_by_the_replay_wins_over_the_static_search() {
+    let (mut events, func) = uaf_events(true);
+    // Release code reuses rdi after loading through it: the static search must give up.
+    if let Some(EventKind::Crash(c)) = events.last_mut().map(|e| &mut e.kind) {
+        c.regs.rdi = 0;
+    }
+    let mut tr = ObjectTracker::new();
+    for e in &events {
+        tr.feed(e);
+    }
+    let crash = tr.crash().unwrap().clone();
+    let r = KasanReport::build(&tr, &crash, Some((CHECKSUM, &func)), None, &[]).unwrap();
+    assert!(r.object.is_none(), "{:?}", r.finding);
+    let load = analyzer::symbols::disassemble(&func[..4], CHECKSUM, 1).unwrap()[0].clone();
+    let found = FoundLoad {
+        reg: "rcx".into(),
+        insn: load,
+        addr: REQ + 0x18,
+        size: 8,
+        pos: pos("e60+t600"),
+        via: Vec::new(),
+    };
+    let r = KasanReport::build(&tr, &crash, Some((CHECKSUM, &func)), Some(&found), &[]).unwrap();
+    assert!(r.is_use_after_free());
+    assert_eq!(r.access, Some((REQ + 0x18, 8, false)));
+    let text = r.render_text(&symbols());
+    assert!(
+        text.contains("The pointer was loaded at e60+t600 by `mov rcx, qword ptr [rdi + 0x18]` from 0x900018, inside the freed object."),
+        "{text}"
+    );
+    // Found for another register, it explains nothing.
+    let other = FoundLoad {
+        reg: "rdx".into(),
+        ..found
+    };
+    let r = KasanReport::build(&tr, &crash, Some((CHECKSUM, &func)), Some(&other), &[]).unwrap();
+    assert!(r.object.is_none());
+}
+
+#[test]
 fn uaf_fault_address_inside_freed_object() {
     let (events, _) = uaf_events(false);
     let mut tr = ObjectTracker::new();
@@ -787,7 +827,7 @@ fn uaf_fault_address_inside_freed_object() {
         tr.feed(e);
     }
     let crash = tr.crash().unwrap().clone();
-    let r = KasanReport::build(&tr, &crash, None, &[]).unwrap();
+    let r = KasanReport::build(&tr, &crash, None, None, &[]).unwrap();
     assert!(r.is_use_after_free());
     assert_eq!(r.access, Some((REQ + 0x20, 1, false)));
     let text = r.render_text(&symbols());

@@ -342,14 +342,14 @@ impl Engine {
                 }
                 continue;
             }
-            if goal == Goal::Step {
-                if let Event::Signal(sig) = &ev {
-                    if sig.placement == Placement::Registers {
-                        let r = self.t(self.live()?.regs())?;
-                        if same_regs(&sig.regs, &gprs(&r)) {
-                            self.at_event_stop = true;
-                            continue;
-                        }
+            // Already where a signal placed by registers was delivered (a resume would step
+            // off the temporary breakpoint there without looking).
+            if let Event::Signal(sig) = &ev {
+                if sig.placement == Placement::Registers {
+                    let r = self.t(self.live()?.regs())?;
+                    if same_regs(&sig.regs, &gprs(&r)) {
+                        self.at_event_stop = true;
+                        continue;
                     }
                 }
             }
@@ -376,12 +376,31 @@ impl Engine {
             .then_some(Reached::Breakpoint(rip)))
     }
 
+    /// A `Placement::Registers` signal cannot be delivered before REWIND_TICKS reaches the
+    /// ticks it was recorded at (the counter only grows): until then, the tick to run to
+    /// first, with the temporary breakpoint left out. Without it, the breakpoint traps at
+    /// every pass of a hot loop, possibly for tens of thousands of preemption points.
+    fn registers_waypoint(&self, ev: &Event, s: &Stopped) -> Result<Option<u64>> {
+        match ev {
+            Event::Signal(sig) if sig.placement == Placement::Registers && self.ticks.is_some() => {
+                let now = self.read_ticks(s)?;
+                Ok((now < sig.ticks).then_some(sig.ticks))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The tick target the next resume needs.
     fn wanted_target(&self, ev: &Event, goal: Goal, s: &Stopped) -> Result<u64> {
         let mut target = NEVER;
         if let Event::Signal(sig) = ev {
             if let Placement::Tick { ticks } = sig.placement {
                 target = ticks;
+            }
+        }
+        if goal != Goal::Step {
+            if let Some(k) = self.registers_waypoint(ev, s)? {
+                target = target.min(k);
             }
         }
         match goal {
@@ -440,7 +459,9 @@ impl Engine {
                 insert.extend(self.breakpoints.iter().copied());
             }
             if let Event::Signal(sig) = ev {
-                if sig.placement == Placement::Registers {
+                if sig.placement == Placement::Registers
+                    && self.registers_waypoint(ev, &s)?.is_none()
+                {
                     temp = Some(sig.regs.rip);
                     insert.insert(sig.regs.rip);
                 }

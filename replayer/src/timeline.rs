@@ -28,6 +28,11 @@
 //! current point when that is closer), replays events up to the target's boundary, runs to
 //! its tick mark, then single-steps.
 //!
+//! A forward run from a known position first keeps a copy of the tracee there (one
+//! scratch copy, replaced by the next run): `position()` after a hit re-executes from it
+//! (or from the hit's mark reached from it) rather than from the checkpoint before, which
+//! may lie hundreds of events and tens of thousands of ticks back.
+//!
 //! Reverse execution, rr-style: `run_backward` replays each checkpoint interval before the
 //! current position, counting hits, and goes to the last one; `step_back` re-executes to
 //! one instruction before (for a step count of 0 it counts the instructions from the
@@ -88,6 +93,8 @@ struct Checkpoint {
     pos: Position,
     kind: Kind,
     last_signal: Option<(i32, Gprs)>,
+    /// Taken at the trap of a tick-placed signal, before its delivery.
+    at_event_stop: bool,
 }
 
 /// Random access to one replay; see the module documentation.
@@ -98,6 +105,12 @@ pub struct Timeline {
     /// Furthest event boundary reached, for the checkpoint spacing.
     high_water: u64,
     last_auto: u64,
+    /// A copy of the tracee where the latest forward run from a known position began
+    /// (see [`Timeline::run_forward`]): what `position()` re-executes from after a hit.
+    scratch: Option<Checkpoint>,
+    /// Memory was written (`write_memory`) since the last restore: copies of the live
+    /// tracee would keep the write, so none is taken.
+    written: bool,
 }
 
 /// Most single steps a position computation or step-back may take.
@@ -119,6 +132,8 @@ impl Timeline {
             opts,
             high_water: 0,
             last_auto: 0,
+            scratch: None,
+            written: false,
         };
         tl.checkpoint()?;
         Ok(tl)
@@ -185,7 +200,9 @@ impl Timeline {
     /// Writes memory at the current point only (see the module documentation).
     pub fn write_memory(&mut self, addr: u64, bytes: &[u8]) -> Result<()> {
         let s = self.engine.live()?;
-        self.engine.t(s.write_bytes(Addr::new(addr), bytes))
+        self.engine.t(s.write_bytes(Addr::new(addr), bytes))?;
+        self.written = true;
+        Ok(())
     }
 
     /// Adds a software breakpoint.
@@ -252,6 +269,14 @@ impl Timeline {
                 )));
             }
         }
+        let ck = self.fork_live(pos)?;
+        self.checkpoints.insert(pos, ck);
+        self.thin();
+        Ok(pos)
+    }
+
+    /// A stopped copy of the live tracee, which is at `pos`.
+    fn fork_live(&mut self, pos: Position) -> Result<Checkpoint> {
         let s = self.engine.take_live()?;
         let (live, copy) = match s.fork_stopped() {
             Ok(pair) => pair,
@@ -259,17 +284,45 @@ impl Timeline {
         };
         self.engine.live = Some(live);
         self.engine.kind = Kind::SignalDelivery;
-        self.checkpoints.insert(
+        Ok(Checkpoint {
+            proc: copy,
             pos,
-            Checkpoint {
-                proc: copy,
-                pos,
-                kind: Kind::SignalDelivery,
-                last_signal: self.engine.last_signal,
-            },
-        );
-        self.thin();
-        Ok(pos)
+            kind: Kind::SignalDelivery,
+            last_signal: self.engine.last_signal,
+            at_event_stop: self.engine.at_event_stop,
+        })
+    }
+
+    /// Before a forward run that may stop at a hit: keeps a copy of the tracee here, so
+    /// that placing the hit re-executes from here rather than from the checkpoint before
+    /// (which may be hundreds of events back). Only at a known position that is not a
+    /// checkpoint already and where a copy can be taken.
+    fn keep_scratch(&mut self) -> Result<()> {
+        let Some(pos) = self.engine.pos else {
+            return Ok(());
+        };
+        let nothing_to_hit =
+            self.engine.breakpoints.is_empty() && self.engine.watches.iter().all(Option::is_none);
+        if nothing_to_hit
+            || self.written
+            || self.engine.exit.is_some()
+            || self.engine.live.is_none()
+            || self.engine.pending_fault.is_some()
+            || self.checkpoints.contains_key(&pos)
+            || self.scratch.as_ref().is_some_and(|s| s.pos == pos)
+        {
+            return Ok(());
+        }
+        if let Kind::SyscallExit(_) = self.engine.kind {
+            if self.engine_event_needs_exit_stop() {
+                return Ok(());
+            }
+        }
+        let ck = self.fork_live(pos)?;
+        if let Some(old) = self.scratch.replace(ck) {
+            let _ = old.proc.kill();
+        }
+        Ok(())
     }
 
     fn engine_event_needs_exit_stop(&self) -> bool {
@@ -297,27 +350,50 @@ impl Timeline {
         }
     }
 
-    /// Restores checkpoint `at`: the live tracee becomes a fresh copy of it.
-    fn restore(&mut self, at: Position) -> Result<()> {
+    /// The latest copy to restore for going to `target`: a checkpoint or the scratch copy
+    /// at or before it.
+    fn base_for(&self, target: &Position) -> Option<Position> {
         let ck = self
             .checkpoints
-            .remove(&at)
-            .ok_or_else(|| Error::Invalid(format!("no checkpoint at {at}")))?;
+            .range(..=*target)
+            .next_back()
+            .map(|(p, _)| *p);
+        let scratch = self.scratch.as_ref().map(|s| s.pos).filter(|p| p <= target);
+        ck.max(scratch)
+    }
+
+    /// Restores checkpoint `at` (or the scratch copy there): the live tracee becomes a
+    /// fresh copy of it.
+    fn restore(&mut self, at: Position) -> Result<()> {
+        let from_scratch = !self.checkpoints.contains_key(&at)
+            && self.scratch.as_ref().is_some_and(|s| s.pos == at);
+        let ck = if from_scratch {
+            self.scratch.take()
+        } else {
+            self.checkpoints.remove(&at)
+        }
+        .ok_or_else(|| Error::Invalid(format!("no checkpoint at {at}")))?;
         let (kept, fresh) = match ck.proc.fork_stopped() {
             Ok(p) => p,
             Err(e) => return Err(self.engine.t::<()>(Err(e)).unwrap_err()),
         };
-        self.checkpoints.insert(at, Checkpoint { proc: kept, ..ck });
+        let kept = Checkpoint { proc: kept, ..ck };
+        if from_scratch {
+            self.scratch = Some(kept);
+        } else {
+            self.checkpoints.insert(at, kept);
+        }
         if let Some(old) = self.engine.live.take() {
             let _ = old.kill();
         }
+        self.written = false;
         let e = &mut self.engine;
         e.live = Some(fresh);
         e.kind = ck.kind;
         e.next = ck.pos.event;
         e.exit = None;
         e.pos = Some(ck.pos);
-        e.at_event_stop = false;
+        e.at_event_stop = ck.at_event_stop;
         e.pending_fault = None;
         e.last_signal = ck.last_signal;
         e.forget_live_state();
@@ -402,8 +478,19 @@ impl Timeline {
 
     /// Steps from `mark` until the registers are `regs` (still before event `n`).
     fn find_from(&mut self, mark: Position, n: u64, regs: &Gprs) -> Result<Position> {
-        self.seek_inner(&mark, false)?;
-        let mut steps = 0;
+        // The run that stopped here began at the scratch copy (if any): when that lies
+        // after the mark, count on from it instead of from the mark.
+        let mut steps = match self.scratch.as_ref().map(|s| s.pos) {
+            Some(p) if p.mark() == mark && p.steps > 0 => {
+                self.restore(p)?;
+                p.steps
+            }
+            _ => {
+                self.seek_inner(&mark, false)?;
+                0
+            }
+        };
+        let first = steps;
         loop {
             let now = gprs(&self.engine.t(self.engine.live()?.regs())?);
             if same_regs(&now, regs) && self.engine.next == n {
@@ -412,7 +499,7 @@ impl Timeline {
             let past = self
                 .engine
                 .pos
-                .is_some_and(|p| p.mark() != mark && p.steps == 0 && steps > 0);
+                .is_some_and(|p| p.mark() != mark && p.steps == 0 && steps > first);
             if steps >= STEP_LIMIT || self.engine.next > n || past {
                 return Err(Error::Invalid(format!(
                     "cannot place the current stop after {mark}: not found within {steps} steps"
@@ -439,10 +526,7 @@ impl Timeline {
         }
         let here = self.engine.pos;
         let ck = self
-            .checkpoints
-            .range(..=*target)
-            .next_back()
-            .map(|(p, _)| *p)
+            .base_for(target)
             .ok_or_else(|| out("before the first checkpoint"))?;
         let continue_here = match here {
             Some(h) => h <= *target && h >= ck && self.engine.live.is_some(),
@@ -619,6 +703,7 @@ impl Timeline {
         if self.engine.exit.is_some() {
             return Ok(StopReason::EndOfHistory);
         }
+        self.keep_scratch()?;
         let r = self.drive(Goal::End, true)?;
         Ok(match r {
             Reached::Breakpoint(a) => StopReason::Breakpoint(a),
@@ -703,6 +788,9 @@ impl Drop for Timeline {
             let _ = s.kill();
         }
         for (_, ck) in std::mem::take(&mut self.checkpoints) {
+            let _ = ck.proc.kill();
+        }
+        if let Some(ck) = self.scratch.take() {
             let _ = ck.proc.kill();
         }
         // `open` pinned the driving thread next to the tracee.
