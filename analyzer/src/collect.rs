@@ -403,29 +403,6 @@ fn nul_str(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
-fn regs_of(g: &trace::Gprs) -> Regs {
-    Regs {
-        rax: g.rax,
-        rbx: g.rbx,
-        rcx: g.rcx,
-        rdx: g.rdx,
-        rsi: g.rsi,
-        rdi: g.rdi,
-        rbp: g.rbp,
-        rsp: g.rsp,
-        r8: g.r8,
-        r9: g.r9,
-        r10: g.r10,
-        r11: g.r11,
-        r12: g.r12,
-        r13: g.r13,
-        r14: g.r14,
-        r15: g.r15,
-        rip: g.rip,
-        eflags: g.eflags,
-    }
-}
-
 fn layout(sym: &Symbolizer) -> Result<GuestLayout> {
     Ok(GuestLayout {
         tasks: sym.symbol_address("UMK_TASKS")?,
@@ -697,7 +674,7 @@ pub fn watch_object(
             sym,
         };
         let task = rd.current()?;
-        let (insn_addr, addr, size, write) = accessing_insn(sym, &regs_of(&g), words);
+        let (insn_addr, addr, size, write) = accessing_insn(sym, &Regs::from(&g), words);
         let mut stack = vec![insn_addr];
         rd.rbp_chain(g.rbp, &mut stack);
         out.push(Access {

@@ -137,6 +137,31 @@ pub struct Regs {
     pub eflags: u64,
 }
 
+impl From<&trace::Gprs> for Regs {
+    fn from(g: &trace::Gprs) -> Regs {
+        Regs {
+            rax: g.rax,
+            rbx: g.rbx,
+            rcx: g.rcx,
+            rdx: g.rdx,
+            rsi: g.rsi,
+            rdi: g.rdi,
+            rbp: g.rbp,
+            rsp: g.rsp,
+            r8: g.r8,
+            r9: g.r9,
+            r10: g.r10,
+            r11: g.r11,
+            r12: g.r12,
+            r13: g.r13,
+            r14: g.r14,
+            r15: g.r15,
+            rip: g.rip,
+            eflags: g.eflags,
+        }
+    }
+}
+
 impl Regs {
     /// A 64-bit register by its (capstone / Intel) name; sub-registers map to their full
     /// register, which is what an address operand needs.

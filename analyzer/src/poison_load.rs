@@ -78,7 +78,7 @@ pub fn find_after_collection(
             }
             // eflags as the kernel saved them in the ucontext can differ from ptrace's
             // (the resume flag), so they decide nothing.
-            let mut here = regs_of(&tl.regs()?);
+            let mut here = Regs::from(&tl.regs()?);
             here.eflags = crash.regs.eflags;
             if here == crash.regs {
                 return Ok(true);
@@ -103,7 +103,7 @@ pub fn find_load(tl: &mut Timeline, reg: &str, value: u64) -> replayer::Result<O
         if tl.step_back()? != StopReason::Done {
             return Ok(None);
         }
-        let regs = regs_of(&tl.regs()?);
+        let regs = Regs::from(&tl.regs()?);
         let holds = match &loc {
             Loc::Reg(r) => regs.get(r) == Some(value),
             Loc::Mem(a) => read_u64(tl, *a)? == Some(value),
@@ -217,27 +217,4 @@ fn insn_at(tl: &Timeline, rip: u64) -> replayer::Result<Option<Insn>> {
 fn read_u64(tl: &Timeline, addr: u64) -> replayer::Result<Option<u64>> {
     let b = tl.read_memory(addr, 8)?;
     Ok(b.try_into().ok().map(u64::from_le_bytes))
-}
-
-fn regs_of(g: &trace::Gprs) -> Regs {
-    Regs {
-        rax: g.rax,
-        rbx: g.rbx,
-        rcx: g.rcx,
-        rdx: g.rdx,
-        rsi: g.rsi,
-        rdi: g.rdi,
-        rbp: g.rbp,
-        rsp: g.rsp,
-        r8: g.r8,
-        r9: g.r9,
-        r10: g.r10,
-        r11: g.r11,
-        r12: g.r12,
-        r13: g.r13,
-        r14: g.r14,
-        r15: g.r15,
-        rip: g.rip,
-        eflags: g.eflags,
-    }
 }
