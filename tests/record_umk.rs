@@ -1,26 +1,17 @@
 //! Recording umk, the guest kernel, booting, sleeping on its timer and halting: the
 //! execution-point ABI is found and every timer interrupt is a placed signal event.
 
+mod support;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 
-/// target/release/umk, built if it is not there yet.
+/// The umk binary of this test's profile, brought up to date by cargo.
 fn umk() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let exe = root.join("target/release/umk");
-    if !exe.exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "umk", "--release"])
-            .current_dir(&root)
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .unwrap();
-        assert!(st.success(), "building umk failed");
-    }
-    exe
+    support::umk_binary().to_path_buf()
 }
 
 #[test]
