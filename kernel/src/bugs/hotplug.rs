@@ -16,7 +16,7 @@ static JOIN: Join = Join::new("hotplug join");
 
 /// Hot-plug attempts at natural timing; a widened window (`bug_window=N`) makes ten times
 /// as many per unit of N, so that the race is all but certain to be lost.
-const ATTEMPTS: usize = 10;
+const ATTEMPTS: usize = 6;
 
 fn attempts() -> usize {
     match window() {

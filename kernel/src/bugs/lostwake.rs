@@ -18,7 +18,7 @@ use crate::sync::global::Global;
 static OUTSTANDING: Global<u64> = Global::new("lostwake outstanding", 0);
 static DONE: WaitQueue = WaitQueue::new_io("writeback");
 
-const ROUNDS: u64 = 6;
+const ROUNDS: u64 = 4;
 const BURST: u64 = 540;
 
 fn end_write(req: *mut Request) {
@@ -28,7 +28,7 @@ fn end_write(req: *mut Request) {
 }
 
 fn writer() {
-    let per_request = if window() == 0 { 35 } else { 0 };
+    let per_request = if window() == 0 { 40 } else { 0 };
     let sectors = ubd::sectors(0).unwrap_or(1);
     // Writes go to the last sectors of the disk, which mke2fs leaves unused.
     let base = sectors.saturating_sub(8);
