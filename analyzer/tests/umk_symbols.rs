@@ -1,37 +1,17 @@
 //! Symbolization against the real umk binary (built on demand with the test profile, as
 //! the workspace's end-to-end tests do).
 
-use std::path::{Path, PathBuf};
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use analyzer::symbols::{disassemble, Resolve, Symbolizer};
 use analyzer::Error;
 
 fn umk_binary() -> &'static Path {
-    static UMK: OnceLock<PathBuf> = OnceLock::new();
-    UMK.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile> directory")
-            .to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(workspace)
-            .args(["build", "--quiet", "-p", "umk", "--bin", "umk"]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("running cargo build -p umk");
-        assert!(status.success(), "cargo build -p umk failed: {status}");
-        let bin = profile_dir.join("umk");
-        assert!(bin.is_file(), "umk not found at {}", bin.display());
-        bin
-    })
+    support::umk_binary()
 }
 
 /// The Symbolizer caches lazily and is not Sync, so each test opens its own.

@@ -1,14 +1,21 @@
 //! Shared helpers for the end-to-end tests: the umk binary (built on demand with the same
-//! profile as the tests), scratch directories, and ext2 images made with mke2fs.
+//! profile as the tests), scratch directories, and ext2 images made with mke2fs. Member
+//! crates' tests include this file with `#[path]` rather than keeping copies.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The workspace root.
+/// The workspace root (the including crate may be the root package or a member).
 pub fn workspace() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if here.join("kernel/Cargo.toml").is_file() {
+        here
+    } else {
+        here.parent()
+            .expect("a workspace member has a parent directory")
+    }
 }
 
 /// Path of the umk binary, built once per test process with cargo (same profile as the

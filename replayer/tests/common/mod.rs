@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../tests/support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use trace::{Event, TraceReader, TraceWriter};
 
@@ -69,49 +71,17 @@ pub fn replay(trace: &Path) -> replayer::Outcome {
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+    support::workspace().to_path_buf()
 }
 
 /// umk, built once per test process in this target directory's profile.
 pub fn umk() -> &'static Path {
-    static UMK: OnceLock<PathBuf> = OnceLock::new();
-    UMK.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()));
-        cmd.current_dir(workspace())
-            .args(["build", "--quiet", "-p", "umk", "--bin", "umk"]);
-        if release {
-            cmd.arg("--release");
-        }
-        assert!(cmd.status().unwrap().success(), "building umk failed");
-        profile_dir.join("umk")
-    })
+    support::umk_binary()
 }
 
 /// An ext2 image with `files`, made by mke2fs.
 pub fn make_ext2(image: &Path, files: &[(&str, &str)]) {
-    let src = image.with_extension("src");
-    std::fs::create_dir_all(&src).unwrap();
-    for (rel, contents) in files {
-        std::fs::write(src.join(rel), contents).unwrap();
-    }
-    let out = Command::new("mke2fs")
-        .args(["-q", "-F", "-t", "ext2", "-d"])
-        .arg(&src)
-        .arg(image)
-        .arg("8M")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "mke2fs: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::make_ext2(image, "8M", files);
 }
 
 /// Records umk with an init script of `lines` (plus `extra` arguments) into `dir/name`.
