@@ -163,3 +163,102 @@ fn a_truncated_pack_is_refused_naming_entry_and_offset() {
     std::fs::write(&cut, &bytes[..30]).unwrap();
     assert_refused(&dump(&cut, "--header"), &["table of contents", "truncated"]);
 }
+
+/// The last line `rewind replay` prints about how the program ended.
+fn ending(r: &Run) -> String {
+    r.stderr
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("rewind: replayed program"))
+        .unwrap_or_else(|| panic!("no ending\n{}", r.dump()))
+        .to_string()
+}
+
+/// What a developer receiving the file has: the pack alone in an empty directory. The
+/// umk it was recorded from, the disk image, the init script and the trace directory are
+/// gone, yet replay, analysis and gdb work from the pack, and replay ends as the recording.
+#[test]
+fn a_pack_alone_in_an_empty_directory_replays_analyzes_and_debugs() {
+    let d = Scratch::new("pack-alone-src");
+    // A private copy of umk at a path of its own, deleted below like a user's build tree.
+    let build = d.path("build");
+    std::fs::create_dir_all(&build).unwrap();
+    let umk = build.join("umk");
+    std::fs::copy(support::umk_binary(), &umk).unwrap();
+    let img = d.path("disk.img");
+    support::make_ext2(&img, "8M", &[("etc/motd", "motd\n")]);
+    let init = support::script(&d, "init", &["bug abba", "halt"]);
+    let trace = d.path("trace");
+    let rec = rewind(&[
+        "record".as_ref(),
+        "-o".as_ref(),
+        trace.as_os_str(),
+        "--".as_ref(),
+        umk.as_os_str(),
+        "mem=32M".as_ref(),
+        support::arg("ubd0", &img).as_ref(),
+        support::arg("init", &init).as_ref(),
+        "bug_window=1".as_ref(),
+    ]);
+    assert_eq!(rec.signal(), None, "{}", rec.dump());
+    let pack = d.path("abba.rwpack");
+    rewind(&[
+        "pack".as_ref(),
+        trace.as_os_str(),
+        "-o".as_ref(),
+        pack.as_os_str(),
+    ])
+    .assert_success();
+    let recorded = ending(&rewind(&["replay".as_ref(), trace.as_os_str()]));
+    assert!(recorded.contains("killed by signal 6"), "{recorded}");
+
+    let alone = Scratch::new("pack-alone");
+    std::fs::copy(&pack, alone.path("abba.rwpack")).unwrap();
+    drop(d);
+    assert!(!umk.exists() && !img.exists() && !trace.exists());
+
+    let here = |args: &[&str]| {
+        let mut c = Command::new(REWIND);
+        c.args(args)
+            .current_dir(&alone.0)
+            .env_remove("RUST_BACKTRACE");
+        run_with_timeout(c, std::time::Duration::from_secs(120), None)
+    };
+    for _ in 0..3 {
+        assert_eq!(ending(&here(&["replay", "abba.rwpack"])), recorded);
+    }
+    let locks = here(&["analyze", "locks", "abba.rwpack"]);
+    assert!(
+        locks
+            .stdout
+            .contains("DEADLOCK: blocked tasks wait for each other"),
+        "{}",
+        locks.dump()
+    );
+    assert!(
+        locks.stdout.contains("one_way"),
+        "stacks need the packed symbols\n{}",
+        locks.stdout
+    );
+
+    // The real gdb, launched by `rewind gdb` on the unpacked binary: run to the end of the
+    // recording, then list the guest's tasks (from the packed binary's task table).
+    let wrapper = alone.path("gdb-batch");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nexec gdb -batch -nx \"$@\" -ex continue -ex 'info threads'\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let g = here(&["gdb", "abba.rwpack", "--gdb", wrapper.to_str().unwrap()]);
+    assert!(g.status.success(), "{}", g.dump());
+    for needle in [
+        "No more reverse-execution history",
+        "abba-1 D waiting on mutex abba_lock_b",
+        "abba-2 D waiting on mutex abba_lock_a",
+    ] {
+        assert!(g.stdout.contains(needle), "lacks {needle:?}\n{}", g.dump());
+    }
+}

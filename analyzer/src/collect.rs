@@ -94,17 +94,6 @@ pub struct CollectOptions {
     pub progress: Option<Box<dyn FnMut(u64, u64)>>,
 }
 
-/// The guest binary a trace was recorded with, as its header records it.
-pub fn recorded_binary(trace_dir: &Path) -> Result<PathBuf> {
-    let reader = trace::TraceReader::open(trace_dir).map_err(|e| Error::Trace {
-        op: "reading the header of",
-        trace: trace_dir.to_path_buf(),
-        why: e.to_string(),
-    })?;
-    let raw = &reader.header().binary.path;
-    Ok(PathBuf::from(String::from_utf8_lossy(raw).into_owned()))
-}
-
 /// A live replay stopped at a probe, with what the collector caches across hits.
 struct Reader<'a> {
     tl: &'a mut Timeline,
@@ -412,18 +401,21 @@ fn layout(sym: &Symbolizer) -> Result<GuestLayout> {
     })
 }
 
-/// Opens the trace's timeline and the guest's symbols.
-pub fn open(trace_dir: &Path, binary: Option<&Path>) -> Result<(Timeline, Symbolizer)> {
-    let bin = match binary {
-        Some(b) => b.to_path_buf(),
-        None => recorded_binary(trace_dir)?,
-    };
-    let sym = Symbolizer::open(&bin)?;
-    let tl = Timeline::open(trace_dir).map_err(|e| Error::Replay {
+/// Opens another replay of `trace` (a pack is unpacked anew: the first replay's copy of
+/// the binary goes away with it).
+pub fn timeline(trace: &Path) -> Result<Timeline> {
+    Timeline::open(trace).map_err(|e| Error::Replay {
         op: "opening a replay of",
-        trace: trace_dir.to_path_buf(),
+        trace: trace.to_path_buf(),
         source: Box::new(e),
-    })?;
+    })
+}
+
+/// Opens the trace's timeline (a directory or a pack) and the guest's symbols, from
+/// `binary` or else from the binary the replay runs.
+pub fn open(trace: &Path, binary: Option<&Path>) -> Result<(Timeline, Symbolizer)> {
+    let tl = timeline(trace)?;
+    let sym = Symbolizer::open(binary.unwrap_or(tl.binary()))?;
     Ok((tl, sym))
 }
 

@@ -122,7 +122,7 @@ impl Analysis {
                 if let Some(f) = &o.free {
                     let fault = k.access.map_or(o.ptr, |a| a.0);
                     watched = collect::watched_words(&o, fault);
-                    let (mut tl, _) = collect::open(trace, Some(sym.path()))?;
+                    let mut tl = collect::timeline(trace)?;
                     k.accesses = collect::watch_object(
                         &mut tl,
                         &sym,

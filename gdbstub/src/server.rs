@@ -68,7 +68,7 @@ impl Server {
     pub fn open(opts: &ServerOptions) -> Result<Server> {
         let mut tl = Timeline::open(&opts.trace)
             .map_err(|e| Error::timeline("open", opts.trace.display(), e))?;
-        let binary = replayer::files::program_path(tl.header());
+        let binary = tl.binary().to_path_buf();
         let entry = tl
             .header()
             .auxv

@@ -6,17 +6,19 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use trace::Header;
 use tracee::seccomp::Program;
 use tracee::{Addr, Stopped};
 
 use crate::error::{Error, Result};
+use crate::files::Launch;
 use crate::session::{gprs, regs_diff, same_regs};
 use crate::ticks::TickAddrs;
 
 const AT_IGNORE: u64 = 1;
+const AT_EXECFN: u64 = 31;
 
 /// The started tracee at its exec stop.
 pub(crate) struct Started {
@@ -26,7 +28,7 @@ pub(crate) struct Started {
 }
 
 /// Starts the recorded program and prepares its exec stop.
-pub(crate) fn start(trace: &Path, h: &Header) -> Result<Started> {
+pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started> {
     let setup = |why: String| Error::Setup {
         trace: trace.to_path_buf(),
         why,
@@ -39,15 +41,16 @@ pub(crate) fn start(trace: &Path, h: &Header) -> Result<Started> {
             "the recording trapped CPUID, and this host cannot (ARCH_SET_CPUID)".into(),
         ));
     }
-    let cwd = PathBuf::from(OsStr::from_bytes(&h.cwd));
+    let cwd = &launch.cwd;
     if !cwd.is_dir() {
         return Err(setup(format!(
-            "the recorded working directory {} does not exist here",
+            "the recorded working directory {} does not exist here (a packed trace, \
+             `rewind pack`, does not need it)",
             cwd.display()
         )));
     }
-    let program = crate::files::program_path(h);
-    crate::files::check_binary(trace, h, &cwd, &program)?;
+    let program = launch.program.clone();
+    crate::files::check_binary(trace, h, &launch.binary)?;
     // A replayed crash must not leave a core file behind.
     let _ = tracee::debug::disable_core_dumps();
     let env = h
@@ -87,8 +90,9 @@ pub(crate) fn start(trace: &Path, h: &Header) -> Result<Started> {
         no_aslr: true,
         cpu,
         stdout: None,
+        stdin: None,
     };
-    let s = tracee::spawn_in(&opts, Some(&cwd)).map_err(|e| setup(e.to_string()))?;
+    let s = tracee::spawn_in(&opts, Some(cwd)).map_err(|e| setup(e.to_string()))?;
     let fail = |s: Stopped, e: Error| {
         let _ = s.kill();
         Err(e)
@@ -111,6 +115,14 @@ pub(crate) fn start(trace: &Path, h: &Header) -> Result<Started> {
     }
     if let Some(at) = h.vdso_hidden_at {
         if let Err(e) = s.write_u64(Addr::new(at.0), AT_IGNORE) {
+            return fail(s, tr(e));
+        }
+    }
+    // The execve path on the stack: a packed replay ran a stand-in of the same length.
+    if let Some(&(_, at)) = h.auxv.iter().find(|(t, _)| *t == AT_EXECFN) {
+        let mut execfn = h.program.clone();
+        execfn.push(0);
+        if let Err(e) = s.write_bytes(Addr::new(at), &execfn) {
             return fail(s, tr(e));
         }
     }

@@ -32,17 +32,16 @@ pub fn program_path(h: &Header) -> PathBuf {
 }
 
 /// Refuses a binary whose contents differ from the recorded one.
-pub fn check_binary(trace: &Path, h: &Header, cwd: &Path, program: &Path) -> Result<()> {
+pub fn check_binary(trace: &Path, h: &Header, found: &Path) -> Result<()> {
     let expected = PathBuf::from(OsStr::from_bytes(&h.binary.path));
-    let found = cwd.join(program);
     let mismatch = |why: String| Error::BinaryMismatch {
         trace: trace.to_path_buf(),
         expected: expected.clone(),
         expected_sha: h.binary.sha256.hex(),
-        found: found.clone(),
+        found: found.to_path_buf(),
         why,
     };
-    let bytes = std::fs::read(&found).map_err(|e| mismatch(format!("cannot be read ({e})")))?;
+    let bytes = std::fs::read(found).map_err(|e| mismatch(format!("cannot be read ({e})")))?;
     if bytes.len() as u64 != h.binary.size || BlobHash::of(&bytes) != h.binary.sha256 {
         let build = recorder::ticks::build_id(&bytes);
         let hex = |b: &Option<Vec<u8>>| {
@@ -58,4 +57,86 @@ pub fn check_binary(trace: &Path, h: &Header, cwd: &Path, program: &Path) -> Res
         )));
     }
     Ok(())
+}
+
+/// Where and how the replay execs the guest: the working directory and the execve path.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The working directory to start in.
+    pub cwd: PathBuf,
+    /// The path handed to execve, relative to `cwd` or absolute.
+    pub program: PathBuf,
+    /// The file that is run (for symbols and the hash check).
+    pub binary: PathBuf,
+}
+
+/// How to start the recording: from the recorded paths, or, for a packed trace, from the
+/// binary it carries. The packed binary is linked under a name exactly as long as the
+/// recorded execve path, so the kernel lays out the initial stack (which holds that
+/// string) at the same addresses; the string's bytes are then rewritten at the exec stop
+/// (`exec::start`). Nothing else in the replay touches host paths: files are emulated.
+pub fn launch(trace: &Path, reader: &trace::TraceReader) -> Result<Launch> {
+    let h = reader.header();
+    let Some(packed) = reader.packed_binary() else {
+        let cwd = PathBuf::from(OsStr::from_bytes(&h.cwd));
+        let program = program_path(h);
+        let binary = cwd.join(&program);
+        return Ok(Launch {
+            cwd,
+            program,
+            binary,
+        });
+    };
+    let setup = |why: String| Error::Setup {
+        trace: trace.to_path_buf(),
+        why,
+    };
+    let cwd = reader.dir().join("launch");
+    let program = same_length_name(&h.program, &packed).ok_or_else(|| {
+        setup(format!(
+            "the recorded program path {:?} is too short to stand in for (needs 3+ bytes)",
+            String::from_utf8_lossy(&h.program)
+        ))
+    })?;
+    let linked = cwd.join(&program);
+    if !linked.exists() {
+        let parent = linked.parent().unwrap_or(&cwd);
+        std::fs::create_dir_all(parent)
+            .map_err(|e| setup(format!("creating {}: {e}", parent.display())))?;
+        std::fs::hard_link(&packed, &linked)
+            .or_else(|_| std::fs::copy(&packed, &linked).map(|_| ()))
+            .map_err(|e| {
+                setup(format!(
+                    "placing the packed binary at {}: {e}",
+                    linked.display()
+                ))
+            })?;
+    }
+    Ok(Launch {
+        cwd,
+        program,
+        binary: packed,
+    })
+}
+
+/// A relative path (`./…`) of exactly `recorded.len()` bytes ending in the packed file's
+/// name where it fits; components are kept under the 255-byte name limit.
+fn same_length_name(recorded: &[u8], packed: &Path) -> Option<PathBuf> {
+    const COMPONENT: usize = 200;
+    let mut left = recorded.len().checked_sub(2).filter(|&n| n > 0)?;
+    let base = Path::new(OsStr::from_bytes(recorded))
+        .file_name()
+        .or(packed.file_name())
+        .map(|b| b.as_bytes().to_vec())
+        .unwrap_or_default();
+    let mut out = b"./".to_vec();
+    while left > COMPONENT + 1 {
+        out.extend(vec![b'_'; COMPONENT]);
+        out.push(b'/');
+        left -= COMPONENT + 1;
+    }
+    let keep = base.len().min(left);
+    out.extend(vec![b'_'; left - keep]);
+    out.extend(&base[base.len() - keep..]);
+    Some(PathBuf::from(OsStr::from_bytes(&out)))
 }

@@ -96,18 +96,24 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
-/// Opens a trace, reading all its events.
-pub fn open_trace(dir: &Path) -> Result<Arc<TraceData>> {
-    let reader = trace::TraceReader::open(dir)?;
+/// Opens a trace directory or a packed trace, reading all its events.
+pub fn open_trace(path: &Path) -> Result<Arc<TraceData>> {
+    let reader = trace::open(path)?;
     let mut events = Vec::new();
     for item in reader.events()? {
         events.push(item?.1);
     }
-    Ok(Arc::new(TraceData { reader, events }))
+    let launch = files::launch(path, &reader)?;
+    Ok(Arc::new(TraceData {
+        path: path.to_path_buf(),
+        reader,
+        events,
+        launch,
+    }))
 }
 
 pub(crate) fn start_engine(data: Arc<TraceData>, console: Console) -> Result<Engine> {
-    let started = exec::start(data.reader.dir(), data.header())?;
+    let started = exec::start(&data.path, data.header(), &data.launch)?;
     let mut engine = Engine::new(data.clone(), started.stopped, console);
     engine.ticks = started.ticks;
     engine.start_ticks = started.start_ticks;

@@ -24,16 +24,25 @@ const TF: u64 = 1 << 8;
 
 /// The opened trace, shared by the engine and the timeline.
 pub struct TraceData {
+    /// The path the trace was opened from (a directory or a pack), for messages.
+    pub path: std::path::PathBuf,
     /// The reader (for blobs).
     pub reader: trace::TraceReader,
     /// All events, in order.
     pub events: Vec<Event>,
+    /// How the guest is started (recorded paths, or the packed binary).
+    pub launch: crate::files::Launch,
 }
 
 impl TraceData {
     /// The header.
     pub fn header(&self) -> &Header {
         self.reader.header()
+    }
+
+    /// The guest binary the replay runs (read symbols from this one).
+    pub fn binary(&self) -> &std::path::Path {
+        &self.launch.binary
     }
 }
 

@@ -139,7 +139,12 @@ impl Timeline {
         Ok(tl)
     }
 
-    /// The trace header.
+    /// The guest binary being replayed (the packed copy for a packed trace).
+    pub fn binary(&self) -> &Path {
+        self.engine.data.binary()
+    }
+
+    /// The recording's header.
     pub fn header(&self) -> &Header {
         self.engine.data.header()
     }

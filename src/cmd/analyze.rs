@@ -12,7 +12,8 @@ use anyhow::Context;
 pub struct AnalyzeArgs {
     #[command(subcommand)]
     pub what: What,
-    /// The guest binary (default: the one the trace header names).
+    /// The guest binary (default: the one the replay runs: the recorded path, or the copy
+    /// inside a pack).
     #[arg(long, global = true, value_name = "ELF")]
     pub binary: Option<PathBuf>,
     /// Print probe hits, hits per second and analysis time on stderr.

@@ -12,7 +12,7 @@ use anyhow::Context;
 /// Arguments of `rewind gdb`.
 #[derive(clap::Args, Debug)]
 pub struct GdbArgs {
-    /// The trace directory (default: the latest recording).
+    /// The trace directory or packed trace (default: the latest recording).
     pub trace: Option<PathBuf>,
     /// TCP port (0: any free port).
     #[arg(long, default_value_t = 0)]

@@ -268,11 +268,7 @@ impl Session {
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let tl = Timeline::open_with(dir, Default::default(), replayer::Console::Stdout)
         .with_context(|| format!("opening {}", dir.display()))?;
-    let syms = {
-        let h = tl.header();
-        let p = std::path::PathBuf::from(String::from_utf8_lossy(&h.binary.path).into_owned());
-        Symbols::load(&p).ok()
-    };
+    let syms = Symbols::load(tl.binary()).ok();
     println!(
         "rewind: {} events; at {} (type `help`)",
         tl.events().len(),

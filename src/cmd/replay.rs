@@ -9,7 +9,7 @@ use anyhow::Context;
 /// Arguments of `rewind replay`.
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
-    /// The trace directory (default: the latest recording).
+    /// The trace directory or packed trace (default: the latest recording).
     pub trace: Option<PathBuf>,
     /// Replay output at the recorded pace (otherwise idle time is skipped).
     #[arg(long)]

@@ -25,5 +25,5 @@ pub use nix::sys::signal::Signal;
 pub use nix::unistd::Pid;
 pub use regs::Regs;
 pub use siginfo::SigInfo;
-pub use spawn::{resolve_program, spawn, spawn_in, SpawnOptions};
+pub use spawn::{pipe, resolve_program, spawn, spawn_in, SpawnOptions};
 pub use task::{Exit, Resume, Running, Stop, Stopped, Waited};

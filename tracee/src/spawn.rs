@@ -33,6 +33,8 @@ pub struct SpawnOptions {
     pub cpu: Option<usize>,
     /// Where the tracee's stdout goes (a file or pipe; inherited when `None`).
     pub stdout: Option<std::os::fd::OwnedFd>,
+    /// Where the tracee's stdin comes from (a file or pipe; inherited when `None`).
+    pub stdin: Option<std::os::fd::OwnedFd>,
 }
 
 /// The ptrace options the recorder relies on: syscall stops marked with 0x80, seccomp
@@ -73,6 +75,12 @@ pub fn spawn_in(opts: &SpawnOptions, cwd: Option<&std::path::Path>) -> Result<St
     if let Some(env) = &opts.env {
         cmd.env_clear();
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    }
+    if let Some(f) = &opts.stdin {
+        cmd.stdin(
+            f.try_clone()
+                .map_err(|e| spawn_err(format!("stdin: {e}")))?,
+        );
     }
     if let Some(f) = &opts.stdout {
         cmd.stdout(
@@ -163,4 +171,9 @@ pub fn resolve_program(program: &std::path::Path) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|d| d.join(program))
         .find(|p| executable(p))
+}
+
+/// A pipe (read end, write end), both close-on-exec: a tracee's stdin fed by the tracer.
+pub fn pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)
 }
