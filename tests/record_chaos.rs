@@ -175,7 +175,8 @@ fn until_crash_reproduces_irqrace_and_keeps_one_trace() {
 #[test]
 fn until_crash_on_a_clean_workload_accounts_for_every_run_and_keeps_nothing() {
     let d = Scratch::new("until-clean");
-    let guest = vec![script(&d, &["halt"])];
+    // Long enough for timer interrupts, so that the seed matters to every run.
+    let guest = vec![script(&d, &["sleep 0.1", "halt"])];
     let traces = d.path("traces");
     std::fs::create_dir(&traces).unwrap();
     let out = traces.join("clean");
@@ -225,4 +226,33 @@ fn a_hang_is_stopped_at_the_timeout_and_closed_as_aborted() {
         }
         other => panic!("last event {other:?}"),
     }
+}
+
+#[test]
+fn until_stops_at_once_when_the_guest_fails_before_any_interrupt() {
+    // A missing disk image: umk refuses it before booting, the same way under every seed.
+    let d = Scratch::new("until-no-disk");
+    let missing = d.path("missing.img");
+    let guest = vec![support::arg("ubd0", &missing), script(&d, &["bug abba"])];
+    let out = d.path("trace");
+    let r = record(&out, &["--until", "crash", "--max-runs", "5"], &guest);
+    assert_ne!(r.status.code(), Some(0), "{}", r.dump());
+    assert!(
+        r.stderr.contains(&format!(
+            "umk: ubd0: cannot open '{}': ENOENT",
+            missing.display()
+        )),
+        "umk's own message reaches the user\n{}",
+        r.dump()
+    );
+    assert!(
+        r.stderr.contains(
+            "run 1 (seed 1) exited 2 before any interrupt reached it: the program ended \
+             before its racy part, so no other seed can change that"
+        ),
+        "{}",
+        r.dump()
+    );
+    assert!(!r.stderr.contains("run 2 (seed 2)"), "{}", r.dump());
+    assert!(!out.exists(), "the discarded run's trace is gone");
 }

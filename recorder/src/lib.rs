@@ -29,6 +29,7 @@ pub mod cpuid;
 pub mod error;
 mod exec;
 pub mod files;
+mod input;
 pub mod mmaps;
 mod session;
 pub mod signals;
@@ -45,6 +46,7 @@ use std::time::{Duration, Instant};
 
 pub use chaos::ChaosOptions;
 pub use error::{Error, Result};
+pub use input::InputFeed;
 use trace::{ExitStatus, TraceStats, TraceWriter};
 
 /// What to record and how.
@@ -67,6 +69,8 @@ pub struct RecordOptions {
     pub chaos: Option<ChaosOptions>,
     /// Kill the program if it runs longer, closing the trace as aborted-by-timeout.
     pub timeout: Option<Duration>,
+    /// Type this into the program's stdin (a pipe) instead of inheriting ours.
+    pub input: Option<InputFeed>,
 }
 
 impl RecordOptions {
@@ -84,6 +88,7 @@ impl RecordOptions {
             stdout: None,
             chaos: None,
             timeout: None,
+            input: None,
         }
     }
 
@@ -103,6 +108,7 @@ impl RecordOptions {
             stdout: self.stdout.as_ref().map(|f| f.try_clone()).transpose()?,
             chaos: Some(chaos),
             timeout: self.timeout,
+            input: self.input.clone(),
         })
     }
 }
@@ -123,6 +129,9 @@ pub struct Recording {
     /// The program ran past `RecordOptions::timeout` and the recorder killed it (`exit` is
     /// then SIGKILL and the trace ends with an `Aborted` event saying so).
     pub timed_out: bool,
+    /// Asynchronous signals delivered (real or chaos's synthetic ones). Zero means no
+    /// interrupt reached the program, so no chaos seed could have changed this run.
+    pub signals: u64,
 }
 
 /// Pins the calling thread to its current CPU for the duration, so recorder and tracee
@@ -187,7 +196,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     let trap_tsc = opts.trap_tsc && tracee::cpu::tsc_trapping_supported();
     let mut argv = vec![opts.program.clone()];
     argv.extend(opts.args.iter().cloned());
-    let spawn = tracee::SpawnOptions {
+    let mut spawn = tracee::SpawnOptions {
         program: resolved.clone(),
         argv,
         env: None,
@@ -196,9 +205,23 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         no_aslr: true,
         cpu: pin.0,
         stdout: opts.stdout.as_ref().and_then(|f| f.try_clone().ok()),
+        stdin: None,
     };
+    // Lives until the recording ends, so the typed-into pipe stays open that long.
+    let mut feeder = None;
+    if let Some(feed) = &opts.input {
+        let (f, read) = input::Feeder::start(feed).map_err(|source| Error::Io {
+            op: "create the typed-input pipe for",
+            path: resolved.clone(),
+            source,
+        })?;
+        spawn.stdin = Some(read);
+        feeder = Some(f);
+    }
     let start = Instant::now();
     let stopped = tracee::spawn(&spawn).map_err(|e| Error::Start(e.to_string()))?;
+    // Only the tracee holds the read end now: a write after it is gone fails at once.
+    spawn.stdin = None;
     let pid = stopped.pid();
     let mut files = files::FileCache::default();
     let settings = exec::Settings {
@@ -226,10 +249,12 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         tsc_trapped: trap_tsc,
         cpuid_faulting: prepared.cpuid_faulting,
         chaos: opts.chaos.map(chaos::Chaos::new),
+        signals: 0,
         timed_out: watchdog.as_ref().map(watchdog::Watchdog::flag),
     };
     let mut result = session.run(prepared.stopped);
     let fired = watchdog.is_some_and(watchdog::Watchdog::stop);
+    drop(feeder);
     let elapsed = start.elapsed();
     drop(pin);
     if fired && matches!(&result, Err(e) if !matches!(e, Error::TimedOut { .. })) {
@@ -255,6 +280,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
                 elapsed,
                 cpuid_faulting: prepared.cpuid_faulting,
                 timed_out: true,
+                signals: session.signals,
             });
         }
         Err(e @ (Error::Unsupported { .. } | Error::UnknownSyscall { .. })) => {
@@ -286,5 +312,6 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         elapsed,
         cpuid_faulting: prepared.cpuid_faulting,
         timed_out: false,
+        signals: session.signals,
     })
 }

@@ -39,6 +39,8 @@ pub(crate) struct Session {
     pub cpuid_faulting: bool,
     /// The placement generator under `--chaos`.
     pub chaos: Option<crate::chaos::Chaos>,
+    /// Asynchronous signals recorded so far (every one is an `Event::Signal`).
+    pub signals: u64,
     /// Set by the watchdog when it killed the tracee for running past `--timeout`.
     pub timed_out: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -61,6 +63,9 @@ impl Session {
     }
 
     pub(crate) fn append(&mut self, e: Event) -> Result<u64> {
+        if matches!(e, Event::Signal(_)) {
+            self.signals += 1;
+        }
         Ok(self.writer.append(&e)?)
     }
 

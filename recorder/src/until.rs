@@ -166,6 +166,20 @@ pub enum UntilError {
         /// The runs made.
         runs: Vec<Run>,
     },
+    /// A run ended before any interrupt reached it, so every seed would end it the same
+    /// way (a missing disk image, a bad argument): no point in more runs.
+    #[error(
+        "run {} (seed {}) {} before any interrupt reached it: the program ended before its \
+         racy part, so no other seed can change that (its output says why){}",
+        runs.last().map_or(0, |r| r.run),
+        runs.last().map_or(0, |r| r.seed),
+        runs.last().map_or(String::new(), |r| r.outcome.to_string()),
+        if runs.len() > 1 { format!("; runs so far: {}", tally(runs)) } else { String::new() }
+    )]
+    SeedIndependent {
+        /// The runs made, the last being the seed-independent one.
+        runs: Vec<Run>,
+    },
     /// `max_runs` was 0.
     #[error("--max-runs must be at least 1")]
     NoRuns,
@@ -243,15 +257,24 @@ pub fn record_until(
             dir: recording.dir.clone(),
             source,
         })?;
+        if recording.signals == 0 {
+            forget_latest(base);
+            return Err(UntilError::SeedIndependent { runs });
+        }
     }
-    if base.out_dir.is_none() {
-        // `latest` points at a deleted run now; drop it rather than leave it dangling.
-        let _ = std::fs::remove_file(tracedir::default_root().join("latest"));
-    }
+    forget_latest(base);
     Err(UntilError::NotReproduced {
         goal: until.goal,
         runs,
     })
+}
+
+/// `latest` points at a deleted run after a failed search; drop it rather than leave it
+/// dangling.
+fn forget_latest(base: &RecordOptions) {
+    if base.out_dir.is_none() {
+        let _ = std::fs::remove_file(tracedir::default_root().join("latest"));
+    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,12 @@ pub struct RecordArgs {
     /// with the execution-point ABI, such as umk; the trace replays like any other).
     #[arg(long, value_name = "SEED")]
     pub chaos: Option<u64>,
+    /// Under chaos: mean distance in ticks between added timer interrupts (0: none).
+    #[arg(long, value_name = "TICKS", default_value_t = recorder::chaos::DEFAULT_MEAN_GAP)]
+    pub chaos_gap: u64,
+    /// Under chaos: most ticks a real interrupt is delayed.
+    #[arg(long, value_name = "TICKS", default_value_t = recorder::chaos::DEFAULT_MAX_DELAY)]
+    pub chaos_delay: u64,
     /// Re-record with seeds SEED, SEED+1, … (default seed 1) until the program crashes
     /// (dies by a signal), hangs (runs past --timeout) or exits non-zero; keep that trace.
     #[arg(long, value_name = "crash|hang|exit-nonzero")]
@@ -72,7 +78,12 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
     let mut opts = recorder::RecordOptions::new(program, command);
     opts.out_dir = args.output;
     opts.trap_tsc = !args.no_tsc_trap;
-    opts.chaos = args.chaos.map(recorder::ChaosOptions::new);
+    let chaos_seed = args.chaos.or(args.until.map(|_| 1));
+    opts.chaos = chaos_seed.map(|seed| recorder::ChaosOptions {
+        seed,
+        max_delay: args.chaos_delay,
+        mean_gap: args.chaos_gap,
+    });
     opts.timeout = args
         .timeout
         .or(args.until.map(|_| UNTIL_TIMEOUT_SECS))
