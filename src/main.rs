@@ -2,6 +2,7 @@
 //! its own module under `cmd/` and calls into the library crates.
 
 mod cmd;
+mod scenario;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,8 @@ enum Command {
     Gdb(cmd::gdb::GdbArgs),
     /// Analyze a recording on a replay: lock order, use-after-free, provenance, timeline.
     Analyze(cmd::analyze::AnalyzeArgs),
+    /// The shipped recordings of umk's bug scenarios: list them, or re-record one.
+    Corpus(cmd::corpus::CorpusArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +48,6 @@ fn main() -> anyhow::Result<()> {
         Command::Gdb(args) => cmd::gdb::run(args),
         Command::Analyze(args) => cmd::analyze::run(args),
         Command::Pack(args) => cmd::pack::run(args),
+        Command::Corpus(args) => cmd::corpus::run(args),
     }
 }

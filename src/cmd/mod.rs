@@ -1,6 +1,7 @@
 //! One module per `rewind` subcommand.
 
 pub mod analyze;
+pub mod corpus;
 pub mod demo;
 pub mod dump;
 pub mod gdb;
