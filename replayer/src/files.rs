@@ -140,3 +140,33 @@ fn same_length_name(recorded: &[u8], packed: &Path) -> Option<PathBuf> {
     out.extend(&base[base.len() - keep..]);
     Some(PathBuf::from(OsStr::from_bytes(&out)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stand_in_names_are_exactly_as_long_as_the_recorded_path() {
+        let packed = Path::new("/tmp/x/binary");
+        for len in [3usize, 4, 29, 203, 204, 255, 256, 600, 4000] {
+            let mut recorded = vec![b'a'; len.saturating_sub(4)];
+            recorded.extend_from_slice(b"/umk");
+            recorded.truncate(len);
+            let name = same_length_name(&recorded, packed).expect("a stand-in");
+            let bytes = name.as_os_str().as_bytes();
+            assert_eq!(bytes.len(), len, "{name:?}");
+            assert!(bytes.starts_with(b"./"), "{name:?}");
+            assert!(
+                bytes.split(|&b| b == b'/').all(|c| c.len() <= 255),
+                "a component over 255 bytes in {len}"
+            );
+            // The last component keeps as much of the recorded file name as fits.
+            let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or_default();
+            let base = recorded.rsplit(|&b| b == b'/').next().unwrap_or_default();
+            let kept: Vec<u8> = last.iter().copied().skip_while(|&b| b == b'_').collect();
+            assert!(base.ends_with(&kept), "{name:?}");
+            assert!(kept == base || kept.len() == last.len(), "{name:?}");
+        }
+        assert_eq!(same_length_name(b"/a", packed), None);
+    }
+}
