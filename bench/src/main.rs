@@ -1,0 +1,32 @@
+//! `rewind-bench [--quick] [--json FILE] [--only SECTION]…`: builds `rewind` and `umk`,
+//! runs the benchmark sections, prints the table on stdout and writes the JSON document.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use rewind_bench::suite::{self, Section};
+
+/// Rewind against native execution, strace and gdb `record full`: a table on stdout and
+/// a JSON document.
+#[derive(Parser, Debug)]
+#[command(name = "rewind-bench", version)]
+struct Args {
+    /// Smaller workloads, fewer runs, shorter recordings (2/5/10 s scaling).
+    #[arg(long)]
+    quick: bool,
+    /// Where to write the JSON (default: bench.json in the cargo target directory).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Run only this section (repeatable).
+    #[arg(long, value_enum, value_name = "SECTION")]
+    only: Vec<Section>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    suite::run(&suite::Options {
+        quick: args.quick,
+        json: args.json,
+        only: args.only,
+    })
+}
