@@ -38,8 +38,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut opts = scenario.prepare(&umk, &dir)?;
     let trace = dir.join("abba.trace");
     if trace.exists() {
-        std::fs::remove_dir_all(&trace)
-            .with_context(|| format!("clearing {}", trace.display()))?;
+        std::fs::remove_dir_all(&trace).with_context(|| format!("clearing {}", trace.display()))?;
     }
     opts.out_dir = Some(trace.clone());
     let console = dir.join("record-console.txt");
