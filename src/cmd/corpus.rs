@@ -135,10 +135,11 @@ fn record_in(
     })?;
     let kept = found.last();
 
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let pack = dir.join(RECORDING);
+    // Packed and checked in the scratch directory: the shipped files change only once
+    // the new recording has passed.
+    let pack = work.join(RECORDING);
     let stats = trace::pack::write(&trace, umk, &pack)?;
-    // The shipped file must replay as recorded, from the pack alone, and show the bug.
+    // The pack must replay as recorded, from the pack alone, and show the bug.
     let replayed = replayer::replay(
         &pack,
         ReplayOptions {
@@ -147,7 +148,6 @@ fn record_in(
         },
     )?;
     if let Err(e) = check_expectations(s, &replayed.console, &pack) {
-        let _ = std::fs::remove_file(&pack);
         return Err(e.context(format!(
             "{name}: run {} (seed {}) crashed, but not as the scenario expects; nothing \
              written (runs: {})",
@@ -159,8 +159,7 @@ fn record_in(
     let ending = describe(&replayed).context("the replay of the pack ended without an exit")?;
     if replayed.exit != Some(found.recording.exit) {
         bail!(
-            "{}: the pack replays to {ending}, the recording ended {:?}",
-            pack.display(),
+            "{name}: the pack replays to {ending}, the recording ended {:?}; nothing written",
             found.recording.exit
         );
     }
@@ -175,6 +174,13 @@ fn record_in(
         umk_sha256: trace::BlobHash::of(&std::fs::read(umk)?).hex(),
         kernel_sources_sha256: scenario::kernel_sources_sha256(workspace)?,
     };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Copied under a temporary name and renamed: a shipped pack is never half written.
+    let staged = dir.join(format!("{RECORDING}.new"));
+    std::fs::copy(&pack, &staged).with_context(|| format!("writing {}", staged.display()))?;
+    let shipped = dir.join(RECORDING);
+    std::fs::rename(&staged, &shipped)
+        .with_context(|| format!("renaming {} to {}", staged.display(), shipped.display()))?;
     recorded.write(&dir.join(RECORDED))?;
     Ok(recorded)
 }
