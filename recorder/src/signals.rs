@@ -218,6 +218,25 @@ impl Session {
             self.rearm(&s)?;
             return self.t(s.resume(Resume::Cont(None)));
         };
+        self.deliver_at_tick(s, info, sig, ticks)
+    }
+
+    /// A chaos tick with no signal held: deliver a timer interrupt the host never sent,
+    /// recorded like any tick-placed signal (its siginfo marks it, see
+    /// `trace::chaos::is_synthetic`).
+    fn on_chaos_tick(&mut self, s: Stopped, ticks: u64) -> Result<Running> {
+        self.deliver_at_tick(s, synthetic_alarm(), Signal::SIGALRM, ticks)
+    }
+
+    /// Records `sig` as placed at tick `ticks`, aims at the next placement, and delivers
+    /// it here with its siginfo.
+    fn deliver_at_tick(
+        &mut self,
+        s: Stopped,
+        info: SigInfo,
+        sig: Signal,
+        ticks: u64,
+    ) -> Result<Running> {
         let regs = self.t(s.regs())?;
         self.append(Event::Signal(SignalEvent {
             signo: sig as i32,
@@ -229,24 +248,6 @@ impl Session {
         self.rearm(&s)?;
         self.t(s.set_siginfo(&info))?;
         self.t(s.resume(Resume::Cont(Some(sig))))
-    }
-
-    /// A chaos tick with no signal held: deliver a timer interrupt the host never sent,
-    /// recorded like any tick-placed signal (its siginfo marks it, see
-    /// `trace::chaos::is_synthetic`).
-    fn on_chaos_tick(&mut self, s: Stopped, ticks: u64) -> Result<Running> {
-        let info = synthetic_alarm();
-        let regs = self.t(s.regs())?;
-        self.append(Event::Signal(SignalEvent {
-            signo: Signal::SIGALRM as i32,
-            siginfo: info.0.to_vec(),
-            placement: Placement::Tick { ticks },
-            ticks,
-            regs: gprs(&regs),
-        }))?;
-        self.rearm(&s)?;
-        self.t(s.set_siginfo(&info))?;
-        self.t(s.resume(Resume::Cont(Some(Signal::SIGALRM))))
     }
 
     /// At the seccomp stop of a recorded syscall with a signal held: cancel the call,
