@@ -4,9 +4,14 @@
 //!
 //! `CARGO_TARGET_DIR=/work/target-rec cargo bench -p recorder --bench record`
 
-use std::path::{Path, PathBuf};
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::cc;
 
 const RUNS: usize = 5;
 
@@ -37,20 +42,6 @@ int main(void) {
     return 0;
 }
 "#;
-
-fn cc(dir: &Path, name: &str, src: &str) -> PathBuf {
-    let c = dir.join(format!("{name}.c"));
-    let exe = dir.join(name);
-    std::fs::write(&c, src).unwrap();
-    let st = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&exe)
-        .arg(&c)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    exe
-}
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

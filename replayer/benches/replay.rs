@@ -6,9 +6,14 @@
 //!
 //! `CARGO_TARGET_DIR=/work/target-rep cargo bench -p replayer --bench replay`
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use support::cc;
 
 const RUNS: usize = 5;
 
@@ -22,20 +27,6 @@ int main(void) {
     return 0;
 }
 "#;
-
-fn cc(dir: &Path, name: &str, src: &str) -> PathBuf {
-    let c = dir.join(format!("{name}.c"));
-    let exe = dir.join(name);
-    std::fs::write(&c, src).unwrap();
-    let st = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&exe)
-        .arg(&c)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    exe
-}
 
 /// A binary of this target directory's profile (benches live in target/release/deps).
 fn bin(name: &str) -> PathBuf {

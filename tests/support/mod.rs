@@ -45,6 +45,25 @@ pub fn umk_binary() -> &'static Path {
     })
 }
 
+/// Compiles `src` with the system C compiler (`cc -O1`) into `dir/name`.
+pub fn cc(dir: &Path, name: &str, src: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    let exe = dir.join(name);
+    std::fs::write(&c, src).expect("writing the C source");
+    let out = Command::new("cc")
+        .args(["-O1", "-o"])
+        .arg(&exe)
+        .arg(&c)
+        .output()
+        .expect("running cc");
+    assert!(
+        out.status.success(),
+        "cc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
 /// A fresh scratch directory under the system temp dir, removed when dropped.
 pub struct Scratch(pub PathBuf);
 

@@ -7,28 +7,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use trace::{Event, TraceReader, TraceWriter};
 
-/// Compiles `src` with the system C compiler into `dir/name`.
-pub fn cc(dir: &Path, name: &str, src: &str) -> PathBuf {
-    let c = dir.join(format!("{name}.c"));
-    let exe = dir.join(name);
-    std::fs::write(&c, src).unwrap();
-    let out = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(&exe)
-        .arg(&c)
-        .output()
-        .expect("cc runs");
-    assert!(
-        out.status.success(),
-        "cc: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    exe
-}
+// Not every test binary that includes this module compiles C.
+#[allow(unused_imports)]
+pub use support::cc;
 
 /// Records `program args` into `dir/trace`; returns the recording and its stdout.
 pub fn record(
