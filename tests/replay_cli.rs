@@ -135,20 +135,11 @@ fn replay_has_no_host_side_effects_under_strace() {
 #[test]
 fn replay_of_a_tampered_binary_names_the_expected_file() {
     let d = Scratch::new("replay-binary");
-    let exe = d.path("prog");
-    let c = d.path("prog.c");
-    std::fs::write(
-        &c,
+    let exe = support::cc(
+        &d.0,
+        "prog",
         "#include <stdio.h>\nint main(void){puts(\"a\");return 3;}\n",
-    )
-    .unwrap();
-    assert!(Command::new("cc")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&c)
-        .status()
-        .unwrap()
-        .success());
+    );
     let t = d.path("trace");
     let st = Command::new(REWIND)
         .args(["record", "-o"])
@@ -161,18 +152,12 @@ fn replay_of_a_tampered_binary_names_the_expected_file() {
     let out = Command::new(REWIND).arg("replay").arg(&t).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(out.stdout, b"a\n");
-    std::fs::write(
-        &c,
+    // The same path, rebuilt with other contents.
+    support::cc(
+        &d.0,
+        "prog",
         "#include <stdio.h>\nint main(void){puts(\"b\");return 4;}\n",
-    )
-    .unwrap();
-    assert!(Command::new("cc")
-        .arg("-o")
-        .arg(&exe)
-        .arg(&c)
-        .status()
-        .unwrap()
-        .success());
+    );
     let out = Command::new(REWIND).arg("replay").arg(&t).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
