@@ -88,8 +88,8 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
         .timeout
         .or(args.until.map(|_| UNTIL_TIMEOUT_SECS))
         .map(Duration::from_secs);
-    if let Some(goal) = args.until {
-        return run_until(&opts, goal, args.chaos.unwrap_or(1), args.max_runs);
+    if let (Some(goal), Some(seed)) = (args.until, chaos_seed) {
+        return run_until(&opts, goal, seed, args.max_runs);
     }
     let rec = recorder::record(&opts)?;
     if args.verbose {
