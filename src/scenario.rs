@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use recorder::until;
 use serde::{Deserialize, Serialize};
 
 /// Every scenario, by name, with its scenario.toml text.
@@ -183,9 +184,34 @@ impl Scenario {
         Ok(opts)
     }
 
+    /// Prepares `work` (disk image, init script) and records with chaos until the run
+    /// ends as the scenario expects, calling `progress` after each run. The kept trace is
+    /// `work/trace`; the guest's console goes to `work/console.txt`.
+    pub fn record_until(
+        &self,
+        umk: &Path,
+        work: &Path,
+        max_runs: Option<u32>,
+        progress: impl FnMut(&until::Run, &recorder::Recording),
+    ) -> Result<(until::Reproduced, PathBuf)> {
+        let mut opts = self.prepare(umk, work)?;
+        let trace = work.join("trace");
+        if trace.exists() {
+            std::fs::remove_dir_all(&trace)
+                .with_context(|| format!("clearing {}", trace.display()))?;
+        }
+        opts.out_dir = Some(trace.clone());
+        let console = work.join("console.txt");
+        let file = std::fs::File::create(&console)
+            .with_context(|| format!("creating {}", console.display()))?;
+        opts.stdout = Some(file.into());
+        let found = until::record_until(&opts, self.until(max_runs)?, progress)?;
+        Ok((found, trace))
+    }
+
     /// The `--until` settings.
-    pub fn until(&self, max_runs: Option<u32>) -> Result<recorder::until::UntilOptions> {
-        Ok(recorder::until::UntilOptions {
+    pub fn until(&self, max_runs: Option<u32>) -> Result<until::UntilOptions> {
+        Ok(until::UntilOptions {
             goal: self.record.until.parse().map_err(anyhow::Error::msg)?,
             first_seed: self.record.first_seed,
             max_runs: max_runs.unwrap_or(self.record.max_runs),

@@ -5,7 +5,6 @@
 //! the exact binary, so nothing regenerates one silently. `list` says which recordings
 //! were made from other kernel sources than the tree's.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -123,11 +122,7 @@ fn record_in(
     max_runs: Option<u32>,
     work: &Path,
 ) -> Result<Recorded> {
-    let mut opts = s.prepare(umk, work)?;
-    let trace = work.join("trace");
-    opts.out_dir = Some(trace.clone());
-    opts.stdout = Some(File::create(work.join("console.txt"))?.into());
-    let found = until::record_until(&opts, s.until(max_runs)?, |run, rec| {
+    let (found, trace) = s.record_until(umk, work, max_runs, |run, rec| {
         eprintln!(
             "{name}: run {} (seed {}): {} — {} events",
             run.run, run.seed, run.outcome, rec.stats.events

@@ -4,12 +4,10 @@
 //! recorded, then analyse it and write the lock-order diagram and the report into a
 //! directory named at the end.
 
-use std::fs::File;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use recorder::until;
 use replayer::{Console, ReplayOptions};
 
 use crate::scenario::Scenario;
@@ -35,16 +33,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let scenario = Scenario::named("abba")?;
 
     println!("1. record: umk running `bug abba`, with chaos, until it deadlocks");
-    let mut opts = scenario.prepare(&umk, &dir)?;
-    let trace = dir.join("abba.trace");
-    if trace.exists() {
-        std::fs::remove_dir_all(&trace).with_context(|| format!("clearing {}", trace.display()))?;
-    }
-    opts.out_dir = Some(trace.clone());
-    let console = dir.join("record-console.txt");
-    opts.stdout = Some(File::create(&console)?.into());
     let until_opts = scenario.until(args.max_runs)?;
-    let found = until::record_until(&opts, until_opts, |run, rec| {
+    let (found, trace) = scenario.record_until(&umk, &dir, args.max_runs, |run, rec| {
         println!(
             "   run {} (seed {}): {} — {} events",
             run.run, run.seed, run.outcome, rec.stats.events
