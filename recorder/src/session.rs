@@ -244,6 +244,7 @@ impl Session {
             path,
             writes: Vec::new(),
             mapping: None,
+            output: None,
         };
         if nr == libc::SYS_exit_group as u64 || nr == libc::SYS_exit as u64 {
             // These do not return: log them now, the exit status follows.

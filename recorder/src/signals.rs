@@ -14,7 +14,10 @@
 //!     the `syscall` instruction, and the call re-issued after the handler
 //!     (`Placement::SyscallEntry`);
 //!   - after `HOLD_LIMIT` without either, a SIGSTOP from the recorder, delivering the signal
-//!     where the tracee stands, identified by all its registers (`Placement::Registers`).
+//!     where the tracee stands, identified by all its registers and a digest of its
+//!     FPU state and writable memory (`Placement::Registers`): a loop that comes back to
+//!     the same registers with other memory is told apart, and one that comes back to
+//!     the same state has the same future, so replay may deliver at its first visit.
 //!
 //! Under `--chaos` (see `chaos`) the tick target of a held signal lies a seeded number of
 //! points ahead, and while nothing is held a chaos tick is armed at which the recorder
@@ -301,10 +304,11 @@ impl Session {
         };
         let regs = self.t(s.regs())?;
         let ticks = self.read_ticks(&s)?;
+        let state = trace::BlobHash(self.t(s.state_digest())?);
         self.append(Event::Signal(SignalEvent {
             signo: sig as i32,
             siginfo: info.0.to_vec(),
-            placement: Placement::Registers,
+            placement: Placement::Registers { state },
             ticks,
             regs: gprs(&regs),
         }))?;

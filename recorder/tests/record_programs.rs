@@ -314,7 +314,7 @@ fn sigalrm_in_a_busy_loop_and_in_pause_is_placed() {
     // The busy loop's signals were placed by registers (no syscall, no tick ABI)…
     assert!(signals
         .iter()
-        .any(|(_, s)| s.placement == Placement::Registers));
+        .any(|(_, s)| matches!(s.placement, Placement::Registers { .. })));
     // …and those that interrupted pause() at its exit, after the pause event itself.
     let pause = trace::sysno::number("pause").unwrap();
     let at_exit: Vec<_> = signals

@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use trace::{Event, ExitStatus, Gprs, Header, Placement};
+use trace::{Event, ExitStatus, Gprs, Header, Placement, SignalEvent};
 use tracee::siginfo::code;
 use tracee::{Addr, Exit, Regs, Resume, Signal, Stop, Stopped, Waited, WatchKind};
 
@@ -354,9 +354,10 @@ impl Engine {
             // Already where a signal placed by registers was delivered (a resume would step
             // off the temporary breakpoint there without looking).
             if let Event::Signal(sig) = &ev {
-                if sig.placement == Placement::Registers {
-                    let r = self.t(self.live()?.regs())?;
-                    if same_regs(&sig.regs, &gprs(&r)) {
+                if matches!(sig.placement, Placement::Registers { .. }) {
+                    let s = self.live()?;
+                    let r = self.t(s.regs())?;
+                    if self.at_registers_placement(s, sig, &r)? {
                         self.at_event_stop = true;
                         continue;
                     }
@@ -371,6 +372,19 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Whether the tracee stands where a `Placement::Registers` signal was delivered: the
+    /// same registers, and (only then, since it reads all writable memory) the same
+    /// digest of the rest of its state.
+    fn at_registers_placement(&self, s: &Stopped, sig: &SignalEvent, regs: &Regs) -> Result<bool> {
+        let Placement::Registers { state } = sig.placement else {
+            return Ok(false);
+        };
+        if !same_regs(&sig.regs, &gprs(regs)) {
+            return Ok(false);
+        }
+        Ok(self.t(s.state_digest())? == state.0)
     }
 
     /// After an event was applied: a breakpoint at the new boundary's rip is a hit.
@@ -391,7 +405,9 @@ impl Engine {
     /// every pass of a hot loop, possibly for tens of thousands of preemption points.
     fn registers_waypoint(&self, ev: &Event, s: &Stopped) -> Result<Option<u64>> {
         match ev {
-            Event::Signal(sig) if sig.placement == Placement::Registers && self.ticks.is_some() => {
+            Event::Signal(sig)
+                if matches!(sig.placement, Placement::Registers { .. }) && self.ticks.is_some() =>
+            {
                 let now = self.read_ticks(s)?;
                 Ok((now < sig.ticks).then_some(sig.ticks))
             }
@@ -468,7 +484,7 @@ impl Engine {
                 insert.extend(self.breakpoints.iter().copied());
             }
             if let Event::Signal(sig) = ev {
-                if sig.placement == Placement::Registers
+                if matches!(sig.placement, Placement::Registers { .. })
                     && self.registers_waypoint(ev, &s)?.is_none()
                 {
                     temp = Some(sig.regs.rip);
@@ -614,7 +630,7 @@ impl Engine {
                 self.t(s.set_regs(&regs))?;
                 if temp == Some(at) {
                     if let Event::Signal(sig) = ev {
-                        if same_regs(&sig.regs, &gprs(&regs)) {
+                        if self.at_registers_placement(&s, sig, &regs)? {
                             self.live = Some(s);
                             self.at_event_stop = true;
                             return Ok(None);

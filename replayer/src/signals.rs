@@ -7,8 +7,9 @@
 //! * `SyscallEntry` — at the next syscall's seccomp stop: skip the call, rewind to the
 //!   `syscall` instruction with rax = nr, and deliver; the call is re-issued later.
 //! * `Tick { ticks }` — at the armed preemption point's trap (`ticks`).
-//! * `Registers` — where a temporary breakpoint at the recorded rip finds all registers
-//!   equal.
+//! * `Registers { state }` — where a temporary breakpoint at the recorded rip finds all
+//!   registers equal and the tracee's state digest (FPU/vector registers, writable
+//!   memory) equal to `state`.
 //!
 //! Delivery single-steps into the handler, so the boundary after a signal event is the
 //! handler's first instruction (or the end, for a fatal signal).

@@ -130,7 +130,7 @@ fn placement(p: &Placement) -> String {
         Placement::Tick { ticks } => format!("at tick {ticks}"),
         Placement::SyscallExit { event } => format!("at exit of #{event}"),
         Placement::SyscallEntry => "before next syscall".into(),
-        Placement::Registers => "at registers".into(),
+        Placement::Registers { .. } => "at registers and state digest".into(),
     }
 }
 

@@ -165,6 +165,39 @@ pub struct SyscallEvent {
     pub writes: Vec<MemWrite>,
     /// For a successful file-backed `mmap`: the file contents behind it.
     pub mapping: Option<FileMapping>,
+    /// For a call that sent bytes out of the process (write, pwrite, writev, sendto,
+    /// sendmsg, sendfile, copy_file_range, …): what it sent, so replay can check that the
+    /// replayed program sends the same and echo console output.
+    pub output: Option<Output>,
+}
+
+/// Where the recorder's own stdout and stderr were, as the tracee's descriptor reached them.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The recorder's standard output.
+    Stdout,
+    /// The recorder's standard error.
+    Stderr,
+}
+
+/// Outputs up to this many bytes are kept whole in [`Output::bytes`], so a divergence can
+/// name the first differing byte; longer ones keep their SHA-256 only (unless they went to
+/// the console from outside tracee memory, see [`Output::bytes`]).
+pub const OUTPUT_INLINE: u64 = 1024;
+
+/// The bytes one system call sent out of the process.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Number of bytes sent (the call's result).
+    pub len: u64,
+    /// SHA-256 of the bytes sent, in order.
+    pub sha256: BlobHash,
+    /// The bytes themselves: for outputs of at most [`OUTPUT_INLINE`] bytes, and for
+    /// console output that did not come from tracee memory (sendfile, copy_file_range),
+    /// which replay must echo from here.
+    pub bytes: Option<Data>,
+    /// The descriptor led to the recorder's stdout or stderr: replay echoes it there.
+    pub console: Option<Stream>,
 }
 
 impl SyscallEvent {
@@ -204,9 +237,16 @@ pub enum Placement {
     SyscallEntry,
     /// Fallback for a program that ran without system calls or preemption points for a
     /// while: the signal was delivered where the tracee was stopped, identified by its full
-    /// register set (`SignalEvent::regs`). Replay runs to `regs.rip` until all registers
-    /// match. Exact unless a loop revisits the same register state with different memory.
-    Registers,
+    /// register set (`SignalEvent::regs`) and a digest of the rest of its state. Replay
+    /// runs to `regs.rip` until the registers match and the digest does too. Two points
+    /// with equal registers, FPU/vector state and writable memory, with no system call
+    /// between them, have the same future, so the first such point is as good as the one
+    /// recorded: the placement is exact even in a loop that revisits its registers.
+    Registers {
+        /// SHA-256 of the FPU/vector state and every writable mapping's bytes at delivery
+        /// (see `tracee::Stopped::state_digest`).
+        state: BlobHash,
+    },
 }
 
 /// An asynchronous signal delivered to the tracee. Synchronous faults are not recorded:

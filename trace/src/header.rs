@@ -69,6 +69,27 @@ pub struct InitialMapping {
     pub file: Option<BlobHash>,
 }
 
+/// The `#!` line the kernel followed when the recorded program was a script: the
+/// interpreter it ran (argv\[0] at exec) and the optional single argument after it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// The interpreter path as the `#!` line spells it.
+    pub interpreter: Vec<u8>,
+    /// The rest of the line, if any (the kernel passes it as one argument).
+    pub arg: Option<Vec<u8>>,
+}
+
+/// Signal state the program inherited through exec: the blocked mask and the signals set
+/// to SIG_IGN (bit `n - 1` for signal `n`), as /proc/PID/status showed them at the exec
+/// stop. Replay starts the program with the same and checks it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InheritedSignals {
+    /// SigBlk.
+    pub blocked: u64,
+    /// SigIgn.
+    pub ignored: u64,
+}
+
 /// Everything the replayer needs before the first event.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct Header {
@@ -84,8 +105,12 @@ pub struct Header {
     pub env: Vec<Vec<u8>>,
     /// Working directory at start.
     pub cwd: Vec<u8>,
-    /// The binary that was executed.
+    /// The binary that was executed (for a script, its interpreter).
     pub binary: BinaryId,
+    /// Set when `program` was a `#!` script.
+    pub script: Option<Script>,
+    /// Blocked and ignored signals inherited at exec.
+    pub signals: InheritedSignals,
     /// The auxiliary vector as the tracee sees it (AT_SYSINFO_EHDR already replaced by
     /// AT_IGNORE), pairs of (type, value).
     pub auxv: Vec<(u64, u64)>,
@@ -102,8 +127,9 @@ pub struct Header {
     pub cpuid: CpuidInfo,
     /// The execution-point ABI, if the binary exports it.
     pub tick_abi: Option<TickAbi>,
-    /// The seccomp BPF program installed before exec (8-byte `sock_filter`s), so replay
-    /// installs the identical filter and stops at the identical calls.
+    /// The seccomp BPF program installed before exec (8-byte `sock_filter`s). Replay never
+    /// installs this one: it builds its own from its own table and refuses a trace whose
+    /// filter differs, so that no trace decides which system calls really run.
     pub seccomp_filter: Vec<u64>,
     /// Whether the TSC was trapped (PR_SET_TSC); rdtsc events exist only if it was.
     pub tsc_trapped: bool,

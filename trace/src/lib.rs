@@ -36,10 +36,12 @@ pub use blob::BlobHash;
 pub use chaos::ChaosInfo;
 pub use error::{Error, Result};
 pub use event::{
-    CpuidEvent, Data, Event, ExitStatus, FileMapping, Gprs, MemWrite, Placement, RdtscEvent,
-    RemoteAddr, SignalEvent, SyscallEvent,
+    CpuidEvent, Data, Event, ExitStatus, FileMapping, Gprs, MemWrite, Output, Placement,
+    RdtscEvent, RemoteAddr, SignalEvent, Stream, SyscallEvent, OUTPUT_INLINE,
 };
-pub use header::{BinaryId, CpuidInfo, CpuidRecord, Header, InitialMapping, TickAbi};
+pub use header::{
+    BinaryId, CpuidInfo, CpuidRecord, Header, InheritedSignals, InitialMapping, Script, TickAbi,
+};
 pub use reader::{EventIter, TraceReader};
 pub use version::FORMAT_VERSION;
 

@@ -1,7 +1,7 @@
 //! Format version and the trace directory's life cycle (file names).
 
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Present while the recorder is writing; holds the version in decimal.
 pub const INCOMPLETE_FILE: &str = "incomplete";

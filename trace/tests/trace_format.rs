@@ -19,6 +19,8 @@ fn header() -> Header {
             sha256: BlobHash::of(b"x"),
             size: 1,
         },
+        script: None,
+        signals: InheritedSignals::default(),
         auxv: vec![(6, 4096)],
         vdso_hidden_at: None,
         at_random: Some((RemoteAddr(0x7fff_0000), [7; 16])),
@@ -49,6 +51,7 @@ fn event(i: u64) -> Event {
             data: Data::Inline(vec![i as u8; (i % 64) as usize]),
         }],
         mapping: None,
+        output: None,
     })
 }
 

@@ -16,6 +16,7 @@ pub mod regs;
 pub mod seccomp;
 pub mod siginfo;
 pub mod spawn;
+pub mod state;
 pub mod task;
 
 pub use addr::Addr;

@@ -97,3 +97,34 @@ pub fn open_fd(pid: Pid, fd: i32) -> std::io::Result<std::fs::File> {
 pub fn cwd(pid: Pid) -> std::io::Result<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/cwd"))
 }
+
+/// A process's blocked and ignored signals, one bit per signal (bit `n - 1` for `n`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignalSets {
+    /// Blocked (the signal mask).
+    pub blocked: u64,
+    /// Disposition SIG_IGN.
+    pub ignored: u64,
+}
+
+/// The blocked mask and the ignored set of a process, from /proc/PID/status (`SigBlk`,
+/// `SigIgn`; bit `n - 1` for signal `n`). For a tracee at its exec stop these are what
+/// it inherited.
+pub fn inherited_signals(pid: Pid) -> std::io::Result<SignalSets> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("/proc/{pid}/status has no {name}"),
+                )
+            })
+    };
+    Ok(SignalSets {
+        blocked: field("SigBlk:")?,
+        ignored: field("SigIgn:")?,
+    })
+}
