@@ -9,8 +9,9 @@
 //! * [`conn`] NAKs bad packets instead of ending the session.
 //! * [`monitor`] has `monitor where|goto|checkpoint|events|stats`.
 //!
-//! Memory writes go through `Timeline::write_memory`: they change the current point only
-//! and vanish at the next seek or reverse run. Register writes are refused.
+//! Memory and register writes are refused (`replayer::Error::ReadOnly`), with the reason
+//! printed on the terminal gdb shares: a replay that went on from changed state would
+//! show what the recording never did.
 
 pub mod conn;
 pub mod error;

@@ -372,7 +372,11 @@ impl MultiThreadBase for ReplayTarget {
     }
 
     fn write_registers(&mut self, _: &X86_64CoreRegs, _: Tid) -> TargetResult<(), Self> {
-        // A replay's registers follow from the recording; only memory pokes are offered.
+        // gdb shows only "E01": say why on the terminal gdb shares with us.
+        eprintln!(
+            "rewind: {}",
+            replayer::Error::ReadOnly("writing registers".into())
+        );
         Err(TargetError::Errno(1))
     }
 
@@ -389,9 +393,10 @@ impl MultiThreadBase for ReplayTarget {
     }
 
     fn write_addrs(&mut self, start: u64, data: &[u8], _: Tid) -> TargetResult<(), Self> {
-        self.tl
-            .write_memory(start, data)
-            .map_err(|_| TargetError::Errno(14))
+        self.tl.write_memory(start, data).map_err(|e| {
+            eprintln!("rewind: {e}");
+            TargetError::Errno(14)
+        })
     }
 
     fn list_active_threads(&mut self, out: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {

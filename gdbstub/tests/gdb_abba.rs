@@ -221,3 +221,29 @@ fn monitor_commands_and_reconnecting() {
     // The second session finds the replay where the first left it.
     assert!(outs[1].contains("e100 (next event 100"), "{}", outs[1]);
 }
+
+#[test]
+fn memory_and_register_writes_are_refused_and_the_replay_goes_on_as_recorded() {
+    let out = gdb(&[
+        "p/x $rax",
+        "x/gx $sp",
+        "set var *(long *)$sp = 0x1234",
+        "set $rax = 0x77",
+        "p/x $rax",
+        "x/gx $sp",
+        "continue",
+    ]);
+    assert!(out.contains("Cannot access memory at address"), "{out}");
+    assert!(out.contains("Could not write register"), "{out}");
+    let values: Vec<&str> = out.lines().filter(|l| l.starts_with("$")).collect();
+    assert_eq!(values.len(), 2, "{out}");
+    assert_eq!(
+        values[0].split('=').nth(1),
+        values[1].split('=').nth(1),
+        "rax changed:\n{out}"
+    );
+    let words: Vec<&str> = out.lines().filter(|l| l.starts_with("0x")).collect();
+    assert_eq!(words.len(), 2, "{out}");
+    assert_eq!(words[0], words[1], "the stack word changed:\n{out}");
+    assert!(out.contains("No more reverse-execution history."), "{out}");
+}

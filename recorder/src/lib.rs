@@ -31,6 +31,8 @@ mod exec;
 pub mod files;
 mod input;
 pub mod mmaps;
+mod output;
+pub mod sent;
 mod session;
 pub mod signals;
 pub mod syscalls;
@@ -200,6 +202,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         program: resolved.clone(),
         argv,
         env: None,
+        signals: None,
         seccomp: Some(filter.clone()),
         trap_tsc,
         no_aslr: true,
@@ -246,6 +249,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         sig: signals::SignalState::default(),
         last_exit: None,
         files,
+        console: output::Console::new(opts.stdout.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)),
         tsc_trapped: trap_tsc,
         cpuid_faulting: prepared.cpuid_faulting,
         chaos: opts.chaos.map(chaos::Chaos::new),

@@ -35,6 +35,8 @@ pub(crate) struct Session {
     /// instruction can have run since (cleared at every other stop).
     pub last_exit: Option<(Regs, u64)>,
     pub files: FileCache,
+    /// Which tracee descriptors reach the recorder's stdout and stderr.
+    pub console: crate::output::Console,
     pub tsc_trapped: bool,
     pub cpuid_faulting: bool,
     /// The placement generator under `--chaos`.
@@ -246,6 +248,17 @@ impl Session {
             mapping: None,
             output: None,
         };
+        // A copying call's source position, before the call moves it.
+        let copy_from = if crate::sent::copies_from_file(nr) {
+            let (fd, ptr) = if nr == libc::SYS_sendfile as u64 {
+                (args[1], args[2])
+            } else {
+                (args[0], args[1])
+            };
+            crate::output::source_offset(&s, fd as i32, ptr)
+        } else {
+            None
+        };
         if nr == libc::SYS_exit_group as u64 || nr == libc::SYS_exit as u64 {
             // These do not return: log them now, the exit status follows.
             self.append(Event::Syscall(event))?;
@@ -296,6 +309,30 @@ impl Session {
                     data,
                 });
             }
+        }
+        match crate::sent::sent(nr, args, event.ret, &Mem(&s)) {
+            Some(sent) => {
+                let len = event.ret as usize;
+                match crate::output::record(
+                    &s,
+                    &mut self.writer,
+                    &mut self.console,
+                    &sent,
+                    len,
+                    copy_from,
+                ) {
+                    Ok(out) => event.output = Some(out),
+                    Err(why) => {
+                        return self.abort(
+                            s,
+                            format!("{name} returning {}", event.ret),
+                            why,
+                            regs.rip(),
+                        )
+                    }
+                }
+            }
+            None => self.console.invalidate(),
         }
         if nr == libc::SYS_mmap as u64 {
             event.mapping = crate::mmaps::record_mmap(

@@ -71,6 +71,13 @@ pub enum Error {
         /// Why it cannot be reached.
         why: String,
     },
+    /// A change to the replayed program's memory or registers, which would make what
+    /// follows something the recording never did.
+    #[error(
+        "the replay is read-only: {0} would make it differ from the recording (to try a \
+         change, edit the program and record it again)"
+    )]
+    ReadOnly(String),
     /// An operation that is not possible here (no free debug register, no symbol, …).
     #[error("{0}")]
     Invalid(String),

@@ -1,15 +1,16 @@
 //! The exec stop, replayer side (mirror of `recorder::exec`): start the program exactly as
-//! it was recorded — same seccomp filter, ASLR off, TSC trapping, argv, env in header
-//! order, working directory, pinned CPU — then at the exec stop hide the vDSO the same way
-//! and write back the recorded AT_RANDOM bytes. The initial registers are compared with
-//! the recorded ones (a different environment moves the stack).
+//! it was recorded — ASLR off, TSC trapping, argv and env byte for byte in header order,
+//! the inherited signal mask and ignored signals, working directory, pinned CPU — under
+//! the replayer's own seccomp filter (never the trace's: a trace whose recorded filter
+//! differs is refused), then at the exec stop hide the vDSO the same way and write back
+//! the recorded AT_RANDOM bytes. The initial registers and signal state are compared
+//! with the recorded ones (a different environment moves the stack).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use trace::Header;
-use tracee::seccomp::Program;
 use tracee::{Addr, Stopped};
 
 use crate::error::{Error, Result};
@@ -56,17 +57,21 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
     let env = h
         .env
         .iter()
-        .map(|kv| {
-            let (k, v) = match kv.iter().position(|&b| b == b'=') {
-                Some(i) => (&kv[..i], &kv[i + 1..]),
-                None => (&kv[..], &[][..]),
-            };
-            (
-                OsString::from(OsStr::from_bytes(k)),
-                OsString::from(OsStr::from_bytes(v)),
-            )
-        })
+        .map(|kv| OsString::from(OsStr::from_bytes(kv)))
         .collect();
+    // The replayer's own filter, from its own table: a trace never decides which calls
+    // really run. A trace recorded with another filter would stop at other calls.
+    let filter = recorder::syscalls::filter();
+    if filter.to_words() != h.seccomp_filter {
+        return Err(setup(format!(
+            "the trace was recorded with a system call filter of {} instructions that is not \
+             this rewind's ({} instructions; recorder version {:?}): re-record it with this \
+             rewind",
+            h.seccomp_filter.len(),
+            filter.to_words().len(),
+            h.recorder_version
+        )));
+    }
     let cpu = h
         .cpu
         .map(|c| c as usize)
@@ -85,7 +90,11 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
             .map(|a| OsStr::from_bytes(a).to_owned())
             .collect(),
         env: Some(env),
-        seccomp: Some(Program::from_words(&h.seccomp_filter)),
+        signals: Some(tracee::maps::SignalSets {
+            blocked: h.signals.blocked,
+            ignored: h.signals.ignored,
+        }),
+        seccomp: Some(filter),
         trap_tsc: h.tsc_trapped,
         no_aslr: true,
         cpu,
@@ -112,6 +121,23 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
                 found: why,
             },
         );
+    }
+    match tracee::maps::inherited_signals(s.pid()) {
+        Ok(found) if found.blocked == h.signals.blocked && found.ignored == h.signals.ignored => {}
+        Ok(found) => {
+            return fail(
+                s,
+                Error::Divergence {
+                    event: 0,
+                    expected: format!(
+                        "the recorded inherited signals at exec (blocked {:#x}, ignored {:#x})",
+                        h.signals.blocked, h.signals.ignored
+                    ),
+                    found: format!("blocked {:#x}, ignored {:#x}", found.blocked, found.ignored),
+                },
+            )
+        }
+        Err(e) => return fail(s, setup(format!("reading the tracee's signal state: {e}"))),
     }
     if let Some(at) = h.vdso_hidden_at {
         if let Err(e) = s.write_u64(Addr::new(at.0), AT_IGNORE) {

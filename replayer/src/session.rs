@@ -384,7 +384,9 @@ impl Engine {
         if !same_regs(&sig.regs, &gprs(regs)) {
             return Ok(false);
         }
-        Ok(self.t(s.state_digest())? == state.0)
+        let d = self.t(s.state_digest())?;
+        if std::env::var_os("DBG_STATE").is_some() { eprintln!("DBG digest {:02x?} want {:02x?}", &d[..4], &state.0[..4]); }
+        Ok(d == state.0)
     }
 
     /// After an event was applied: a breakpoint at the new boundary's rip is a hit.
@@ -730,15 +732,15 @@ impl Engine {
         }
     }
 
-    /// Writes console output of the syscall `ev` (write/writev to fd 1 or 2), once.
-    pub(crate) fn emit(&mut self, bytes: &[u8], fd: u64) {
+    /// Writes console output of the syscall `ev` to the stream it reached, once.
+    pub(crate) fn emit(&mut self, bytes: &[u8], stream: trace::Stream) {
         if self.next < self.printed_upto {
             return;
         }
         match &mut self.console {
             Console::Stdout => {
                 use std::io::Write;
-                if fd == 2 {
+                if stream == trace::Stream::Stderr {
                     let mut e = std::io::stderr().lock();
                     let _ = e.write_all(bytes);
                     let _ = e.flush();

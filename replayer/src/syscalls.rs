@@ -9,12 +9,17 @@
 //!   recorded result and writes. That covers every call that reads, writes, opens, sends,
 //!   signals (`kill` of itself: the signal is in the trace) or arms a timer
 //!   (`setitimer`: emulated, so no real SIGALRM floods the replay): the replay has no
-//!   host side effects. Writes to fds 1 and 2 are echoed to the replayer's own console.
+//!   host side effects.
+//! * Every call that sends bytes out (`recorder::sent`) is checked before it is
+//!   emulated: the bytes the replayed program hands the kernel must be the recorded ones
+//!   (compared byte for byte where the trace keeps them, else by SHA-256). Output that
+//!   reached the recorder's stdout or stderr is echoed to the replayer's.
 //!
 //! Calls the filter allows (anonymous mmap, mprotect, brk, sigprocmask, …) run natively,
 //! as they did at record time.
 
-use trace::{Data, Event, SyscallEvent};
+use recorder::sent::Source;
+use trace::{BlobHash, Data, Event, Output, SyscallEvent};
 use tracee::{Addr, Regs, Resume, Stop, Stopped, Waited};
 
 use crate::error::Result;
@@ -162,7 +167,10 @@ impl Engine {
             };
             p.syscall(sc, inline.as_deref());
         }
-        self.echo_console(&s, sc)?;
+        if let Err(e) = self.check_output(&s, sc) {
+            self.live = Some(s);
+            return Err(e);
+        }
         match replay_class(sc) {
             ReplayClass::Exit => {
                 self.applied();
@@ -214,7 +222,7 @@ impl Engine {
         }
         self.t(s.set_regs(&r))?;
         for w in &sc.writes {
-            let bytes = self.data_bytes(&w.data)?;
+            let bytes = self.data_bytes(&w.data, w.data.len())?;
             self.t(s.write_bytes(Addr::new(w.addr.0), &bytes))?;
         }
         let n = self.next;
@@ -223,41 +231,121 @@ impl Engine {
         Ok(())
     }
 
-    /// The bytes of a recorded write, inline or from its blob.
-    pub(crate) fn data_bytes(&self, d: &Data) -> Result<Vec<u8>> {
-        Ok(match d {
+    /// The bytes of recorded data, inline or from its blob, which must hold `len` bytes.
+    pub(crate) fn data_bytes(&self, d: &Data, len: u64) -> Result<Vec<u8>> {
+        let bytes = match d {
             Data::Inline(v) => v.clone(),
             Data::Blob { hash, .. } => self.data.reader.blob(hash)?,
-        })
+        };
+        if bytes.len() as u64 != len {
+            return Err(self.diverged(
+                format!("{len} bytes of recorded data"),
+                format!("the trace holds {}", bytes.len()),
+            ));
+        }
+        Ok(bytes)
     }
 
-    /// Console output: what the guest wrote to fd 1 or 2, from its own memory (identical
-    /// to the recording's when the replay is exact).
-    fn echo_console(&mut self, s: &Stopped, sc: &SyscallEvent) -> Result<()> {
-        let nr = sc.nr as i64;
-        if sc.ret <= 0 || !(sc.args[0] == 1 || sc.args[0] == 2) {
-            return Ok(());
-        }
-        let n = sc.ret as usize;
-        let mut out = Vec::new();
-        if nr == libc::SYS_write {
-            out = self.t(s.read_vec(Addr::new(sc.args[1]), n))?;
-        } else if nr == libc::SYS_writev {
-            let mut left = n;
-            for i in 0..sc.args[2].min(1024) {
-                if left == 0 {
-                    break;
-                }
-                let base = self.t(s.read_u64(Addr::new(sc.args[1] + 16 * i)))?;
-                let len = self.t(s.read_u64(Addr::new(sc.args[1] + 16 * i + 8)))? as usize;
-                let take = len.min(left);
-                out.extend(self.t(s.read_vec(Addr::new(base), take))?);
-                left -= take;
+    /// What the call sends out, checked against the recording before the call is
+    /// emulated, and echoed when it went to the recorder's console: from the replayed
+    /// program's own memory (identical to the recording's, as just checked), or from the
+    /// trace for bytes the kernel copied from a file the replay does not have.
+    fn check_output(&mut self, s: &Stopped, sc: &SyscallEvent) -> Result<()> {
+        let call = || describe_call(sc.nr, &sc.args, sc.rip.0);
+        let sent = recorder::sent::sent(sc.nr, sc.args, sc.ret, &Mem(s));
+        let (sent, out) = match (sent, &sc.output) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => {
+                return Err(self.diverged(
+                    format!("{} with no record of what it sends", call()),
+                    "a call that sends bytes (the trace lost or never had them)".into(),
+                ))
             }
-        } else {
-            return Ok(());
+            (None, Some(_)) => {
+                return Err(self.diverged(
+                    format!("{} sending recorded bytes", call()),
+                    "a call that sends nothing".into(),
+                ))
+            }
+            (Some(sent), Some(out)) => (sent, out),
+        };
+        if out.len != sc.ret as u64 {
+            return Err(self.diverged(
+                format!("{} sending {} bytes", call(), sc.ret),
+                format!("a record of {} bytes sent", out.len),
+            ));
         }
-        self.emit(&out, sc.args[0]);
+        match &sent.source {
+            Source::Memory(ranges) => {
+                let recorded = match &out.bytes {
+                    Some(d) => Some(self.data_bytes(d, out.len)?),
+                    None => None,
+                };
+                let keep = recorded.as_ref().map_or(0, Vec::len);
+                let read = |addr: u64, buf: &mut [u8]| s.read_exact(Addr::new(addr), buf);
+                let (sha, head) = self.t(recorder::sent::digest(ranges, keep, read))?;
+                if let Some(why) = output_difference(&head, sha, out, recorded.as_deref()) {
+                    return Err(self.diverged(
+                        format!("{} sending the recorded {} bytes", call(), out.len),
+                        why,
+                    ));
+                }
+                if let Some(stream) = out.console {
+                    for &(addr, n) in ranges {
+                        let bytes = self.t(s.read_vec(Addr::new(addr), n))?;
+                        self.emit(&bytes, stream);
+                    }
+                }
+            }
+            Source::File { .. } => {
+                if let (Some(stream), Some(d)) = (out.console, &out.bytes) {
+                    let bytes = self.data_bytes(d, out.len)?;
+                    self.emit(&bytes, stream);
+                }
+            }
+        }
         Ok(())
     }
+}
+
+/// Reads tracee memory for the output tables.
+struct Mem<'a>(&'a Stopped);
+
+impl recorder::syscalls::Peek for Mem<'_> {
+    fn peek(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        self.0.read_vec(Addr::new(addr), len).ok()
+    }
+}
+
+/// How the replayed output (its SHA-256 and first bytes) differs from the recorded one,
+/// naming the first differing byte when the trace holds the bytes; `None` when the same.
+fn output_difference(
+    found: &[u8],
+    sha: BlobHash,
+    out: &Output,
+    recorded: Option<&[u8]>,
+) -> Option<String> {
+    if let Some(rec) = recorded {
+        if let Some(i) = found.iter().zip(rec).position(|(a, b)| a != b) {
+            let show = |b: u8| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    format!("{b:#04x} {:?}", b as char)
+                } else {
+                    format!("{b:#04x}")
+                }
+            };
+            return Some(format!(
+                "byte {i} of what it sends is {}, the recording's is {}",
+                show(found[i]),
+                show(rec[i])
+            ));
+        }
+    }
+    (sha != out.sha256).then(|| {
+        format!(
+            "what it sends has sha256 {}, the recording's {}",
+            sha.hex(),
+            out.sha256.hex()
+        )
+    })
 }

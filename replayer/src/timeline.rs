@@ -13,9 +13,9 @@
 //! set_breakpoint / remove_breakpoint(addr)            software breakpoints (int3 while running)
 //! set_watchpoint(addr, len, kind) / remove_watchpoint hardware (debug registers), 4 slots
 //! regs() / read_memory(addr, len)                     the state at the current position
-//! write_memory(addr, bytes)                           applies to the current point only: any
-//!                                                     seek or reverse run re-executes from a
-//!                                                     checkpoint and the write is gone
+//! write_memory(addr, bytes)                           refused: a replay that ran on with
+//!                                                     changed memory would no longer be
+//!                                                     the recording
 //! events() / header() / checkpoint()                  the recording; an explicit checkpoint
 //! ```
 //!
@@ -108,9 +108,6 @@ pub struct Timeline {
     /// A copy of the tracee where the latest forward run from a known position began
     /// (see [`Timeline::run_forward`]): what `position()` re-executes from after a hit.
     scratch: Option<Checkpoint>,
-    /// Memory was written (`write_memory`) since the last restore: copies of the live
-    /// tracee would keep the write, so none is taken.
-    written: bool,
 }
 
 /// Most single steps a position computation or step-back may take.
@@ -133,7 +130,6 @@ impl Timeline {
             high_water: 0,
             last_auto: 0,
             scratch: None,
-            written: false,
         };
         tl.checkpoint()?;
         Ok(tl)
@@ -204,10 +200,10 @@ impl Timeline {
 
     /// Writes memory at the current point only (see the module documentation).
     pub fn write_memory(&mut self, addr: u64, bytes: &[u8]) -> Result<()> {
-        let s = self.engine.live()?;
-        self.engine.t(s.write_bytes(Addr::new(addr), bytes))?;
-        self.written = true;
-        Ok(())
+        Err(Error::ReadOnly(format!(
+            "writing {} bytes at {addr:#x}",
+            bytes.len()
+        )))
     }
 
     /// Adds a software breakpoint.
@@ -309,7 +305,6 @@ impl Timeline {
         let nothing_to_hit =
             self.engine.breakpoints.is_empty() && self.engine.watches.iter().all(Option::is_none);
         if nothing_to_hit
-            || self.written
             || self.engine.exit.is_some()
             || self.engine.live.is_none()
             || self.engine.pending_fault.is_some()
@@ -391,7 +386,6 @@ impl Timeline {
         if let Some(old) = self.engine.live.take() {
             let _ = old.kill();
         }
-        self.written = false;
         let e = &mut self.engine;
         e.live = Some(fresh);
         e.kind = ck.kind;

@@ -93,6 +93,28 @@ pub fn open_fd(pid: Pid, fd: i32) -> std::io::Result<std::fs::File> {
     std::fs::File::open(format!("/proc/{pid}/fd/{fd}"))
 }
 
+/// Device and inode of what the tracee's descriptor `fd` refers to (a file, pipe, socket
+/// or terminal), to tell whether it reaches the same object as one of ours.
+pub fn fd_identity(pid: Pid, fd: i32) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// The file position of the tracee's descriptor `fd` (`pos:` of /proc/PID/fdinfo/FD).
+pub fn fd_position(pid: Pid, fd: i32) -> std::io::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("pos:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("/proc/{pid}/fdinfo/{fd} has no pos"),
+            )
+        })
+}
+
 /// The tracee's working directory.
 pub fn cwd(pid: Pid) -> std::io::Result<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/cwd"))

@@ -1,8 +1,14 @@
 //! Starting a program under ptrace, configured between fork and exec: ASLR off, pinned to
-//! a CPU, rdtsc trapping, and the seccomp filter; the tracee is returned stopped at its
-//! exec, before its first instruction.
+//! a CPU, rdtsc trapping, the inherited signal mask and ignored signals, and the seccomp
+//! filter; the tracee is returned stopped at its exec, before its first instruction.
+//!
+//! The child calls execve itself with argv and the environment exactly as given — in
+//! order, duplicates and all — because `std::process::Command` keeps the environment in a
+//! sorted map and resets the signal mask: a program that prints its environment or asks
+//! for its mask would see something else at replay than it saw when recorded.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
@@ -11,6 +17,7 @@ use nix::sys::ptrace::Options;
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
+use crate::maps::SignalSets;
 use crate::seccomp::Program;
 use crate::task::{Exit, Running, Stop, Stopped, Waited};
 
@@ -21,8 +28,12 @@ pub struct SpawnOptions {
     pub program: PathBuf,
     /// argv, including argv\[0].
     pub argv: Vec<OsString>,
-    /// The environment, `NAME=value` pairs; the caller's own when `None`.
-    pub env: Option<Vec<(OsString, OsString)>>,
+    /// The environment, each entry as execve receives it (normally `NAME=value`), in this
+    /// order; the caller's own `environ` when `None`.
+    pub env: Option<Vec<OsString>>,
+    /// The signal mask and SIG_IGN set the program starts with; the caller's inherited
+    /// ones (see [`inherited_signals`]) when `None`.
+    pub signals: Option<SignalSets>,
     /// Seccomp filter to install just before exec.
     pub seccomp: Option<Program>,
     /// Make rdtsc/rdtscp raise SIGSEGV (PR_SET_TSC).
@@ -68,14 +79,9 @@ pub fn spawn_in(opts: &SpawnOptions, cwd: Option<&std::path::Path>) -> Result<St
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
-    if let Some(argv0) = opts.argv.first() {
-        cmd.arg0(argv0);
-    }
-    cmd.args(opts.argv.iter().skip(1));
-    if let Some(env) = &opts.env {
-        cmd.env_clear();
-        cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    }
+    let exec = ExecArgs::new(opts).map_err(|e| spawn_err(e.to_string()))?;
+    let signals = opts.signals.unwrap_or_else(inherited_signals);
+    let mask: u64 = signals.blocked;
     if let Some(f) = &opts.stdin {
         cmd.stdin(
             f.try_clone()
@@ -120,14 +126,57 @@ pub fn spawn_in(opts: &SpawnOptions, cwd: Option<&std::path::Path>) -> Result<St
             // SAFETY: prctl with integer arguments.
             check(unsafe { libc::prctl(libc::PR_SET_TSC, libc::PR_TSC_SIGSEGV, 0, 0, 0) }.into())?;
         }
+        // Raw system calls, not libc's wrappers, which refuse or drop the signals libc
+        // reserves for itself (32, 33) although a process can inherit them ignored.
+        // Every disposition: SIG_IGN is the one that survives exec, and ours (inherited
+        // from whoever started us) must not leak into the program.
+        for signo in 1..=64 {
+            if signo == libc::SIGKILL || signo == libc::SIGSTOP {
+                continue;
+            }
+            let action = KernelSigaction {
+                handler: if signals.ignored & (1 << (signo - 1)) != 0 {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                },
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            // SAFETY: rt_sigaction reads one kernel sigaction (`action`, alive for the
+            // call) and writes no old action (null); 8 is the kernel sigset size.
+            check(unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    signo,
+                    &action as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                )
+            })?;
+        }
         if let Some(f) = &filter {
             f.install()?;
         }
-        Ok(())
+        // Last, so that nothing above runs with the program's mask.
+        // SAFETY: rt_sigprocmask reads the 8-byte kernel sigset `mask` (alive for the call)
+        // and writes no old set.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &mask as *const u64,
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        })?;
+        Err(exec.exec())
     };
     // SAFETY: the closure runs in the forked child before exec and only makes raw system
-    // calls (personality, sched_setaffinity, ptrace, prctl, seccomp) with no allocation
-    // or locking, which is async-signal-safe.
+    // calls (personality, sched_setaffinity, ptrace, prctl, signal, seccomp, sigprocmask,
+    // execve) on memory prepared before the fork, with no allocation or locking, which is
+    // async-signal-safe.
     unsafe {
         cmd.pre_exec(child_setup);
     }
@@ -152,6 +201,109 @@ pub fn spawn_in(opts: &SpawnOptions, cwd: Option<&std::path::Path>) -> Result<St
         Waited::Exited(Exit::Signaled(s, _)) => {
             Err(spawn_err(format!("killed by {s} before exec")))
         }
+    }
+}
+
+/// The signal state this process inherited, read once: the blocked mask of the first
+/// thread to ask and the process's SIG_IGN set, less SIGPIPE, which the Rust runtime sets
+/// to SIG_IGN itself (and `Command` resets for children), so its inherited value is
+/// unknowable here. Call it early (before installing signal handlers) to capture what the
+/// user's shell handed down.
+pub fn inherited_signals() -> SignalSets {
+    static SETS: std::sync::OnceLock<SignalSets> = std::sync::OnceLock::new();
+    *SETS.get_or_init(|| {
+        let pid = nix::unistd::Pid::this();
+        let mut sets = crate::maps::inherited_signals(pid).unwrap_or_default();
+        if let Ok(text) = std::fs::read_to_string("/proc/thread-self/status") {
+            if let Some(v) = text.lines().find_map(|l| l.strip_prefix("SigBlk:")) {
+                sets.blocked = u64::from_str_radix(v.trim(), 16).unwrap_or(sets.blocked);
+            }
+        }
+        sets.ignored &= !(1 << (libc::SIGPIPE - 1));
+        sets
+    })
+}
+
+/// The kernel's `struct sigaction` for rt_sigaction (not libc's, which differs).
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// The execve arguments, built before the fork so the child only reads them.
+struct ExecArgs {
+    program: CString,
+    _strings: Vec<CString>,
+    /// Addresses of the argv strings, then a null; then the envp strings and a null
+    /// (kept as integers so the closure holding them is Send).
+    argv: Vec<usize>,
+    envp: Option<Vec<usize>>,
+}
+
+extern "C" {
+    static environ: *const *const libc::c_char;
+}
+
+impl ExecArgs {
+    fn new(opts: &SpawnOptions) -> std::io::Result<ExecArgs> {
+        let c = |s: &std::ffi::OsStr| {
+            CString::new(s.as_bytes()).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{s:?} contains a NUL byte"),
+                )
+            })
+        };
+        let program = c(opts.program.as_os_str())?;
+        let mut strings = Vec::new();
+        let mut argv = Vec::new();
+        for a in &opts.argv {
+            let s = c(a)?;
+            argv.push(s.as_ptr() as usize);
+            strings.push(s);
+        }
+        argv.push(0);
+        let envp = match &opts.env {
+            None => None,
+            Some(env) => {
+                let mut envp = Vec::new();
+                for e in env {
+                    let s = c(e)?;
+                    envp.push(s.as_ptr() as usize);
+                    strings.push(s);
+                }
+                envp.push(0);
+                Some(envp)
+            }
+        };
+        Ok(ExecArgs {
+            program,
+            _strings: strings,
+            argv,
+            envp,
+        })
+    }
+
+    /// execve; returns only on failure.
+    fn exec(&self) -> std::io::Error {
+        let envp = match &self.envp {
+            Some(v) => v.as_ptr() as *const *const libc::c_char,
+            // SAFETY: reads the process's environ pointer, which libc keeps valid.
+            None => unsafe { environ },
+        };
+        // SAFETY: program, argv and envp are NUL-terminated strings and null-terminated
+        // pointer arrays owned by `self` (alive across the call); execve only reads them.
+        unsafe {
+            libc::execve(
+                self.program.as_ptr(),
+                self.argv.as_ptr() as *const *const libc::c_char,
+                envp,
+            );
+        }
+        std::io::Error::last_os_error()
     }
 }
 

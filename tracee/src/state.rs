@@ -1,5 +1,6 @@
 //! A digest of everything a stopped tracee's future depends on beyond its general-purpose
-//! registers: the FPU/vector state and the bytes of every writable mapping. Between two
+//! registers: the FPU/vector state, the signal mask and the bytes of every writable
+//! mapping. Between two
 //! points with no system call in between, equal registers and an equal digest mean an
 //! equal future, which is what lets a signal be placed in a loop without a branch
 //! counter (`trace::Placement::Registers`).
@@ -25,6 +26,8 @@ const XSAVE_HEADER: std::ops::Range<usize> = 512..576;
 /// software bytes): not program state.
 const FXSAVE_SKIP: [std::ops::Range<usize>; 2] = [28..32, 416..512];
 const CHUNK: usize = 1 << 20;
+/// The x86-64 ABI's red zone below rsp, which leaf code uses without moving rsp.
+const RED_ZONE: u64 = 128;
 
 impl Stopped {
     /// The raw XSAVE area (standard format) as PTRACE_GETREGSET returns it.
@@ -54,9 +57,9 @@ impl Stopped {
         Ok(buf)
     }
 
-    /// SHA-256 of the FPU/vector registers and of every writable mapping (its range,
-    /// permissions and bytes), read through /proc/PID/mem so that pages mapped without
-    /// PROT_READ count too. Pages that cannot be read (a file mapping past its end) count
+    /// SHA-256 of the FPU/vector registers, the signal mask and every writable mapping
+    /// (its range, permissions and bytes; the stack from the red zone up), read through
+    /// /proc/PID/mem so that pages mapped without PROT_READ count too. Pages that cannot be read (a file mapping past its end) count
     /// as such, by position.
     pub fn state_digest(&self) -> Result<[u8; 32]> {
         let mut h = Sha256::new();
@@ -75,17 +78,29 @@ impl Stopped {
                 source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
             }
         };
+        // The signal mask is state a program changes without a traced call.
+        let sets = maps::inherited_signals(pid).map_err(io("read /proc/PID/status"))?;
+        h.update(sets.blocked.to_le_bytes());
         let mappings = maps::read_maps(pid).map_err(io("read /proc/PID/maps"))?;
         let mem =
             std::fs::File::open(format!("/proc/{pid}/mem")).map_err(io("open /proc/PID/mem"))?;
         let mut buf = vec![0u8; CHUNK];
-        for m in mappings.iter().filter(|m| m.perms.contains('w')) {
-            h.update(m.start.raw().to_le_bytes());
-            h.update(m.end.raw().to_le_bytes());
-            h.update(m.perms.as_bytes());
-            let mut at = m.start.raw();
-            while at < m.end.raw() {
-                let n = usize::try_from(m.end.raw() - at).map_or(CHUNK, |left| left.min(CHUNK));
+        // The stack below the red zone is dead: a signal frame written there at record
+        // time holds the last trap's number and address (trapno, cr2), which differ at
+        // replay, where the last trap was a breakpoint.
+        let live_stack = self.regs()?.rsp().saturating_sub(RED_ZONE);
+        for (start, end, perms) in writable_ranges(&mappings) {
+            let start = if (start..end).contains(&live_stack) {
+                live_stack
+            } else {
+                start
+            };
+            h.update(start.to_le_bytes());
+            h.update(end.to_le_bytes());
+            h.update(perms.as_bytes());
+            let mut at = start;
+            while at < end {
+                let n = usize::try_from(end - at).map_or(CHUNK, |left| left.min(CHUNK));
                 match mem.read_exact_at(&mut buf[..n], at) {
                     Ok(()) => h.update(&buf[..n]),
                     Err(_) => hash_pages(&mem, &mut h, at, &mut buf[..n]),
@@ -95,6 +110,21 @@ impl Stopped {
         }
         Ok(h.finalize().into())
     }
+}
+
+/// The writable memory as address ranges with their permissions, adjacent mappings of
+/// equal permissions joined: where the kernel draws the lines between them is not
+/// program state (a replay maps a file's data anonymously, and the kernel then merges it
+/// with the anonymous bss after it).
+fn writable_ranges(mappings: &[maps::Mapping]) -> Vec<(u64, u64, &str)> {
+    let mut out: Vec<(u64, u64, &str)> = Vec::new();
+    for m in mappings.iter().filter(|m| m.perms.contains('w')) {
+        match out.last_mut() {
+            Some(last) if last.1 == m.start.raw() && last.2 == m.perms => last.1 = m.end.raw(),
+            _ => out.push((m.start.raw(), m.end.raw(), &m.perms)),
+        }
+    }
+    out
 }
 
 /// A chunk that did not read whole: page by page, an unreadable page as a marker.
