@@ -722,6 +722,9 @@ impl Engine {
         let s = self.take_live()?;
         self.pos = None;
         let e = self.t(s.kill())?;
+        // No earlier signal was the fatal one, and where the SIGKILL landed after the last
+        // event the recording cannot tell: no registers to report with it.
+        self.last_signal = None;
         self.on_exit(e)
     }
 
