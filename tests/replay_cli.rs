@@ -173,3 +173,62 @@ fn replay_of_a_tampered_binary_names_the_expected_file() {
         "{err}"
     );
 }
+
+#[test]
+fn replay_of_a_program_killed_from_outside_ends_with_sigkill_and_says_where() {
+    use std::io::BufRead;
+    let d = Scratch::new("replay-killed");
+    // A handled signal first, so that a stale "last signal" would show in the message.
+    let exe = support::cc(
+        &d.0,
+        "sleeper",
+        r#"
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+static void on_usr1(int s) { (void)s; }
+int main(void) {
+    signal(SIGUSR1, on_usr1);
+    raise(SIGUSR1);
+    printf("pid %d\n", (int)getpid());
+    fflush(stdout);
+    struct timespec t = { 60, 0 };
+    nanosleep(&t, 0);
+    puts("woke up");
+    return 0;
+}
+"#,
+    );
+    let t = d.path("trace");
+    let mut rec = Command::new(REWIND)
+        .args(["record", "-o"])
+        .arg(&t)
+        .arg("--")
+        .arg(&exe)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(rec.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid = line.trim().strip_prefix("pid ").unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(rec.wait().unwrap().code(), Some(128 + 9));
+    for _ in 0..3 {
+        let out = Command::new(REWIND).arg("replay").arg(&t).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(128 + 9), "{err}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), line);
+        assert!(
+            err.contains("killed by signal 9 from outside") && !err.contains("at rip"),
+            "{err}"
+        );
+    }
+}

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use trace::{CpuidInfo, Header, RemoteAddr, Script, TickAbi, TraceWriter};
+use trace::{CpuidInfo, Header, RemoteAddr, TickAbi, TraceWriter};
 use tracee::{maps, Addr, Stopped};
 
 use crate::error::{Error, Result};
@@ -59,42 +59,6 @@ fn stack_auxv(s: &Stopped, rsp: u64) -> Result<Vec<(u64, u64, u64)>> {
         }
     }
     Ok(out)
-}
-
-/// The `#!` line of `program` as the kernel's binfmt_script reads it (the first line,
-/// at most 255 bytes: blanks, the interpreter up to a blank, then the rest trimmed as one
-/// argument), or `None` for a binary.
-pub(crate) fn script_line(program: &Path) -> Result<Option<Script>> {
-    use std::io::Read;
-    let mut head = [0u8; 256];
-    let n = std::fs::File::open(program)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|source| Error::Io {
-            op: "read",
-            path: program.to_path_buf(),
-            source,
-        })?;
-    Ok(parse_script_line(&head[..n]))
-}
-
-fn parse_script_line(head: &[u8]) -> Option<Script> {
-    let line = head.strip_prefix(b"#!")?;
-    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
-    let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let line = &line[..end];
-    let start = line.iter().position(|b| !blank(b))?;
-    let line = &line[start..];
-    let interp_end = line.iter().position(blank).unwrap_or(line.len());
-    let interpreter = line[..interp_end].to_vec();
-    let rest = &line[interp_end..];
-    let arg = match (
-        rest.iter().position(|b| !blank(b)),
-        rest.iter().rposition(|b| !blank(b)),
-    ) {
-        (Some(a), Some(b)) => Some(rest[a..=b].to_vec()),
-        _ => None,
-    };
-    Some(Script { interpreter, arg })
 }
 
 /// How the tracee was set up, for the header.
@@ -211,7 +175,7 @@ pub(crate) fn prepare(
         env,
         cwd: cwd.as_os_str().as_encoded_bytes().to_vec(),
         binary,
-        script: script_line(program)?,
+        script: crate::files::script_line(program)?,
         signals,
         auxv,
         vdso_hidden_at,
@@ -239,20 +203,4 @@ pub(crate) fn prepare(
         ticks,
         cpuid_faulting,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn script_lines_parse_as_the_kernel_does() {
-        let s = parse_script_line(b"#! /bin/sh  -e -x \t\necho").unwrap();
-        assert_eq!(s.interpreter, b"/bin/sh");
-        assert_eq!(s.arg.as_deref(), Some(&b"-e -x"[..]));
-        let s = parse_script_line(b"#!/usr/bin/env\n").unwrap();
-        assert_eq!((s.interpreter, s.arg), (b"/usr/bin/env".to_vec(), None));
-        assert_eq!(parse_script_line(b"\x7fELF"), None);
-        assert_eq!(parse_script_line(b"#!   \n"), None);
-    }
 }

@@ -301,14 +301,24 @@ impl Session {
         for (addr, len) in ranges {
             let mut buf = vec![0u8; len];
             let got = self.t(s.read_partial(Addr::new(addr), &mut buf))?;
-            buf.truncate(got);
-            if !buf.is_empty() {
-                let data = files::data(&mut self.writer, buf)?;
-                event.writes.push(MemWrite {
-                    addr: RemoteAddr(addr),
-                    data,
-                });
+            if got < len {
+                // Recording fewer bytes than the call wrote would make the replay silently
+                // wrong; read_partial already reads what only a ptracer can.
+                return self.abort(
+                    s,
+                    format!("{name} returning {}", event.ret),
+                    format!(
+                        "its output at {addr:#x} ({len} bytes) cannot be read back from the \
+                         tracee beyond byte {got}"
+                    ),
+                    regs.rip(),
+                );
             }
+            let data = files::data(&mut self.writer, buf)?;
+            event.writes.push(MemWrite {
+                addr: RemoteAddr(addr),
+                data,
+            });
         }
         match crate::sent::sent(nr, args, event.ret, &Mem(&s)) {
             Some(sent) => {

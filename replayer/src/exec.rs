@@ -3,8 +3,10 @@
 //! the inherited signal mask and ignored signals, working directory, pinned CPU — under
 //! the replayer's own seccomp filter (never the trace's: a trace whose recorded filter
 //! differs is refused), then at the exec stop hide the vDSO the same way and write back
-//! the recorded AT_RANDOM bytes. The initial registers and signal state are compared
-//! with the recorded ones (a different environment moves the stack).
+//! the recorded AT_RANDOM bytes and the recorded strings in place of the stand-in names a
+//! launch from the carried binary used (`files::launch`). The initial registers and
+//! signal state are compared with the recorded ones (a different environment moves the
+//! stack).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -84,7 +86,7 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
     }
     let opts = tracee::SpawnOptions {
         program: program.clone(),
-        argv: h
+        argv: launch
             .argv
             .iter()
             .map(|a| OsStr::from_bytes(a).to_owned())
@@ -144,13 +146,17 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
             return fail(s, tr(e));
         }
     }
-    // The execve path on the stack: a packed replay ran a stand-in of the same length.
+    // The execve path on the stack: a replay from the carried binary ran a stand-in of
+    // the same length.
     if let Some(&(_, at)) = h.auxv.iter().find(|(t, _)| *t == AT_EXECFN) {
         let mut execfn = h.program.clone();
         execfn.push(0);
         if let Err(e) = s.write_bytes(Addr::new(at), &execfn) {
             return fail(s, tr(e));
         }
+    }
+    if let Err(e) = restore_argv(&s, regs.rsp(), &h.argv, &launch.renamed) {
+        return fail(s, e);
     }
     if let Some((at, bytes)) = h.at_random {
         if let Err(e) = s.write_bytes(Addr::new(at.0), &bytes) {
@@ -184,4 +190,51 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
         ticks,
         start_ticks,
     })
+}
+
+/// Makes the argv strings on the initial stack the recorded ones: each must already be,
+/// or be a stand-in name that `files::launch` chose for it (same length, so the stack
+/// layout, which the register check proved, does not move). For a script that is the
+/// interpreter in argv\[0] and the script's path after it.
+fn restore_argv(
+    s: &Stopped,
+    rsp: u64,
+    recorded: &[Vec<u8>],
+    renamed: &[(Vec<u8>, Vec<u8>)],
+) -> Result<()> {
+    let tr = |source| Error::Tracee { event: 0, source };
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let argc = s.read_u64(Addr::new(rsp)).map_err(tr)?;
+    if argc != recorded.len() as u64 {
+        return Err(Error::Divergence {
+            event: 0,
+            expected: format!("{} arguments at exec", recorded.len()),
+            found: format!("{argc}"),
+        });
+    }
+    for (i, want) in recorded.iter().enumerate() {
+        let at = s
+            .read_u64(Addr::new(rsp + 8 * (i as u64 + 1)))
+            .map_err(tr)?;
+        let mut found = s.read_vec(Addr::new(at), want.len() + 1).map_err(tr)?;
+        let same_length = found.pop() == Some(0) && !found.contains(&0);
+        if same_length && found == *want {
+            continue;
+        }
+        if !same_length
+            || !renamed
+                .iter()
+                .any(|(from, to)| *from == found && to == want)
+        {
+            return Err(Error::Divergence {
+                event: 0,
+                expected: format!("argv[{i}] {:?} at exec", lossy(want)),
+                found: format!("{:?}", lossy(&found)),
+            });
+        }
+        let mut bytes = want.clone();
+        bytes.push(0);
+        s.write_bytes(Addr::new(at), &bytes).map_err(tr)?;
+    }
+    Ok(())
 }

@@ -11,8 +11,10 @@
 //! `time`, `cpuid`, `files`, `mmaps`, `ticks`, `exec`; `session` is the engine loop.
 //!
 //! Replay has no host side effects: every traced call that reads, writes, opens, sends or
-//! signals is emulated from the trace; the only files it opens are the trace's and the
-//! binary (to check its hash, and by the kernel's exec). Core dumps are turned off.
+//! signals is emulated from the trace; the only files it opens are the trace's, the
+//! binary (to check its hash, and by the kernel's exec) and the tracee's /proc/PID/mem;
+//! the only ones it creates are the stand-ins a trace that carries its binary is started
+//! through, in the trace directory's `launch/` (`files::launch`). Core dumps are off.
 
 pub mod cpuid;
 pub mod error;

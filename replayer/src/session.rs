@@ -215,6 +215,18 @@ pub(crate) fn regs_diff(expected: &Gprs, found: &Gprs) -> String {
     diffs.join(", ")
 }
 
+/// Whether `ev` is the end of a program killed with SIGKILL. Nothing delivers SIGKILL at a
+/// point the recorder can see (no signal-delivery stop), so such an ending always comes
+/// from outside the program: when it died inside a blocking call, the recorder wrote that
+/// call with -EINTR just before (`recorder::session`), and the call's return is then
+/// applied here without a single user instruction after it.
+pub(crate) fn killed_from_outside(ev: &Event) -> bool {
+    matches!(
+        ev,
+        Event::Exit(ExitStatus::Signaled { signo, .. }) if *signo == libc::SIGKILL
+    )
+}
+
 /// Converts a tracee exit.
 pub(crate) fn exit_status(e: Exit) -> ExitStatus {
     match e {
@@ -341,6 +353,9 @@ impl Engine {
                 None | Some(Event::Aborted { .. }) => return Ok(Reached::End),
                 Some(e) => e.clone(),
             };
+            if killed_from_outside(&ev) {
+                return self.kill_at_boundary();
+            }
             if self.event_stop_now() {
                 self.at_event_stop = false;
                 let s = self.take_live()?;
@@ -698,6 +713,21 @@ impl Engine {
         self.at_event_stop = false;
         self.pos = Some(Position::event(self.next));
         self.mark_ticks = self.boundary_ticks(self.next);
+    }
+
+    /// The recorded SIGKILL: the tracee is killed here, at the boundary after its last
+    /// event. The kill came from outside, the program could neither see it nor react, and
+    /// the recording has no point for it beyond that boundary, so this is the exact
+    /// replay; running on would execute code the recording never saw end (a spinning
+    /// program would never stop, a sleeping one would wake and diverge).
+    fn kill_at_boundary(&mut self) -> Result<Reached> {
+        let s = self.take_live()?;
+        self.pos = None;
+        let e = self.t(s.kill())?;
+        // No earlier signal was the fatal one, and where the SIGKILL landed after the last
+        // event the recording cannot tell: no registers to report with it.
+        self.last_signal = None;
+        self.on_exit(e)
     }
 
     pub(crate) fn on_exit(&mut self, e: Exit) -> Result<Reached> {

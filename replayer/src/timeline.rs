@@ -656,7 +656,16 @@ impl Timeline {
         }
         let ended = self.engine.exit.is_some();
         // At a mark: the previous mark, and how many steps lead from it to here.
-        let prev = if ended {
+        let killed = p
+            .event
+            .checked_sub(1)
+            .and_then(|i| self.engine.event(i))
+            .is_some_and(crate::session::killed_from_outside);
+        let prev = if ended && killed {
+            // Killed from outside: its last live point is the boundary the replay kills it
+            // at, one step before the end.
+            Position::event(p.event - 1)
+        } else if ended {
             // The end: back to the event that ended the program (exit_group or a signal).
             self.mark_of_event(p.event.saturating_sub(2))
         } else {

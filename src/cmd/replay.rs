@@ -48,11 +48,17 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     }
     match out.exit {
         Some(trace::ExitStatus::Signaled { signo, .. }) => {
-            if let Some((_, regs)) = out.last_signal {
-                eprintln!(
+            match out.last_signal {
+                Some((_, regs)) => eprintln!(
                     "rewind: replayed program killed by signal {signo} at rip {:#x}",
                     regs.rip
-                );
+                ),
+                // Only a SIGKILL from outside ends a replay without a delivered signal.
+                None => eprintln!(
+                    "rewind: replayed program killed by signal {signo} from outside, as \
+                     recorded; the replay kills it at e{}, after its last recorded event",
+                    out.events.saturating_sub(1)
+                ),
             }
             std::process::exit(128 + signo)
         }

@@ -1,5 +1,7 @@
 //! Reading and writing tracee memory: process_vm_readv/writev for speed, and
-//! /proc/PID/mem for writes to pages the tracee cannot write (code, read-only data).
+//! /proc/PID/mem for what they refuse: writes to pages the tracee cannot write (code,
+//! read-only data) and reads of pages mapped without PROT_READ (Linux UML maps its kernel
+//! stacks PROT_WRITE only, and system calls write their results there).
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::unix::fs::FileExt;
@@ -13,8 +15,20 @@ use crate::task::Stopped;
 
 impl Stopped {
     /// Reads up to `buf.len()` bytes at `addr`; returns how many were readable (the read
-    /// stops at the first inaccessible page).
+    /// stops at the first page that is not mapped). process_vm_readv refuses pages mapped
+    /// without PROT_READ with EFAULT although the tracee (and the kernel, on its behalf)
+    /// can read and write them; the kernel lets a ptracer read those through
+    /// /proc/PID/mem, so what process_vm_readv leaves is read there.
     pub fn read_partial(&self, addr: Addr, buf: &mut [u8]) -> Result<usize> {
+        let done = self.read_vm(addr, buf)?;
+        if done == buf.len() {
+            return Ok(done);
+        }
+        let more = self.read_proc_mem(addr.byte_add(done as u64), &mut buf[done..])?;
+        Ok(done + more)
+    }
+
+    fn read_vm(&self, addr: Addr, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
             let remote = [RemoteIoVec {
@@ -27,6 +41,29 @@ impl Stopped {
                 Ok(n) => done += n,
                 Err(Errno::EFAULT) | Err(Errno::EIO) => break,
                 Err(e) => return Err(Error::os("process_vm_readv", self.pid())(e)),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Reads through /proc/PID/mem (FOLL_FORCE: any mapped page); stops at the first
+    /// unmapped one.
+    fn read_proc_mem(&self, addr: Addr, buf: &mut [u8]) -> Result<usize> {
+        let os = |op: &'static str, e: std::io::Error| Error::Os {
+            op,
+            pid: self.pid().as_raw(),
+            source: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+        };
+        let path = format!("/proc/{}/mem", self.pid());
+        let file = std::fs::File::open(&path).map_err(|e| os("open /proc/PID/mem", e))?;
+        let mut done = 0;
+        while done < buf.len() {
+            match file.read_at(&mut buf[done..], addr.raw() + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EIO) | Some(libc::EFAULT)) => break,
+                Err(e) => return Err(os("read /proc/PID/mem", e)),
             }
         }
         Ok(done)
