@@ -132,9 +132,10 @@ impl Session {
         err
     }
 
-    fn on_stop(&mut self, s: Stopped, stop: Stop) -> Result<Flow> {
+    pub(crate) fn on_stop(&mut self, s: Stopped, stop: Stop) -> Result<Flow> {
         match stop {
             Stop::Seccomp => self.on_syscall(s),
+            Stop::Signal(tracee::Signal::SIGSTOP) if self.is_our_stop(&s)? => self.on_our_stop(s),
             Stop::Signal(sig) => self.on_signal(s, sig).map(Flow::Running),
             Stop::Exec => {
                 let rip = self.t(s.regs())?.rip();
@@ -178,6 +179,11 @@ impl Session {
         why: String,
         rip: u64,
     ) -> Result<Flow> {
+        Err(self.abort_error(s, what, why, rip))
+    }
+
+    /// As `abort`, returning the error to raise.
+    pub(crate) fn abort_error(&mut self, s: Stopped, what: String, why: String, rip: u64) -> Error {
         let event = self.writer.next_index();
         let err = Error::Unsupported {
             what,
@@ -187,11 +193,13 @@ impl Session {
             pid: self.pid.as_raw(),
             trace: self.writer.dir().to_path_buf(),
         };
-        self.append(Event::Aborted {
-            reason: err.to_string(),
-        })?;
         let _ = s.kill();
-        Err(err)
+        if let Err(e) = self.append(Event::Aborted {
+            reason: err.to_string(),
+        }) {
+            return e;
+        }
+        err
     }
 
     fn on_syscall(&mut self, s: Stopped) -> Result<Flow> {
@@ -359,8 +367,8 @@ impl Session {
     }
 
     /// Waits for the next stop. While a signal is held for placement, polls, and after
-    /// `signals::HOLD_LIMIT` stops the tracee with SIGSTOP so the signal can be placed
-    /// where it is (`Placement::Registers`).
+    /// `signals::HOLD_LIMIT` (or at the next probe, or the deadline) stops the tracee with
+    /// SIGSTOP so the signal can be placed where it is (`Placement::Registers`).
     fn wait(&mut self, running: Running) -> Result<Waited> {
         let Some(since) = self.sig.held_since() else {
             return self.t(running.wait());
@@ -368,6 +376,7 @@ impl Session {
         if self.sig.stop_sent {
             return self.t(running.wait());
         }
+        let stop_at = self.sig.next_stop(since);
         let mut r = running;
         let mut nap = std::time::Duration::from_micros(20);
         loop {
@@ -375,7 +384,7 @@ impl Session {
                 Ok(w) => return Ok(w),
                 Err(back) => r = back,
             }
-            if Instant::now() >= since + crate::signals::HOLD_LIMIT {
+            if Instant::now() >= stop_at {
                 self.t(r.signal(tracee::Signal::SIGSTOP))?;
                 self.sig.stop_sent = true;
                 return self.t(r.wait());

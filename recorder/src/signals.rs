@@ -13,11 +13,17 @@
 //!   - the next recorded syscall, which is cancelled, the signal delivered with rip at
 //!     the `syscall` instruction, and the call re-issued after the handler
 //!     (`Placement::SyscallEntry`);
-//!   - after `HOLD_LIMIT` without either, a SIGSTOP from the recorder, delivering the signal
-//!     where the tracee stands, identified by all its registers and a digest of its
-//!     FPU state and writable memory (`Placement::Registers`): a loop that comes back to
-//!     the same registers with other memory is told apart, and one that comes back to
-//!     the same state has the same future, so replay may deliver at its first visit.
+//!   - after `HOLD_LIMIT` without either, a SIGSTOP from the recorder and a probe: a
+//!     breakpoint where the tracee stands, and when it comes back there, a comparison of
+//!     its registers and state digest (FPU state, mask, writable memory). If the state
+//!     repeats, the tracee is in a loop that changes nothing until a signal does (`while
+//!     (!flag);`): the signal is delivered there (`Placement::Registers`), and since a
+//!     repeated state has the same future, replay may deliver at the first visit with
+//!     that state, found at once. If the state changed, the loop does work whose passes
+//!     only a branch counter could tell apart at replay: the signal stays held for the
+//!     next system call or preemption point, with a new probe every `PROBE_GAP`; after
+//!     `HOLD_DEADLINE` without a place, the recording stops with a message rather than
+//!     place it where replay could not find it again.
 //!
 //! Under `--chaos` (see `chaos`) the tick target of a held signal lies a seeded number of
 //! points ahead, and while nothing is held a chaos tick is armed at which the recorder
@@ -39,8 +45,21 @@ use crate::session::{gprs, Flow, Session};
 use crate::ticks::NEVER;
 
 /// How long a held signal waits for a preemption point or a syscall before the recorder
-/// stops the tracee to deliver it by registers.
+/// stops the tracee to probe for a place by registers.
 pub const HOLD_LIMIT: Duration = Duration::from_millis(1);
+/// After a probe found the state changing, the wait before the next one.
+pub const PROBE_GAP: Duration = Duration::from_millis(50);
+/// How long a signal may stay held before the recording stops.
+pub const HOLD_DEADLINE: Duration = Duration::from_secs(2);
+
+/// A breakpoint where the tracee stood when a held signal found no place, and its state
+/// there: if the tracee comes back to the same state, the signal is delivered there.
+struct Probe {
+    rip: u64,
+    orig: u8,
+    regs: Regs,
+    digest: [u8; 32],
+}
 
 /// Signals waiting for placement and the bookkeeping around them.
 #[derive(Default)]
@@ -55,6 +74,9 @@ pub(crate) struct SignalState {
     injecting: Option<SigInfo>,
     /// A SIGSTOP of ours is on its way.
     pub stop_sent: bool,
+    probe: Option<Probe>,
+    /// No new probe before this, after one found the state changing.
+    next_probe: Option<Instant>,
 }
 
 impl SignalState {
@@ -64,6 +86,20 @@ impl SignalState {
 
     pub fn held_since(&self) -> Option<Instant> {
         self.since.filter(|_| self.has_held())
+    }
+
+    /// When the recorder stops the tracee for a held signal that arrived at `since`: to
+    /// probe, after `HOLD_LIMIT` or at the next probe time; with a probe in flight, at
+    /// the deadline only.
+    pub fn next_stop(&self, since: Instant) -> Instant {
+        let deadline = since + HOLD_DEADLINE;
+        if self.probe.is_some() {
+            return deadline;
+        }
+        let first = since + HOLD_LIMIT;
+        self.next_probe
+            .map_or(first, |t| t.max(first))
+            .min(deadline)
     }
 }
 
@@ -92,6 +128,10 @@ impl Session {
             }
         }
         if sig == Signal::SIGTRAP && info.code() == code::SI_KERNEL {
+            let regs = self.t(s.regs())?;
+            if self.sig.probe.as_ref().map(|p| p.rip) == Some(regs.rip().wrapping_sub(1)) {
+                return self.on_probe_hit(s);
+            }
             if let (Some(target), Some(t)) = (self.sig.armed, self.ticks) {
                 let ticks = self.t(s.read_u64(t.ticks))?;
                 if ticks == target {
@@ -111,17 +151,6 @@ impl Session {
             if self.cpuid_faulting && insn[..got].starts_with(&[0x0f, 0xa2]) {
                 return self.on_cpuid(s, regs);
             }
-        }
-        if sig == Signal::SIGSTOP
-            && self.sig.stop_sent
-            && info.code() == code::SI_TKILL
-            && info.pid() == std::process::id() as i32
-        {
-            self.sig.stop_sent = false;
-            if self.sig.has_held() {
-                return self.place_by_registers(s);
-            }
-            return self.t(s.resume(Resume::Cont(None)));
         }
         if info.is_synchronous_fault() {
             return self.t(s.resume(Resume::Cont(Some(sig))));
@@ -186,6 +215,7 @@ impl Session {
 
     /// After placing one held signal: aim at the next one, or disarm.
     fn rearm(&mut self, s: &Stopped) -> Result<()> {
+        self.sig.next_probe = None;
         if self.sig.has_held() {
             self.sig.since = Some(Instant::now());
             self.arm(s)
@@ -213,6 +243,7 @@ impl Session {
     /// The `int3` at the armed preemption point: deliver the first held signal here.
     fn on_tick(&mut self, s: Stopped, ticks: u64) -> Result<Running> {
         self.sig.armed = None;
+        self.clear_probe(&s)?;
         if !self.sig.has_held() && std::mem::take(&mut self.sig.chaos_armed) {
             return self.on_chaos_tick(s, ticks);
         }
@@ -256,6 +287,7 @@ impl Session {
     /// At the seccomp stop of a recorded syscall with a signal held: cancel the call,
     /// rewind to its `syscall` instruction and deliver the signal there.
     pub(crate) fn place_before_syscall(&mut self, s: Stopped, regs: Regs) -> Result<Flow> {
+        self.clear_probe(&s)?;
         let mut skip = regs;
         skip.0.orig_rax = u64::MAX;
         self.t(s.set_regs(&skip))?;
@@ -297,14 +329,105 @@ impl Session {
         self.t(s.resume(Resume::Cont(Some(sig)))).map(Flow::Running)
     }
 
-    /// At our own SIGSTOP: deliver the first held signal where the tracee stands.
-    fn place_by_registers(&mut self, s: Stopped) -> Result<Running> {
+    /// Whether a SIGSTOP stop is the one the recorder sent (see `Session::wait`).
+    pub(crate) fn is_our_stop(&self, s: &Stopped) -> Result<bool> {
+        if !self.sig.stop_sent {
+            return Ok(false);
+        }
+        let info = self.t(s.siginfo())?;
+        Ok(info.code() == code::SI_TKILL && info.pid() == std::process::id() as i32)
+    }
+
+    /// At our own SIGSTOP: with a signal held, give up after `HOLD_DEADLINE`, or step
+    /// one instruction and set a probe where the tracee stood, to see whether it comes
+    /// back to the same state.
+    pub(crate) fn on_our_stop(&mut self, s: Stopped) -> Result<Flow> {
+        self.sig.stop_sent = false;
+        if !self.sig.has_held() {
+            return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
+        }
+        self.place_by_registers(s)
+    }
+
+    fn place_by_registers(&mut self, s: Stopped) -> Result<Flow> {
+        let regs = self.t(s.regs())?;
+        let held_for = self.sig.since.map_or(Duration::ZERO, |t| t.elapsed());
+        if held_for >= HOLD_DEADLINE {
+            self.clear_probe(&s)?;
+            let name = self
+                .sig
+                .held
+                .front()
+                .and_then(signal_of)
+                .map_or_else(|| "a signal".to_string(), |g| g.as_str().to_string());
+            return Err(self.abort_error(
+                s,
+                format!("{name} held for {} ms", held_for.as_millis()),
+                "the program ran on without a system call or preemption point, in code \
+                 whose state changes from one pass to the next: without hardware counters \
+                 the signal cannot be placed where a replay would find it again (a system \
+                 call in the loop, or the execution-point ABI of kernel/EXEC_POINTS.md, \
+                 gives it a place)"
+                    .into(),
+                regs.rip(),
+            ));
+        }
+        if self.sig.probe.is_some() {
+            return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
+        }
+        let digest = self.t(s.state_digest())?;
+        // Off the instruction first, so the breakpoint marks the next visit.
+        let (s, stop) = match self.t(self.t(s.resume(Resume::Step(None)))?.wait())? {
+            Waited::Exited(e) => return Ok(Flow::Exited(e)),
+            Waited::Stopped(s, stop) => (s, stop),
+        };
+        if stop != Stop::Signal(Signal::SIGTRAP) {
+            // A system call or a fault came first: handled as any stop, the signal still
+            // held (placed before that call, if it is one).
+            return self.on_stop(s, stop);
+        }
+        let at = Addr::new(regs.rip());
+        let mut orig = [0u8; 1];
+        self.t(s.read_exact(at, &mut orig))?;
+        self.t(s.poke_bytes(at, &[0xcc]))?;
+        self.sig.probe = Some(Probe {
+            rip: regs.rip(),
+            orig: orig[0],
+            regs,
+            digest,
+        });
+        self.t(s.resume(Resume::Cont(None))).map(Flow::Running)
+    }
+
+    /// Takes out the probe's breakpoint, if one is set.
+    pub(crate) fn clear_probe(&mut self, s: &Stopped) -> Result<()> {
+        if let Some(p) = self.sig.probe.take() {
+            self.t(s.poke_bytes(Addr::new(p.rip), &[p.orig]))?;
+        }
+        Ok(())
+    }
+
+    /// The tracee came back to the probe: deliver there if its state repeated, else
+    /// keep holding and probe again later.
+    fn on_probe_hit(&mut self, s: Stopped) -> Result<Running> {
+        let Some(probe) = self.sig.probe.take() else {
+            return self.t(s.resume(Resume::Cont(None)));
+        };
+        self.t(s.poke_bytes(Addr::new(probe.rip), &[probe.orig]))?;
+        let mut regs = self.t(s.regs())?;
+        regs.0.rip = probe.rip;
+        self.t(s.set_regs(&regs))?;
+        let repeated =
+            regs.same_user_state(&probe.regs) && self.t(s.state_digest())? == probe.digest;
+        if !repeated {
+            self.sig.next_probe = Some(Instant::now() + PROBE_GAP);
+            return self.t(s.resume(Resume::Cont(None)));
+        }
         let Some((info, sig)) = self.take_held() else {
             return self.t(s.resume(Resume::Cont(None)));
         };
-        let regs = self.t(s.regs())?;
         let ticks = self.read_ticks(&s)?;
-        let state = trace::BlobHash(self.t(s.state_digest())?);
+        let state = trace::BlobHash(probe.digest);
         self.append(Event::Signal(SignalEvent {
             signo: sig as i32,
             siginfo: info.0.to_vec(),

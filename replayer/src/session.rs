@@ -400,7 +400,9 @@ impl Engine {
             return Ok(false);
         }
         let d = self.t(s.state_digest())?;
-        if std::env::var_os("DBG_STATE").is_some() { eprintln!("DBG digest {:02x?} want {:02x?}", &d[..4], &state.0[..4]); }
+        if std::env::var_os("DBG_STATE").is_some() {
+            eprintln!("DBG digest {:02x?} want {:02x?}", &d[..4], &state.0[..4]);
+        }
         Ok(d == state.0)
     }
 
