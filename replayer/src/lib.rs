@@ -100,8 +100,14 @@ pub struct Outcome {
 pub fn open_trace(path: &Path) -> Result<Arc<TraceData>> {
     let reader = trace::open(path)?;
     let mut events = Vec::new();
-    for item in reader.events()? {
+    let mut iter = reader.events()?;
+    for item in iter.by_ref() {
         events.push(item?.1);
+    }
+    // Every command that replays (replay, replay -i, gdb, analyze) opens its trace here, so
+    // this is the one place that makes all of them say that the recording is cut short.
+    if let Some(note) = reader.incomplete_note(&iter) {
+        eprintln!("rewind: {note}");
     }
     let launch = files::launch(path, &reader)?;
     Ok(Arc::new(TraceData {

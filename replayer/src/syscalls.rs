@@ -227,7 +227,7 @@ impl Engine {
     pub(crate) fn data_bytes(&self, d: &Data) -> Result<Vec<u8>> {
         Ok(match d {
             Data::Inline(v) => v.clone(),
-            Data::Blob { hash, .. } => self.data.reader.blob(hash)?,
+            Data::Blob { hash, len } => self.data.reader.blob(hash, *len)?,
         })
     }
 

@@ -83,9 +83,8 @@ fn dump_events(
     out: &mut impl Write,
     r: &TraceReader,
     json: bool,
-) -> anyhow::Result<(u64, Option<u64>)> {
+) -> anyhow::Result<Option<String>> {
     let mut events = r.events()?;
-    let mut n = 0u64;
     for item in events.by_ref() {
         let (i, e) = item?;
         if json {
@@ -94,9 +93,8 @@ fn dump_events(
         } else {
             writeln!(out, "{}", dump::line(i, &e))?;
         }
-        n += 1;
     }
-    Ok((n, events.partial_tail()))
+    Ok(r.incomplete_note(&events))
 }
 
 /// Runs `rewind dump`.
@@ -105,7 +103,7 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
     let reader = trace::open(&dir)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let result = (|| -> anyhow::Result<(u64, Option<u64>)> {
+    let result = (|| -> anyhow::Result<Option<String>> {
         if args.header && !args.json {
             print_header(&mut out, &reader)?;
         }
@@ -113,7 +111,7 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
         out.flush()?;
         Ok(r)
     })();
-    let (n, partial) = match result {
+    let note = match result {
         Ok(r) => r,
         // `rewind dump | head` is fine.
         Err(e)
@@ -124,18 +122,8 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    if !reader.is_complete() {
-        match partial {
-            Some(off) => eprintln!(
-                "rewind: {}: trace is incomplete (the recorder did not close it); {n} events read, \
-                 events file ends in a partial chunk at byte offset {off}",
-                dir.display()
-            ),
-            None => eprintln!(
-                "rewind: {}: trace is incomplete (the recorder did not close it); {n} events read",
-                dir.display()
-            ),
-        }
+    if let Some(note) = note {
+        eprintln!("rewind: {note}");
     }
     Ok(())
 }

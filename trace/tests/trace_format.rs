@@ -102,11 +102,11 @@ fn blobs_are_deduplicated_and_checked() {
     assert_eq!(w.stats().blob_bytes, before, "second copy not stored");
     w.finish().unwrap();
     let r = TraceReader::open(d.path()).unwrap();
-    assert_eq!(r.blob(&a).unwrap(), vec![5u8; 10000]);
+    assert_eq!(r.blob(&a, 10000).unwrap(), vec![5u8; 10000]);
     // A damaged blob is refused by hash.
     let path = d.path().join("blobs").join(a.hex());
     std::fs::write(&path, zstd::encode_all(&[6u8; 10000][..], 3).unwrap()).unwrap();
-    let e = r.blob(&a).unwrap_err().to_string();
+    let e = r.blob(&a, 10000).unwrap_err().to_string();
     assert!(e.contains("do not match"), "{e}");
 }
 
@@ -116,9 +116,11 @@ fn partial_last_chunk_of_an_incomplete_trace_is_reported_not_fatal() {
     write_trace(d.path(), 100, false);
     let events = d.path().join("events");
     let whole = std::fs::metadata(&events).unwrap().len();
-    // A second chunk cut off mid-write, as a SIGKILL would leave it.
-    let next = chunk::encode(&[1, 2, 3, 4, 5, 6, 7, 8], 1, 100).unwrap();
+    // A second chunk cut off mid-write, as a SIGKILL would leave it (bound to the same
+    // header as the first).
     let mut bytes = std::fs::read(&events).unwrap();
+    let binding = u32::from_le_bytes(bytes[28..32].try_into().unwrap());
+    let next = chunk::encode(&[1, 2, 3, 4, 5, 6, 7, 8], 1, 100, binding).unwrap();
     bytes.extend_from_slice(&next[..next.len() - 3]);
     std::fs::write(&events, bytes).unwrap();
     let r = TraceReader::open(d.path()).unwrap();
