@@ -109,6 +109,9 @@ pub fn open_trace(path: &Path) -> Result<Arc<TraceData>> {
     if let Some(note) = reader.incomplete_note(&iter) {
         eprintln!("rewind: {note}");
     }
+    // A blob that is damaged or expands past its recorded length is refused here, before
+    // the replay starts, rather than at the event that maps or writes it.
+    reader.check_blobs(&events)?;
     let launch = files::launch(path, &reader)?;
     Ok(Arc::new(TraceData {
         path: path.to_path_buf(),

@@ -1,6 +1,8 @@
 //! `rewind dump [TRACE] [--json]`: the events one a line, like strace for a recording.
 
 use std::io::{BufWriter, Write};
+
+use anyhow::Context;
 use std::path::PathBuf;
 
 use trace::{dump, TraceReader};
@@ -85,8 +87,13 @@ fn dump_events(
     json: bool,
 ) -> anyhow::Result<Option<String>> {
     let mut events = r.events()?;
+    // dump is the tool that reads a whole trace: it checks every blob the events refer to.
+    let mut blobs = trace::BlobChecker::default();
     for item in events.by_ref() {
         let (i, e) = item?;
+        blobs
+            .check(r, &e)
+            .with_context(|| format!("event {i} refers to a bad blob"))?;
         if json {
             serde_json::to_writer(&mut *out, &dump::json(i, &e))?;
             writeln!(out)?;

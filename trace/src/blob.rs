@@ -7,7 +7,7 @@
 //! bomb) costs at most that length; no blob may exceed [`MAX_BLOB_BYTES`].
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,18 @@ impl BlobStore {
     /// the blob is referred to), and checks its length and hash. Decompression is
     /// streamed and stops one byte past `len`.
     pub fn get(&self, hash: &BlobHash, len: u64) -> Result<Vec<u8>> {
+        // Grows with what really decompresses, not with what the trace claims.
+        let mut bytes = Vec::with_capacity(len.min(1 << 20) as usize);
+        self.decode(hash, len, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Checks that a blob decompresses to `len` bytes with its hash, keeping none of it.
+    pub fn verify(&self, hash: &BlobHash, len: u64) -> Result<()> {
+        self.decode(hash, len, &mut std::io::sink())
+    }
+
+    fn decode(&self, hash: &BlobHash, len: u64, sink: &mut dyn Write) -> Result<()> {
         let path = self.path(hash);
         let err = |what: String| Error::Blob {
             hash: hash.hex(),
@@ -110,35 +122,53 @@ impl BlobStore {
                 path.display()
             ))
         })?;
-        // Grows with what really decompresses, not with what the trace claims.
-        let mut bytes = Vec::with_capacity(len.min(1 << 20) as usize);
-        decoder
-            .take(len + 1)
-            .read_to_end(&mut bytes)
+        let mut hashing = HashingWriter {
+            inner: sink,
+            hasher: Sha256::new(),
+        };
+        let got = std::io::copy(&mut decoder.take(len + 1), &mut hashing)
             .map_err(|e| err(format!("{}: not a valid zstd stream: {e}", path.display())))?;
-        if bytes.len() as u64 != len {
+        if got > len {
             return Err(err(format!(
-                "{}: decompresses to {}{} bytes, the trace says {len}",
-                path.display(),
-                if bytes.len() as u64 > len {
-                    "more than "
-                } else {
-                    ""
-                },
-                bytes.len().min(len as usize)
+                "{}: decompresses to more than the {len} bytes the trace says it holds",
+                path.display()
             )));
         }
-        if BlobHash::of(&bytes) != *hash {
-            return Err(Error::Blob {
-                hash: hash.hex(),
-                what: format!("{}: contents do not match the hash", path.display()),
-            });
+        if got < len {
+            return Err(err(format!(
+                "{}: decompresses to {got} bytes, the trace says {len}",
+                path.display()
+            )));
         }
-        Ok(bytes)
+        if BlobHash(hashing.hasher.finalize().into()) != *hash {
+            return Err(err(format!(
+                "{}: contents do not match the hash",
+                path.display()
+            )));
+        }
+        Ok(())
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Passes bytes on while hashing them.
+struct HashingWriter<'a> {
+    inner: &'a mut dyn Write,
+    hasher: Sha256,
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }

@@ -68,7 +68,7 @@ pub use event::{
 pub use header::{
     BinaryId, CpuidInfo, CpuidRecord, Header, InheritedSignals, InitialMapping, Script, TickAbi,
 };
-pub use reader::{EventIter, TraceReader};
+pub use reader::{BlobChecker, EventIter, TraceReader};
 pub use version::FORMAT_VERSION;
 
 /// Opens a trace directory or a packed trace; see [`TraceReader::open_any`].

@@ -733,8 +733,11 @@ impl Unpacked {
     /// Unpacks `pack` into a fresh private directory under the system temp dir.
     pub fn new(pack: &Path) -> Result<Unpacked> {
         let tmp = std::env::temp_dir();
+        // Only this user may enter it: the guest binary and the trace are unpacked there.
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
         let dir = tempfile::Builder::new()
             .prefix("rewind-unpacked-")
+            .permissions(private)
             .tempdir_in(&tmp)
             .map_err(io("create a private directory in", &tmp))?;
         live().push(dir.path().to_path_buf());

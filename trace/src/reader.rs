@@ -364,6 +364,17 @@ impl TraceReader {
         self.blobs.get(hash, len)
     }
 
+    /// Checks every blob `events` refer to, each distinct one once: it must decompress to
+    /// the length the events record (decompression stops past it) with its hash, and no
+    /// two events may give one blob different lengths. Memory holds none of the blobs.
+    pub fn check_blobs<'a>(&self, events: impl IntoIterator<Item = &'a Event>) -> Result<()> {
+        let mut checker = BlobChecker::default();
+        for e in events {
+            checker.check(self, e)?;
+        }
+        Ok(())
+    }
+
     /// A line saying that the trace is incomplete and how far `events` (iterated to its
     /// end) went, or `None` for a complete trace. Every command prints it.
     pub fn incomplete_note(&self, events: &EventIter) -> Option<String> {
@@ -384,6 +395,34 @@ impl TraceReader {
                 self.dir.display()
             ),
         })
+    }
+}
+
+/// Checks the blobs events refer to, each distinct one once; see
+/// [`TraceReader::check_blobs`].
+#[derive(Debug, Default)]
+pub struct BlobChecker {
+    seen: std::collections::HashMap<BlobHash, u64>,
+}
+
+impl BlobChecker {
+    /// Checks the blobs `event` refers to that were not checked before.
+    pub fn check(&mut self, reader: &TraceReader, event: &Event) -> Result<()> {
+        for (hash, len) in event.blobs() {
+            match self.seen.get(&hash) {
+                Some(&l) if l == len => continue,
+                Some(&l) => {
+                    return Err(Error::Blob {
+                        hash: hash.hex(),
+                        what: format!("events give it two lengths, {l} and {len} bytes"),
+                    })
+                }
+                None => {}
+            }
+            reader.blobs.verify(&hash, len)?;
+            self.seen.insert(hash, len);
+        }
+        Ok(())
     }
 }
 
