@@ -87,8 +87,8 @@ fn rewind_in(args: &[&OsStr], cwd: &Path, tmp: &Path) -> Outcome {
     // time writes "Command exited with non-zero status N" before the figure.
     let peak_rss_kib = rss
         .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .last()
+        .rev()
+        .find_map(|l| l.trim().parse().ok())
         .unwrap_or_else(|| panic!("no peak RSS from GNU time: {rss:?}"));
     let stderr = err.join().unwrap();
     // time exits with its child's status.

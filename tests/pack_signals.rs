@@ -39,10 +39,9 @@ fn entries(d: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// `rewind gdb ARGS` with TMPDIR=`tmp`; returns once the pack is unpacked there, with the
-/// unpack directory.
-fn start_gdb(args: &[&str], pack: &Path, tmp: &Path) -> (Child, PathBuf) {
-    let child = Command::new(REWIND)
+/// `rewind gdb ARGS PACK` with TMPDIR=`tmp`.
+fn spawn_gdb(args: &[&str], pack: &Path, tmp: &Path) -> Child {
+    Command::new(REWIND)
         .arg("gdb")
         .args(args)
         .arg(pack)
@@ -51,16 +50,24 @@ fn start_gdb(args: &[&str], pack: &Path, tmp: &Path) -> (Child, PathBuf) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits until the pack is unpacked in `tmp`; the unpack directory.
+fn unpacked_in(child: &mut Child, tmp: &Path) -> PathBuf {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(d) = entries(tmp)
             .into_iter()
             .find(|p| p.join("binary").is_file())
         {
-            return (child, d);
+            return d;
         }
-        assert!(Instant::now() < deadline, "no unpacked trace in {tmp:?}");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no unpacked trace in {tmp:?}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -95,7 +102,8 @@ fn unpack_dir_is_private_and_removed_on_sigint_and_sigterm() {
     for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
         let tmp = s.path(&format!("tmp{sig}"));
         std::fs::create_dir_all(&tmp).unwrap();
-        let (mut child, dir) = start_gdb(&["--no-launch"], &pack, &tmp);
+        let mut child = spawn_gdb(&["--no-launch"], &pack, &tmp);
+        let dir = unpacked_in(&mut child, &tmp);
         let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "{dir:?} has mode {mode:o}");
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -123,7 +131,8 @@ fn sigint_is_left_to_gdb_while_it_runs() {
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let tmp = s.path("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let (mut child, _) = start_gdb(&["--gdb", fake.to_str().unwrap()], &pack, &tmp);
+    let mut child = spawn_gdb(&["--gdb", fake.to_str().unwrap()], &pack, &tmp);
+    unpacked_in(&mut child, &tmp);
     std::thread::sleep(Duration::from_millis(300));
     signal(&child, "-INT");
     std::thread::sleep(Duration::from_millis(500));

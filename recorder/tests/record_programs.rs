@@ -80,7 +80,10 @@ fn ls_records_directory_reads_and_file_mappings() {
         .collect();
     assert!(maps.iter().any(|m| m.path.ends_with(b"libc.so.6")));
     for m in &maps {
-        assert_eq!(r.blob(&m.file, m.file_size).unwrap().len() as u64, m.file_size);
+        assert_eq!(
+            r.blob(&m.file, m.file_size).unwrap().len() as u64,
+            m.file_size
+        );
     }
     // The loader's own mappings (binary, ld.so) are in the header.
     assert!(r
