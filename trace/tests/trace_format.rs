@@ -331,7 +331,8 @@ fn chunk_frames_outside_the_limits_are_refused_before_decompression() {
         chunk::parse_frame(&f)
     };
     assert_eq!(frame(&|_| {}).unwrap().binding, 7);
-    let cases: [(&dyn Fn(&mut [u8]), &str); 4] = [
+    type Edit<'a> = &'a dyn Fn(&mut [u8]);
+    let cases: [(Edit, &str); 4] = [
         (
             &|f| f[12..16].copy_from_slice(&(1u32 << 27).to_le_bytes()),
             "claims 134217728 events",
