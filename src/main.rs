@@ -3,6 +3,7 @@
 
 mod cmd;
 mod scenario;
+mod signals;
 
 use clap::{Parser, Subcommand};
 
@@ -40,6 +41,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    signals::install()?;
     match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Record(args) => cmd::record::run(args),

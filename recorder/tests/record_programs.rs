@@ -80,7 +80,10 @@ fn ls_records_directory_reads_and_file_mappings() {
         .collect();
     assert!(maps.iter().any(|m| m.path.ends_with(b"libc.so.6")));
     for m in &maps {
-        assert_eq!(r.blob(&m.file).unwrap().len() as u64, m.file_size);
+        assert_eq!(
+            r.blob(&m.file, m.file_size).unwrap().len() as u64,
+            m.file_size
+        );
     }
     // The loader's own mappings (binary, ld.so) are in the header.
     assert!(r
@@ -175,11 +178,11 @@ fn cat_file_contents_are_stored_as_a_deduplicated_blob() {
         .into_iter()
         .flat_map(|s| s.writes.iter())
         .find_map(|w| match w.data {
-            trace::Data::Blob { hash, .. } => Some(hash),
+            trace::Data::Blob { hash, len } => Some((hash, len)),
             _ => None,
         })
         .expect("a large read is stored as a blob");
-    assert_eq!(r.blob(&blob).unwrap(), content.as_bytes());
+    assert_eq!(r.blob(&blob.0, blob.1).unwrap(), content.as_bytes());
 }
 
 const RDTSC_CPUID: &str = r#"

@@ -102,9 +102,18 @@ pub struct Outcome {
 pub fn open_trace(path: &Path) -> Result<Arc<TraceData>> {
     let reader = trace::open(path)?;
     let mut events = Vec::new();
-    for item in reader.events()? {
+    let mut iter = reader.events()?;
+    for item in iter.by_ref() {
         events.push(item?.1);
     }
+    // Every command that replays (replay, replay -i, gdb, analyze) opens its trace here, so
+    // this is the one place that makes all of them say that the recording is cut short.
+    if let Some(note) = reader.incomplete_note(&iter) {
+        eprintln!("rewind: {note}");
+    }
+    // A blob that is damaged or expands past its recorded length is refused here, before
+    // the replay starts, rather than at the event that maps or writes it.
+    reader.check_blobs(&events)?;
     let launch = files::launch(path, &reader)?;
     Ok(Arc::new(TraceData {
         path: path.to_path_buf(),

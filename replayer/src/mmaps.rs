@@ -36,7 +36,7 @@ impl Engine {
                 format!("the anonymous replacement mapping returned {got}"),
             ));
         }
-        let file = self.data.reader.blob(&m.file)?;
+        let file = self.data.reader.blob(&m.file, m.file_size)?;
         let from = usize::try_from(m.offset)
             .unwrap_or(usize::MAX)
             .min(file.len());

@@ -235,7 +235,7 @@ impl Engine {
     pub(crate) fn data_bytes(&self, d: &Data, len: u64) -> Result<Vec<u8>> {
         let bytes = match d {
             Data::Inline(v) => v.clone(),
-            Data::Blob { hash, .. } => self.data.reader.blob(hash)?,
+            Data::Blob { hash, len } => self.data.reader.blob(hash, *len)?,
         };
         if bytes.len() as u64 != len {
             return Err(self.diverged(

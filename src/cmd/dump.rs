@@ -1,6 +1,8 @@
 //! `rewind dump [TRACE] [--json]`: the events one a line, like strace for a recording.
 
 use std::io::{BufWriter, Write};
+
+use anyhow::Context;
 use std::path::PathBuf;
 
 use trace::{dump, TraceReader};
@@ -83,20 +85,23 @@ fn dump_events(
     out: &mut impl Write,
     r: &TraceReader,
     json: bool,
-) -> anyhow::Result<(u64, Option<u64>)> {
+) -> anyhow::Result<Option<String>> {
     let mut events = r.events()?;
-    let mut n = 0u64;
+    // dump is the tool that reads a whole trace: it checks every blob the events refer to.
+    let mut blobs = trace::BlobChecker::default();
     for item in events.by_ref() {
         let (i, e) = item?;
+        blobs
+            .check(r, &e)
+            .with_context(|| format!("event {i} refers to a bad blob"))?;
         if json {
             serde_json::to_writer(&mut *out, &dump::json(i, &e))?;
             writeln!(out)?;
         } else {
             writeln!(out, "{}", dump::line(i, &e))?;
         }
-        n += 1;
     }
-    Ok((n, events.partial_tail()))
+    Ok(r.incomplete_note(&events))
 }
 
 /// Runs `rewind dump`.
@@ -105,7 +110,7 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
     let reader = trace::open(&dir)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let result = (|| -> anyhow::Result<(u64, Option<u64>)> {
+    let result = (|| -> anyhow::Result<Option<String>> {
         if args.header && !args.json {
             print_header(&mut out, &reader)?;
         }
@@ -113,7 +118,7 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
         out.flush()?;
         Ok(r)
     })();
-    let (n, partial) = match result {
+    let note = match result {
         Ok(r) => r,
         // `rewind dump | head` is fine.
         Err(e)
@@ -124,18 +129,8 @@ pub fn run(args: DumpArgs) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    if !reader.is_complete() {
-        match partial {
-            Some(off) => eprintln!(
-                "rewind: {}: trace is incomplete (the recorder did not close it); {n} events read, \
-                 events file ends in a partial chunk at byte offset {off}",
-                dir.display()
-            ),
-            None => eprintln!(
-                "rewind: {}: trace is incomplete (the recorder did not close it); {n} events read",
-                dir.display()
-            ),
-        }
+    if let Some(note) = note {
+        eprintln!("rewind: {note}");
     }
     Ok(())
 }

@@ -54,6 +54,8 @@ pub fn run(args: GdbArgs) -> anyhow::Result<()> {
         server.serve_forever()?;
         return Ok(());
     }
+    // From here on Ctrl-C is gdb's: it interrupts the replay over the remote protocol.
+    let _sigint = crate::signals::SigintToChild::new();
     let mut child = Command::new(&args.gdb)
         .args(&cmd[1..])
         .spawn()

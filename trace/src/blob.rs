@@ -1,14 +1,23 @@
 //! Content-addressed blobs: file contents and large system call outputs, stored once per
 //! distinct content under `blobs/<sha256 hex>`, zstd-compressed. Written to a temporary
 //! name and renamed, so a killed recorder never leaves a half blob under a real name.
+//!
+//! A blob is read with the length the event referring to it records and decompressed as a
+//! stream that stops one byte past it, so a small file that expands to gigabytes (a zstd
+//! bomb) costs at most that length; no blob may exceed [`MAX_BLOB_BYTES`].
 
 use std::fs;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{io, Error, Result};
+
+/// Largest blob a trace may hold (uncompressed): the whole contents of a file the program
+/// mapped, or one system call's output. The writer refuses larger ones.
+pub const MAX_BLOB_BYTES: u64 = 1 << 30;
 
 /// SHA-256 of a blob's uncompressed contents.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,6 +71,11 @@ impl BlobStore {
     /// Stores `bytes` unless already present; returns its hash and the bytes written to
     /// disk (0 when deduplicated).
     pub fn put(&self, bytes: &[u8]) -> Result<(BlobHash, u64)> {
+        if bytes.len() as u64 > MAX_BLOB_BYTES {
+            return Err(Error::Usage(
+                "blob larger than a trace may hold (1 GiB, the reader's limit)",
+            ));
+        }
         let hash = BlobHash::of(bytes);
         let path = self.path(&hash);
         if path.exists() {
@@ -74,28 +88,87 @@ impl BlobStore {
         Ok((hash, compressed.len() as u64))
     }
 
-    /// Reads a blob back and checks its hash.
-    pub fn get(&self, hash: &BlobHash) -> Result<Vec<u8>> {
-        let path = self.path(hash);
-        let compressed = fs::read(&path).map_err(|e| Error::Blob {
-            hash: hash.hex(),
-            what: format!("cannot read {}: {e}", path.display()),
-        })?;
-        let bytes = zstd::stream::decode_all(&compressed[..]).map_err(|e| Error::Blob {
-            hash: hash.hex(),
-            what: format!("{}: not a valid zstd stream: {e}", path.display()),
-        })?;
-        if BlobHash::of(&bytes) != *hash {
-            return Err(Error::Blob {
-                hash: hash.hex(),
-                what: format!("{}: contents do not match the hash", path.display()),
-            });
-        }
+    /// Reads a blob back, expecting `len` uncompressed bytes (the length recorded where
+    /// the blob is referred to), and checks its length and hash. Decompression is
+    /// streamed and stops one byte past `len`.
+    pub fn get(&self, hash: &BlobHash, len: u64) -> Result<Vec<u8>> {
+        // Grows with what really decompresses, not with what the trace claims.
+        let mut bytes = Vec::with_capacity(len.min(1 << 20) as usize);
+        self.decode(hash, len, &mut bytes)?;
         Ok(bytes)
+    }
+
+    /// Checks that a blob decompresses to `len` bytes with its hash, keeping none of it.
+    pub fn verify(&self, hash: &BlobHash, len: u64) -> Result<()> {
+        self.decode(hash, len, &mut std::io::sink())
+    }
+
+    fn decode(&self, hash: &BlobHash, len: u64, sink: &mut dyn Write) -> Result<()> {
+        let path = self.path(hash);
+        let err = |what: String| Error::Blob {
+            hash: hash.hex(),
+            what,
+        };
+        if len > MAX_BLOB_BYTES {
+            return Err(err(format!(
+                "the trace says it holds {len} bytes, more than a blob may ({MAX_BLOB_BYTES})"
+            )));
+        }
+        let file = fs::File::open(&path)
+            .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+        let decoder = zstd::stream::read::Decoder::new(file).map_err(|e| {
+            err(format!(
+                "{}: cannot start decompressing: {e}",
+                path.display()
+            ))
+        })?;
+        let mut hashing = HashingWriter {
+            inner: sink,
+            hasher: Sha256::new(),
+        };
+        let got = std::io::copy(&mut decoder.take(len + 1), &mut hashing)
+            .map_err(|e| err(format!("{}: not a valid zstd stream: {e}", path.display())))?;
+        if got > len {
+            return Err(err(format!(
+                "{}: decompresses to more than the {len} bytes the trace says it holds",
+                path.display()
+            )));
+        }
+        if got < len {
+            return Err(err(format!(
+                "{}: decompresses to {got} bytes, the trace says {len}",
+                path.display()
+            )));
+        }
+        if BlobHash(hashing.hasher.finalize().into()) != *hash {
+            return Err(err(format!(
+                "{}: contents do not match the hash",
+                path.display()
+            )));
+        }
+        Ok(())
     }
 
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Passes bytes on while hashing them.
+struct HashingWriter<'a> {
+    inner: &'a mut dyn Write,
+    hasher: Sha256,
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }

@@ -43,6 +43,21 @@ impl ChaosInfo {
     /// Reads `dir/chaos`; `None` when the trace was recorded without chaos.
     pub fn read(dir: &Path) -> Result<Option<ChaosInfo>> {
         let path = dir.join(CHAOS_FILE);
+        // Three short lines; a larger file is not one the recorder wrote.
+        const MAX_CHAOS_BYTES: u64 = 4096;
+        match fs::metadata(&path) {
+            Ok(m) if m.len() > MAX_CHAOS_BYTES => {
+                return Err(Error::Corrupt {
+                    path,
+                    offset: 0,
+                    what: format!(
+                        "chaos file is {} bytes, more than the {MAX_CHAOS_BYTES}-byte limit",
+                        m.len()
+                    ),
+                })
+            }
+            _ => {}
+        }
         let text = match fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -37,6 +37,20 @@ pub enum Error {
         /// Newest version this build reads.
         supported: u32,
     },
+    /// The trace was written by an older format than this build reads.
+    #[error(
+        "{}: trace format version {found} is older than this rewind reads ({supported}); \
+         re-record the program with this rewind",
+        path.display()
+    )]
+    OldVersion {
+        /// The file holding the version.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
     /// Bytes that do not form what the format says should be there.
     #[error("{}: corrupt at byte offset {offset}: {what}", path.display())]
     Corrupt {

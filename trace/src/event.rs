@@ -342,6 +342,28 @@ pub enum Event {
 }
 
 impl Event {
+    /// The blobs this event refers to, with the uncompressed length it records for each.
+    pub fn blobs(&self) -> Vec<(BlobHash, u64)> {
+        let Event::Syscall(sc) = self else {
+            return Vec::new();
+        };
+        let data = sc
+            .writes
+            .iter()
+            .map(|w| &w.data)
+            .chain(sc.output.iter().filter_map(|o| o.bytes.as_ref()));
+        let mut out: Vec<(BlobHash, u64)> = data
+            .filter_map(|d| match d {
+                Data::Blob { hash, len } => Some((*hash, *len)),
+                Data::Inline(_) => None,
+            })
+            .collect();
+        if let Some(m) = &sc.mapping {
+            out.push((m.file, m.file_size));
+        }
+        out
+    }
+
     /// A short name for the kind of event.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -23,17 +23,30 @@
 //! same stream, a valid blob too, so the binary costs nothing twice.
 //! Every entry is checked against its hash when read, and names outside that set are
 //! refused, so a pack can only ever produce a trace directory.
+//!
+//! A pack is hostile input, so its table is checked before anything is allocated or
+//! written: the entry count is at most the table's length divided by the smallest row
+//! ([`MIN_ROW`] bytes), the rows fill the table exactly, names are unique, every entry
+//! lies after the table and inside the file, and no two entries' stored bytes overlap
+//! except `binary` with the blob of the same content (the only sharing the writer does).
+//! Entries are copied out as streams, and the binary's decompression stops one byte past
+//! the size the trace header records (at most [`MAX_BINARY_BYTES`]). So unpacking writes
+//! at most the pack's own size plus the header's binary size, and holds 64 KiB buffers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
 use crate::blob::BlobHash;
 use crate::error::{io, Error, Result};
-use crate::version::{BLOBS_DIR, EVENTS_FILE, HEADER_FILE, INCOMPLETE_FILE, VERSION_FILE};
+use crate::header::BinaryId;
+use crate::version::{
+    BLOBS_DIR, END_FILE, EVENTS_FILE, HEADER_FILE, INCOMPLETE_FILE, VERSION_FILE,
+};
 
 /// First bytes of a packed trace.
 pub const PACK_MAGIC: [u8; 8] = *b"RWPACK\0\x01";
@@ -43,6 +56,10 @@ pub const PACK_VERSION: u32 = 1;
 pub const BINARY_ENTRY: &str = "binary";
 
 const FRAME_LEN: u64 = 20;
+/// The smallest table row: the shortest allowed name (`end`) and the fixed fields.
+pub const MIN_ROW: u64 = 2 + 3 + 1 + 8 + 8 + 32;
+/// Largest guest binary a pack may unpack (what a blob may hold).
+pub const MAX_BINARY_BYTES: u64 = crate::blob::MAX_BLOB_BYTES;
 /// zstd level for the binary: packing is rare and the pack may live in git, so spend the
 /// second or two that level 19 takes over level 3 (a fifth smaller on umk's debug info).
 const BINARY_ZSTD_LEVEL: i32 = 19;
@@ -84,6 +101,7 @@ fn allowed_name(name: &str) -> bool {
                 | INCOMPLETE_FILE
                 | HEADER_FILE
                 | EVENTS_FILE
+                | END_FILE
                 | crate::chaos::CHAOS_FILE
                 | BINARY_ENTRY
         ),
@@ -134,6 +152,7 @@ pub fn write(dir: &Path, binary: &Path, out: &Path) -> Result<PackStats> {
         INCOMPLETE_FILE,
         HEADER_FILE,
         EVENTS_FILE,
+        END_FILE,
         crate::chaos::CHAOS_FILE,
     ] {
         let p = dir.join(name);
@@ -242,6 +261,37 @@ pub fn is_pack(path: &Path) -> bool {
         .is_ok_and(|()| magic == PACK_MAGIC)
 }
 
+/// Refuses overlapping stored regions, except `binary` and one blob with the very same
+/// bytes: a table that points many rows at one region would make unpacking write far
+/// more than the pack holds.
+fn check_regions(entries: &[Entry], err: &dyn Fn(u64, &str, String) -> Error) -> Result<()> {
+    let mut by_offset: Vec<&Entry> = entries.iter().filter(|e| e.len > 0).collect();
+    // `binary` sorts before `blobs/…` at the same place, so a third row on the binary's
+    // region meets a blob, not the binary, and is refused.
+    by_offset.sort_by(|a, b| (a.offset, a.len, &a.name).cmp(&(b.offset, b.len, &b.name)));
+    for pair in by_offset.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if a.offset + a.len <= b.offset {
+            continue;
+        }
+        let same = a.offset == b.offset && a.len == b.len && a.sha256 == b.sha256;
+        let binary_and_blob = [a, b].iter().any(|e| e.name == BINARY_ENTRY)
+            && [a, b].iter().any(|e| e.name.starts_with("blobs/"));
+        if !(same && binary_and_blob) {
+            return Err(err(
+                b.offset,
+                &b.name,
+                format!(
+                    "its stored bytes overlap those of `{}` (only the binary and its own blob \
+                     may share)",
+                    a.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// An opened pack whose table of contents has been checked.
 #[derive(Debug)]
 pub struct Pack {
@@ -288,8 +338,18 @@ impl Pack {
                 ),
             ));
         }
-        let count = word(12) as usize;
+        let count = u64::from(word(12));
         let toc_len = u64::from(word(16));
+        if count * MIN_ROW > toc_len {
+            return Err(err(
+                12,
+                "table of contents",
+                format!(
+                    "{count} entries cannot fit in a {toc_len}-byte table (a row takes at least \
+                     {MIN_ROW} bytes)"
+                ),
+            ));
+        }
         if FRAME_LEN + toc_len + 32 > size {
             return Err(err(
                 FRAME_LEN,
@@ -314,7 +374,10 @@ impl Pack {
                 "sha256 mismatch (the pack was modified or damaged)".into(),
             ));
         }
-        let mut entries = Vec::with_capacity(count);
+        // Bounded by the table's length, checked above.
+        let mut entries = Vec::with_capacity(count as usize);
+        let mut names = HashSet::new();
+        let data_start = FRAME_LEN + toc_len + 32;
         let mut p = 0usize;
         let short = |p: usize| {
             err(
@@ -349,6 +412,13 @@ impl Pack {
                     "not a trace file name; refusing to unpack it".into(),
                 ));
             }
+            if !names.insert(name.clone()) {
+                return Err(err(
+                    FRAME_LEN + p as u64,
+                    &name,
+                    "a second entry of that name".into(),
+                ));
+            }
             let r = &rest[name_len..];
             let u64_at = |o: usize| {
                 let mut b = [0u8; 8];
@@ -376,6 +446,17 @@ impl Pack {
                 sha256,
             };
             let inside = matches!(entry.offset.checked_add(entry.len), Some(end) if end <= size);
+            if entry.offset < data_start && entry.len > 0 {
+                return Err(err(
+                    entry.offset,
+                    &entry.name,
+                    format!(
+                        "its bytes at byte offset {} lie inside the frame or the table (which \
+                         ends at {data_start})",
+                        entry.offset
+                    ),
+                ));
+            }
             if !inside {
                 return Err(err(
                     entry.offset,
@@ -390,6 +471,14 @@ impl Pack {
             p += name_len + 1 + 8 + 8 + 32;
             entries.push(entry);
         }
+        if p as u64 != toc_len {
+            return Err(err(
+                FRAME_LEN + p as u64,
+                "table of contents",
+                format!("{} stray bytes after the {count} rows", toc_len - p as u64),
+            ));
+        }
+        check_regions(&entries, &err)?;
         file.seek(SeekFrom::Start(0)).map_err(io("seek", path))?;
         Ok(Pack {
             path: path.to_path_buf(),
@@ -403,68 +492,210 @@ impl Pack {
         &self.entries
     }
 
-    /// The contents of `entry` (decompressed), checked against its hash.
-    pub fn read(&mut self, entry: &Entry) -> Result<Vec<u8>> {
-        let mut bytes = vec![0u8; entry.len as usize];
-        self.file
-            .seek(SeekFrom::Start(entry.offset))
-            .and_then(|_| self.file.read_exact(&mut bytes))
-            .map_err(io("read", &self.path))?;
-        let err = |what: String| Error::Pack {
+    fn err(&self, offset: u64, entry: &str, what: String) -> Error {
+        Error::Pack {
             path: self.path.clone(),
-            offset: entry.offset,
-            entry: entry.name.clone(),
+            offset,
+            entry: entry.to_string(),
             what,
-        };
-        if sha(&bytes) != entry.sha256 {
-            return Err(err(format!(
-                "sha256 of its {} bytes does not match the table (the pack was modified or \
-                 damaged)",
-                entry.len
-            )));
         }
-        if entry.compressed {
-            bytes = zstd::stream::decode_all(&bytes[..])
-                .map_err(|e| err(format!("not a valid zstd stream: {e}")))?;
-        }
-        Ok(bytes)
     }
 
-    /// Writes every entry into the (new or empty) directory `dir`: the trace files, and the
-    /// binary as `dir/binary`, executable, checked against the header's SHA-256.
+    /// Streams the stored bytes of `entry` into `sink` (when given), checking their
+    /// length and hash against the table.
+    fn stream_stored(&mut self, entry: &Entry, mut sink: Option<&mut dyn Write>) -> Result<()> {
+        self.file
+            .seek(SeekFrom::Start(entry.offset))
+            .map_err(io("seek", &self.path))?;
+        let mut src = (&self.file).take(entry.len);
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0u64;
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io("read", &self.path)(e)),
+            };
+            hasher.update(&buf[..n]);
+            if let Some(w) = sink.as_mut() {
+                w.write_all(&buf[..n])
+                    .map_err(io("write unpacked entry", &self.path))?;
+            }
+            got += n as u64;
+        }
+        if got != entry.len {
+            return Err(self.err(
+                entry.offset,
+                &entry.name,
+                format!("{got} of its {} bytes could be read (truncated)", entry.len),
+            ));
+        }
+        if <[u8; 32]>::from(hasher.finalize()) != entry.sha256 {
+            return Err(self.err(
+                entry.offset,
+                &entry.name,
+                format!(
+                    "sha256 of its {} bytes does not match the table (the pack was modified or \
+                     damaged)",
+                    entry.len
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the stored bytes of a raw entry to `dest`, checked against the table.
+    fn unpack_raw(&mut self, entry: &Entry, dest: &Path) -> Result<()> {
+        let mut f = File::create_new(dest).map_err(io("create", dest))?;
+        self.stream_stored(entry, Some(&mut f))?;
+        f.flush().map_err(io("write", dest))
+    }
+
+    /// Decompresses the `binary` entry into `dest`, stopping one byte past `want.size`,
+    /// and checks its size and SHA-256 against the header's.
+    fn unpack_binary(&mut self, entry: &Entry, want: &BinaryId, dest: &Path) -> Result<()> {
+        // First the stored bytes against the table, without keeping them…
+        self.stream_stored(entry, None)?;
+        // …then the decompressed stream, capped by the size the header records.
+        self.file
+            .seek(SeekFrom::Start(entry.offset))
+            .map_err(io("seek", &self.path))?;
+        let decoder = zstd::stream::read::Decoder::new((&self.file).take(entry.len))
+            .map_err(io("decompress binary from", &self.path))?;
+        let mut capped = decoder.take(want.size + 1);
+        let mut out = File::create_new(dest).map_err(io("create", dest))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0u64;
+        loop {
+            let n = match capped.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(self.err(
+                        entry.offset,
+                        &entry.name,
+                        format!("not a valid zstd stream: {e}"),
+                    ))
+                }
+            };
+            got += n as u64;
+            if got > want.size {
+                return Err(self.err(
+                    entry.offset,
+                    &entry.name,
+                    format!(
+                        "decompresses to more than the {} bytes the trace header records",
+                        want.size
+                    ),
+                ));
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io("write", dest))?;
+        }
+        let found = BlobHash(hasher.finalize().into());
+        if got != want.size || found != want.sha256 {
+            return Err(self.err(
+                entry.offset,
+                &entry.name,
+                format!(
+                    "binary has {got} bytes and sha256 {found}, the trace header records {} \
+                     bytes and {}",
+                    want.size, want.sha256
+                ),
+            ));
+        }
+        out.flush().map_err(io("write", dest))
+    }
+
+    /// Writes every entry into `dir`, which must not exist or be empty (an existing trace
+    /// is never overwritten): the trace files, and the binary as `dir/binary`, executable,
+    /// checked against the header's size and SHA-256. On failure, what was written is
+    /// removed again.
     pub fn unpack(&mut self, dir: &Path) -> Result<()> {
+        let created = if dir.exists() {
+            let mut entries = fs::read_dir(dir).map_err(io("read directory", dir))?;
+            if entries.next().is_some() {
+                return Err(Error::Io {
+                    op: "unpack into",
+                    path: dir.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        "directory is not empty (refusing to overwrite what is there)",
+                    ),
+                });
+            }
+            false
+        } else {
+            true
+        };
+        let result = self.unpack_into(dir);
+        if result.is_err() {
+            if created {
+                let _ = fs::remove_dir_all(dir);
+            } else if let Ok(rd) = fs::read_dir(dir) {
+                for e in rd.flatten() {
+                    let p = e.path();
+                    let _ = if p.is_dir() {
+                        fs::remove_dir_all(&p)
+                    } else {
+                        fs::remove_file(&p)
+                    };
+                }
+            }
+        }
+        result
+    }
+
+    fn unpack_into(&mut self, dir: &Path) -> Result<()> {
         fs::create_dir_all(dir.join(BLOBS_DIR)).map_err(io("create directory", dir))?;
         let entries = self.entries.clone();
         let mut binary = None;
         for e in &entries {
-            let bytes = self.read(e)?;
-            let dest = dir.join(&e.name);
             if e.name == BINARY_ENTRY {
-                binary = Some((BlobHash::of(&bytes), e.offset));
+                binary = Some(e);
+                continue;
             }
-            fs::write(&dest, &bytes).map_err(io("write", &dest))?;
+            self.unpack_raw(e, &dir.join(&e.name))?;
         }
+        let Some(binary) = binary else {
+            return Err(self.err(
+                FRAME_LEN,
+                BINARY_ENTRY,
+                "the pack holds no guest binary".into(),
+            ));
+        };
         let reader = crate::reader::TraceReader::open(dir)?;
-        let want = reader.header().binary.sha256;
-        match binary {
-            Some((found, _)) if found == want => {}
-            Some((found, offset)) => {
-                return Err(Error::Pack {
-                    path: self.path.clone(),
-                    offset,
-                    entry: BINARY_ENTRY.into(),
-                    what: format!("binary has sha256 {found}, the trace header records {want}"),
-                })
-            }
-            None => {
-                return Err(Error::Pack {
-                    path: self.path.clone(),
-                    offset: FRAME_LEN,
-                    entry: BINARY_ENTRY.into(),
-                    what: "the pack holds no guest binary".into(),
-                })
+        let want = reader.header().binary.clone();
+        if want.size > MAX_BINARY_BYTES {
+            return Err(self.err(
+                binary.offset,
+                BINARY_ENTRY,
+                format!(
+                    "the trace header records a {}-byte binary, more than a pack may hold \
+                     ({MAX_BINARY_BYTES})",
+                    want.size
+                ),
+            ));
+        }
+        // The one region the writer shares is the binary's with its own blob.
+        let own_blob = format!("{BLOBS_DIR}/{}", want.sha256.hex());
+        if let Some(other) = entries
+            .iter()
+            .find(|e| e.name != BINARY_ENTRY && e.len > 0 && e.offset == binary.offset)
+        {
+            if other.name != own_blob {
+                return Err(self.err(
+                    binary.offset,
+                    &other.name,
+                    "shares the binary's stored bytes but is not the binary's own blob".into(),
+                ));
             }
         }
+        self.unpack_binary(binary, &want, &dir.join(BINARY_ENTRY))?;
         set_executable(&dir.join(BINARY_ENTRY))
     }
 }
@@ -474,39 +705,56 @@ fn set_executable(path: &Path) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(io("chmod", path))
 }
 
-/// A directory removed when dropped: where `open` unpacks a packed trace.
+/// Directories of live [`Unpacked`] traces, so that a signal handler can remove them
+/// before the process exits (a `Drop` does not run then).
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // A panic while holding the lock leaves a list that is still right.
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes the directory of every live [`Unpacked`] trace. For a handler of SIGINT and
+/// SIGTERM that is about to exit the process.
+pub fn remove_unpacked_dirs() {
+    for dir in live().drain(..) {
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
+
+/// A private directory (mode 0700, unpredictable name, under the temp dir) removed when
+/// dropped, or by [`remove_unpacked_dirs`]: where `open` unpacks a packed trace.
 #[derive(Debug)]
 pub struct Unpacked {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Unpacked {
-    /// Unpacks `pack` into a fresh directory under the system temp dir.
+    /// Unpacks `pack` into a fresh private directory under the system temp dir.
     pub fn new(pack: &Path) -> Result<Unpacked> {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "rewind-unpacked-{}-{nanos}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        fs::create_dir(&dir).map_err(io("create directory", &dir))?;
+        let tmp = std::env::temp_dir();
+        // Only this user may enter it: the guest binary and the trace are unpacked there.
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        let dir = tempfile::Builder::new()
+            .prefix("rewind-unpacked-")
+            .permissions(private)
+            .tempdir_in(&tmp)
+            .map_err(io("create a private directory in", &tmp))?;
+        live().push(dir.path().to_path_buf());
         let me = Unpacked { dir };
-        Pack::open(pack)?.unpack(&me.dir)?;
+        Pack::open(pack)?.unpack(me.dir())?;
         Ok(me)
     }
 
     /// The unpacked trace directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 }
 
 impl Drop for Unpacked {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        live().retain(|d| d != self.dir.path());
+        // The TempDir removes the directory when dropped after this.
     }
 }

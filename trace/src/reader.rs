@@ -1,19 +1,27 @@
 //! Reading a trace: check the life-cycle marker and version, decode the header, and
 //! iterate the events chunk by chunk. Damage is reported with file and byte offset; a
 //! partial last chunk is expected (and reported) only in an incomplete trace.
+//!
+//! A complete trace is checked against its end record (see `end`): at open, the header's
+//! digest and the events file's length; at the end of iteration, the event count and the
+//! events file's digest. Every chunk must carry the binding of this trace's header, so an
+//! events file from another recording is refused at its first chunk.
 
 use std::fs::{self, File};
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use crate::blob::{BlobHash, BlobStore};
 use crate::chunk::{self, FRAME_LEN};
+use crate::end::EndRecord;
 use crate::error::{io, Error, Result};
 use crate::event::Event;
 use crate::header::Header;
 use crate::version::{
-    bincode_config, BLOBS_DIR, EVENTS_FILE, FORMAT_VERSION, HEADER_FILE, HEADER_MAGIC,
-    INCOMPLETE_FILE, VERSION_FILE,
+    bincode_config, BLOBS_DIR, END_FILE, EVENTS_FILE, FORMAT_VERSION, HEADER_FILE, HEADER_MAGIC,
+    INCOMPLETE_FILE, MAX_HEADER_BYTES, MAX_TRACE_EVENTS, VERSION_FILE,
 };
 
 /// An opened trace.
@@ -23,12 +31,24 @@ pub struct TraceReader {
     complete: bool,
     version: u32,
     header: Header,
+    /// SHA-256 of the header file: chunks carry its first bytes.
+    header_sha256: [u8; 32],
+    /// The end record, for a complete trace.
+    end: Option<EndRecord>,
     blobs: BlobStore,
     /// Set when the trace was unpacked from a pack: the directory lives as long as this.
     unpacked: Option<std::sync::Arc<crate::pack::Unpacked>>,
 }
 
 fn parse_version(path: &Path) -> Result<u32> {
+    let len = fs::metadata(path).map_err(io("stat", path))?.len();
+    if len > 64 {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            offset: 0,
+            what: format!("version marker is {len} bytes long, not a number"),
+        });
+    }
     let text = fs::read(path).map_err(io("read", path))?;
     let s = std::str::from_utf8(&text).unwrap_or("").trim();
     let v: u32 = s.parse().map_err(|_| Error::Corrupt {
@@ -58,16 +78,32 @@ fn check_version(path: &Path, v: u32) -> Result<()> {
             what: "format version 0".into(),
         });
     }
+    if v < FORMAT_VERSION {
+        return Err(Error::OldVersion {
+            path: path.to_path_buf(),
+            found: v,
+            supported: FORMAT_VERSION,
+        });
+    }
     Ok(())
 }
 
-fn read_header(path: &Path) -> Result<Header> {
-    let bytes = fs::read(path).map_err(io("read", path))?;
+/// Reads the header file of a trace whose version marker says `version`; returns the
+/// header and the SHA-256 of the file.
+fn read_header(path: &Path, version: u32) -> Result<(Header, [u8; 32])> {
     let corrupt = |offset: u64, what: String| Error::Corrupt {
         path: path.to_path_buf(),
         offset,
         what,
     };
+    let size = fs::metadata(path).map_err(io("stat", path))?.len();
+    if size > MAX_HEADER_BYTES {
+        return Err(corrupt(
+            0,
+            format!("header file is {size} bytes, more than the {MAX_HEADER_BYTES}-byte limit"),
+        ));
+    }
+    let bytes = fs::read(path).map_err(io("read", path))?;
     if bytes.len() < 16 {
         return Err(corrupt(
             0,
@@ -82,6 +118,15 @@ fn read_header(path: &Path) -> Result<Header> {
     }
     let word = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
     check_version(path, word(4))?;
+    if word(4) != version {
+        return Err(corrupt(
+            4,
+            format!(
+                "header is of format version {}, the version marker says {version}",
+                word(4)
+            ),
+        ));
+    }
     let len = word(8) as usize;
     if bytes.len() - 16 != len {
         return Err(corrupt(
@@ -103,9 +148,99 @@ fn read_header(path: &Path) -> Result<Header> {
             ),
         ));
     }
-    let (header, _): (Header, usize) = bincode::serde::decode_from_slice(body, bincode_config())
+    let (header, used): (Header, usize) = bincode::serde::decode_from_slice(body, bincode_config())
         .map_err(|e| corrupt(16, format!("header does not decode: {e}")))?;
-    Ok(header)
+    if used != body.len() {
+        return Err(corrupt(
+            16 + used as u64,
+            format!("{} stray bytes after the header", body.len() - used),
+        ));
+    }
+    if header.format_version != version {
+        return Err(corrupt(
+            16,
+            format!(
+                "header body says format version {}, its frame and version marker {version}",
+                header.format_version
+            ),
+        ));
+    }
+    Ok((header, Sha256::digest(&bytes).into()))
+}
+
+/// Walks the frames of whole chunks in the first `len` bytes of an events file without
+/// decompressing them: (events, chunks, bytes of whole chunks). For the message about a
+/// truncated trace.
+fn count_whole_chunks(path: &Path, len: u64) -> Result<(u64, u64, u64)> {
+    let mut f = File::open(path).map_err(io("open", path))?;
+    let (mut events, mut chunks, mut at) = (0u64, 0u64, 0u64);
+    let mut frame = [0u8; FRAME_LEN];
+    while at + FRAME_LEN as u64 <= len {
+        f.seek(SeekFrom::Start(at)).map_err(io("seek", path))?;
+        if read_full(&mut f, &mut frame).map_err(io("read", path))? < FRAME_LEN {
+            break;
+        }
+        let Ok(fr) = chunk::parse_frame(&frame) else {
+            break;
+        };
+        let next = at + FRAME_LEN as u64 + u64::from(fr.compressed_len);
+        if next > len {
+            break;
+        }
+        events += u64::from(fr.count);
+        chunks += 1;
+        at = next;
+    }
+    Ok((events, chunks, at))
+}
+
+/// Checks a complete trace's end record against its header and the events file's length.
+fn check_end(dir: &Path, version: u32, header_sha256: &[u8; 32]) -> Result<EndRecord> {
+    let end = EndRecord::read(&dir.join(END_FILE), version)?;
+    if end.header_sha256 != *header_sha256 {
+        return Err(Error::Corrupt {
+            path: dir.join(HEADER_FILE),
+            offset: 0,
+            what: "the header file is not the one the trace was closed with (its sha256 \
+                   differs from the end record's)"
+                .into(),
+        });
+    }
+    let events = dir.join(EVENTS_FILE);
+    let len = fs::metadata(&events).map_err(io("stat", &events))?.len();
+    if len < end.events_bytes {
+        let (found, chunks, whole) = count_whole_chunks(&events, len)?;
+        return Err(Error::Truncated {
+            path: events,
+            offset: whole,
+            what: format!(
+                "{} events expected ({} chunks, {} bytes, as the end record says), {found} \
+                 found ({chunks} whole chunks in the {len}-byte events file)",
+                end.events, end.chunks, end.events_bytes
+            ),
+        });
+    }
+    if len > end.events_bytes {
+        return Err(Error::Corrupt {
+            path: events,
+            offset: end.events_bytes,
+            what: format!(
+                "the events file is {len} bytes, longer than the {} the end record says",
+                end.events_bytes
+            ),
+        });
+    }
+    if end.events > MAX_TRACE_EVENTS {
+        return Err(Error::Corrupt {
+            path: dir.join(END_FILE),
+            offset: 8,
+            what: format!(
+                "end record claims {} events, more than a trace may hold ({MAX_TRACE_EVENTS})",
+                end.events
+            ),
+        });
+    }
+    Ok(end)
 }
 
 impl TraceReader {
@@ -128,13 +263,20 @@ impl TraceReader {
                 what: "the recorder stopped before the program started (no header)".into(),
             });
         }
-        let header = read_header(&header_path)?;
+        let (header, header_sha256) = read_header(&header_path, version)?;
+        let end = if complete {
+            Some(check_end(&dir, version, &header_sha256)?)
+        } else {
+            None
+        };
         Ok(TraceReader {
             blobs: BlobStore::new(dir.join(BLOBS_DIR)),
             dir,
             complete,
             version,
             header,
+            header_sha256,
+            end,
             unpacked: None,
         })
     }
@@ -191,6 +333,11 @@ impl TraceReader {
         &self.header
     }
 
+    /// For a complete trace, what its end record says it holds.
+    pub fn end_record(&self) -> Option<&EndRecord> {
+        self.end.as_ref()
+    }
+
     /// Iterates the events from the first.
     pub fn events(&self) -> Result<EventIter> {
         let path = self.dir.join(EVENTS_FILE);
@@ -204,12 +351,78 @@ impl TraceReader {
             complete: self.complete,
             finished: false,
             partial_tail: None,
+            binding: chunk::binding_of(&self.header_sha256),
+            digest: Sha256::new(),
+            chunks: 0,
+            end: self.end,
         })
     }
 
-    /// Reads a blob.
-    pub fn blob(&self, hash: &BlobHash) -> Result<Vec<u8>> {
-        self.blobs.get(hash)
+    /// Reads a blob whose uncompressed length the event referring to it records
+    /// (`Data::Blob::len`, `FileMapping::file_size`): decompression stops past it.
+    pub fn blob(&self, hash: &BlobHash, len: u64) -> Result<Vec<u8>> {
+        self.blobs.get(hash, len)
+    }
+
+    /// Checks every blob `events` refer to, each distinct one once: it must decompress to
+    /// the length the events record (decompression stops past it) with its hash, and no
+    /// two events may give one blob different lengths. Memory holds none of the blobs.
+    pub fn check_blobs<'a>(&self, events: impl IntoIterator<Item = &'a Event>) -> Result<()> {
+        let mut checker = BlobChecker::default();
+        for e in events {
+            checker.check(self, e)?;
+        }
+        Ok(())
+    }
+
+    /// A line saying that the trace is incomplete and how far `events` (iterated to its
+    /// end) went, or `None` for a complete trace. Every command prints it.
+    pub fn incomplete_note(&self, events: &EventIter) -> Option<String> {
+        if self.complete {
+            return None;
+        }
+        let n = events.next_index();
+        Some(match events.partial_tail() {
+            Some(off) => format!(
+                "{}: trace is incomplete (the recorder did not close it); it goes as far as \
+                 event {n} ({n} events read), the events file ends in a partial chunk at byte \
+                 offset {off}",
+                self.dir.display()
+            ),
+            None => format!(
+                "{}: trace is incomplete (the recorder did not close it); it goes as far as \
+                 event {n} ({n} events read)",
+                self.dir.display()
+            ),
+        })
+    }
+}
+
+/// Checks the blobs events refer to, each distinct one once; see
+/// [`TraceReader::check_blobs`].
+#[derive(Debug, Default)]
+pub struct BlobChecker {
+    seen: std::collections::HashMap<BlobHash, u64>,
+}
+
+impl BlobChecker {
+    /// Checks the blobs `event` refers to that were not checked before.
+    pub fn check(&mut self, reader: &TraceReader, event: &Event) -> Result<()> {
+        for (hash, len) in event.blobs() {
+            match self.seen.get(&hash) {
+                Some(&l) if l == len => continue,
+                Some(&l) => {
+                    return Err(Error::Blob {
+                        hash: hash.hex(),
+                        what: format!("events give it two lengths, {l} and {len} bytes"),
+                    })
+                }
+                None => {}
+            }
+            reader.blobs.verify(&hash, len)?;
+            self.seen.insert(hash, len);
+        }
+        Ok(())
     }
 }
 
@@ -223,6 +436,13 @@ pub struct EventIter {
     complete: bool,
     finished: bool,
     partial_tail: Option<u64>,
+    /// The binding every chunk must carry (this trace's header).
+    binding: u32,
+    /// SHA-256 of the whole chunks read so far, checked against the end record.
+    digest: Sha256,
+    /// Whole chunks read.
+    chunks: u64,
+    end: Option<EndRecord>,
 }
 
 /// Reads as much as is there; returns how many bytes were read.
@@ -289,7 +509,7 @@ impl EventIter {
         };
         if got == 0 {
             self.finished = true;
-            return None;
+            return self.check_end();
         }
         if got < FRAME_LEN {
             return self.partial(format!("chunk frame has {got} of {FRAME_LEN} bytes"));
@@ -298,10 +518,28 @@ impl EventIter {
             Ok(f) => f,
             Err(what) => return self.corrupt(what),
         };
+        if frame.binding != self.binding {
+            return self.corrupt(format!(
+                "chunk is bound to another header (binding {:#010x}, this trace's header \
+                 {:#010x}): the events file was not recorded with this header",
+                frame.binding, self.binding
+            ));
+        }
         if frame.first_event != self.next_index {
             return self.corrupt(format!(
                 "chunk starts at event {}, expected {}",
                 frame.first_event, self.next_index
+            ));
+        }
+        let last = self.next_index + u64::from(frame.count);
+        let most = self.end.map_or(MAX_TRACE_EVENTS, |e| e.events);
+        if last > most {
+            return self.corrupt(format!(
+                "chunk takes the trace to {last} events, more than {}",
+                match self.end {
+                    Some(_) => format!("the end record's {most}"),
+                    None => format!("a trace may hold ({most})"),
+                }
             ));
         }
         let mut payload = vec![0u8; frame.compressed_len as usize];
@@ -326,9 +564,40 @@ impl EventIter {
             Ok(e) => e,
             Err(what) => return self.corrupt(what),
         };
+        self.digest.update(frame_bytes);
+        self.digest.update(&payload);
+        self.chunks += 1;
         self.offset += (FRAME_LEN + payload.len()) as u64;
         self.pending = events.into_iter();
         self.next()
+    }
+
+    /// At the end of the events file of a complete trace: the count and digest must be
+    /// the end record's.
+    fn check_end(&mut self) -> Option<Result<(u64, Event)>> {
+        let end = self.end?;
+        if self.next_index != end.events || self.chunks != end.chunks {
+            return Some(Err(Error::Truncated {
+                path: self.path.clone(),
+                offset: self.offset,
+                what: format!(
+                    "{} events expected ({} chunks, as the end record says), {} found ({} \
+                     chunks)",
+                    end.events, end.chunks, self.next_index, self.chunks
+                ),
+            }));
+        }
+        let digest: [u8; 32] = std::mem::take(&mut self.digest).finalize().into();
+        if digest != end.events_sha256 {
+            return Some(Err(Error::Corrupt {
+                path: self.path.clone(),
+                offset: 0,
+                what: "the events file's sha256 differs from the end record's (the file was \
+                       modified or replaced)"
+                    .into(),
+            }));
+        }
+        None
     }
 }
 

@@ -13,14 +13,26 @@ pub const HEADER_FILE: &str = "header";
 pub const EVENTS_FILE: &str = "events";
 /// Directory of blobs named by hash.
 pub const BLOBS_DIR: &str = "blobs";
+/// The end record of a closed trace (see `end`).
+pub const END_FILE: &str = "end";
 
 /// Magic at the start of the header file.
 pub const HEADER_MAGIC: [u8; 4] = *b"RWHD";
 /// Magic at the start of every event chunk.
 pub const CHUNK_MAGIC: [u8; 4] = *b"RWEV";
 
+/// Largest header file the reader accepts (a real one is a few KiB: argv, env, auxv,
+/// mappings, CPUID records).
+pub const MAX_HEADER_BYTES: u64 = 16 << 20;
+
+/// Most events in one trace, so the reader's memory stays bounded whatever the chunk
+/// counts say: 2^24 is 10 hours of umk at 440 events/s, 12 minutes of a program making
+/// 22 000 recorded system calls a second. The writer refuses to append past it.
+pub const MAX_TRACE_EVENTS: u64 = 1 << 24;
+
 /// Bincode configuration shared by writer and reader. The limit bounds what a corrupt
-/// length field can make the reader allocate.
+/// length field can make the reader allocate: no header or event is larger than its file
+/// or chunk, both capped at 16 MiB.
 pub(crate) fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<{ 256 << 20 }>()
+    bincode::config::standard().with_limit::<{ 16 << 20 }>()
 }

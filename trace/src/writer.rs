@@ -1,26 +1,29 @@
 //! Writing a trace: create the directory marked `incomplete`, write the header, append
-//! events in whole chunks, store blobs, and on `finish` fsync and rename `incomplete` to
-//! `version`.
+//! events in whole chunks, store blobs, and on `finish` fsync, write the end record
+//! (event count and digests, see `end`) and rename `incomplete` to `version`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
+
 use crate::blob::{BlobHash, BlobStore};
-use crate::chunk;
+use crate::chunk::{self, MAX_CHUNK_EVENTS, MAX_CHUNK_RAW};
+use crate::end::EndRecord;
 use crate::error::{io, Error, Result};
 use crate::event::Event;
 use crate::header::Header;
 use crate::version::{
-    bincode_config, BLOBS_DIR, EVENTS_FILE, FORMAT_VERSION, HEADER_FILE, HEADER_MAGIC,
-    INCOMPLETE_FILE, VERSION_FILE,
+    bincode_config, BLOBS_DIR, END_FILE, EVENTS_FILE, FORMAT_VERSION, HEADER_FILE, HEADER_MAGIC,
+    INCOMPLETE_FILE, MAX_HEADER_BYTES, MAX_TRACE_EVENTS, VERSION_FILE,
 };
 
 /// A chunk is cut when it holds this many uncompressed bytes…
 const CHUNK_BYTES: usize = 256 << 10;
-/// …or this many events…
-const CHUNK_EVENTS: u32 = 4096;
+/// …or this many events (the reader's limit)…
+const CHUNK_EVENTS: u32 = MAX_CHUNK_EVENTS;
 /// …or when the oldest buffered event is this old, so a killed recorder loses little.
 const CHUNK_AGE: Duration = Duration::from_millis(250);
 
@@ -58,6 +61,10 @@ pub struct TraceWriter {
     oldest_pending: Option<Instant>,
     next_index: u64,
     header_written: bool,
+    /// SHA-256 of the header file, for the chunk binding and the end record.
+    header_sha256: [u8; 32],
+    /// SHA-256 of the events file so far, for the end record.
+    events_sha256: Sha256,
     stats: TraceStats,
 }
 
@@ -98,6 +105,8 @@ impl TraceWriter {
             oldest_pending: None,
             next_index: 0,
             header_written: false,
+            header_sha256: [0; 32],
+            events_sha256: Sha256::new(),
             stats: TraceStats::default(),
         })
     }
@@ -112,14 +121,21 @@ impl TraceWriter {
         if self.header_written {
             return Err(Error::Usage("header written twice"));
         }
+        if header.format_version != FORMAT_VERSION {
+            return Err(Error::Usage(
+                "header of another format version than this writer's",
+            ));
+        }
         let body = bincode::serde::encode_to_vec(header, bincode_config()).map_err(|source| {
             Error::Encode {
                 what: "header",
                 source,
             }
         })?;
-        let len =
-            u32::try_from(body.len()).map_err(|_| Error::Usage("header larger than 4 GiB"))?;
+        if body.len() as u64 + 16 > MAX_HEADER_BYTES {
+            return Err(Error::Usage("header larger than the reader's 16 MiB limit"));
+        }
+        let len = body.len() as u32;
         let mut out = Vec::with_capacity(body.len() + 16);
         out.extend_from_slice(&HEADER_MAGIC);
         out.extend_from_slice(&header.format_version.to_le_bytes());
@@ -131,6 +147,7 @@ impl TraceWriter {
         fs::write(&tmp, &out).map_err(io("write", &tmp))?;
         fs::rename(&tmp, &path).map_err(io("rename header to", &path))?;
         self.stats.header_bytes = out.len() as u64;
+        self.header_sha256 = Sha256::digest(&out).into();
         self.header_written = true;
         Ok(())
     }
@@ -140,12 +157,30 @@ impl TraceWriter {
         if !self.header_written {
             return Err(Error::Usage("event appended before the header"));
         }
+        if self.next_index >= MAX_TRACE_EVENTS {
+            return Err(Error::Usage(
+                "the trace holds the most events a trace may (2^24, the reader's limit)",
+            ));
+        }
+        let before = self.raw.len();
         bincode::serde::encode_into_std_write(event, &mut self.raw, bincode_config()).map_err(
             |source| Error::Encode {
                 what: "event",
                 source,
             },
         )?;
+        if self.raw.len() > MAX_CHUNK_RAW as usize {
+            // Keep every chunk within the reader's limit: flush what came before this
+            // event, then start the next chunk with it.
+            let this = self.raw.split_off(before);
+            if this.len() > MAX_CHUNK_RAW as usize {
+                return Err(Error::Usage(
+                    "event larger than a chunk may be (16 MiB, the reader's limit)",
+                ));
+            }
+            self.flush_chunk()?;
+            self.raw = this;
+        }
         if self.raw_count == 0 {
             self.first_pending = self.next_index;
             self.oldest_pending = Some(Instant::now());
@@ -173,11 +208,13 @@ impl TraceWriter {
         if self.raw_count == 0 {
             return Ok(());
         }
-        let bytes = chunk::encode(&self.raw, self.raw_count, self.first_pending)
+        let binding = chunk::binding_of(&self.header_sha256);
+        let bytes = chunk::encode(&self.raw, self.raw_count, self.first_pending, binding)
             .map_err(io("compress chunk for", &self.events_path))?;
         self.events
             .write_all(&bytes)
             .map_err(io("append chunk to", &self.events_path))?;
+        self.events_sha256.update(&bytes);
         self.stats.chunks += 1;
         self.stats.event_bytes += bytes.len() as u64;
         self.raw.clear();
@@ -198,12 +235,30 @@ impl TraceWriter {
         self.stats
     }
 
-    /// Flushes, syncs and marks the trace complete.
+    /// Flushes, syncs, writes the end record and marks the trace complete.
     pub fn finish(mut self) -> Result<TraceStats> {
+        if !self.header_written {
+            return Err(Error::Usage("trace finished without a header"));
+        }
         self.flush_chunk()?;
         self.events
             .sync_all()
             .map_err(io("sync", &self.events_path))?;
+        let end = EndRecord {
+            events: self.stats.events,
+            chunks: self.stats.chunks,
+            events_bytes: self.stats.event_bytes,
+            events_sha256: self.events_sha256.clone().finalize().into(),
+            header_sha256: self.header_sha256,
+        };
+        let end_path = self.dir.join(END_FILE);
+        let tmp = self.dir.join(".end.tmp");
+        let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
+        f.write_all(&end.encode(FORMAT_VERSION))
+            .and_then(|()| f.sync_all())
+            .map_err(io("write", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, &end_path).map_err(io("rename end record to", &end_path))?;
         let from = self.dir.join(INCOMPLETE_FILE);
         let to = self.dir.join(VERSION_FILE);
         fs::rename(&from, &to).map_err(io("rename incomplete to", &to))?;

@@ -102,11 +102,11 @@ fn blobs_are_deduplicated_and_checked() {
     assert_eq!(w.stats().blob_bytes, before, "second copy not stored");
     w.finish().unwrap();
     let r = TraceReader::open(d.path()).unwrap();
-    assert_eq!(r.blob(&a).unwrap(), vec![5u8; 10000]);
+    assert_eq!(r.blob(&a, 10000).unwrap(), vec![5u8; 10000]);
     // A damaged blob is refused by hash.
     let path = d.path().join("blobs").join(a.hex());
     std::fs::write(&path, zstd::encode_all(&[6u8; 10000][..], 3).unwrap()).unwrap();
-    let e = r.blob(&a).unwrap_err().to_string();
+    let e = r.blob(&a, 10000).unwrap_err().to_string();
     assert!(e.contains("do not match"), "{e}");
 }
 
@@ -116,9 +116,11 @@ fn partial_last_chunk_of_an_incomplete_trace_is_reported_not_fatal() {
     write_trace(d.path(), 100, false);
     let events = d.path().join("events");
     let whole = std::fs::metadata(&events).unwrap().len();
-    // A second chunk cut off mid-write, as a SIGKILL would leave it.
-    let next = chunk::encode(&[1, 2, 3, 4, 5, 6, 7, 8], 1, 100).unwrap();
+    // A second chunk cut off mid-write, as a SIGKILL would leave it (bound to the same
+    // header as the first).
     let mut bytes = std::fs::read(&events).unwrap();
+    let binding = u32::from_le_bytes(bytes[28..32].try_into().unwrap());
+    let next = chunk::encode(&[1, 2, 3, 4, 5, 6, 7, 8], 1, 100, binding).unwrap();
     bytes.extend_from_slice(&next[..next.len() - 3]);
     std::fs::write(&events, bytes).unwrap();
     let r = TraceReader::open(d.path()).unwrap();
@@ -211,4 +213,149 @@ fn garbage_in_every_position_never_panics() {
             "damage at {pos} went unnoticed"
         );
     }
+}
+
+fn chunk_ends(events: &[u8]) -> Vec<usize> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at + chunk::FRAME_LEN <= events.len() {
+        at += chunk::FRAME_LEN
+            + u32::from_le_bytes(events[at + 4..at + 8].try_into().unwrap()) as usize;
+        out.push(at);
+    }
+    out
+}
+
+#[test]
+fn complete_trace_cut_at_a_chunk_boundary_says_how_many_events_are_missing() {
+    let d = tempfile::tempdir().unwrap();
+    write_trace(d.path(), 10_000, true);
+    let events = d.path().join("events");
+    let bytes = std::fs::read(&events).unwrap();
+    let ends = chunk_ends(&bytes);
+    assert!(ends.len() >= 3);
+    std::fs::write(&events, &bytes[..ends[0]]).unwrap();
+    let err = TraceReader::open(d.path()).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Truncated { .. }), "{msg}");
+    assert!(
+        msg.contains("10000 events expected") && msg.contains("4096 found"),
+        "{msg}"
+    );
+    std::fs::write(&events, b"").unwrap();
+    let msg = TraceReader::open(d.path()).unwrap_err().to_string();
+    assert!(
+        msg.contains("10000 events expected") && msg.contains(", 0 found"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn events_of_another_trace_are_refused_at_the_first_chunk() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    write_trace(a.path(), 100, false);
+    let mut w = TraceWriter::create(b.path()).unwrap();
+    let mut h = header();
+    h.argv.push(b"other".to_vec());
+    w.write_header(&h).unwrap();
+    w.append(&event(0)).unwrap();
+    w.flush_chunk().unwrap();
+    std::mem::forget(w);
+    std::fs::copy(b.path().join("events"), a.path().join("events")).unwrap();
+    let err = read_all(a.path()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Error::Corrupt { offset: 0, .. }) && msg.contains("bound to another header"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn format_version_1_is_refused_as_older() {
+    let d = tempfile::tempdir().unwrap();
+    write_trace(d.path(), 3, true);
+    std::fs::write(d.path().join("version"), "1\n").unwrap();
+    let err = TraceReader::open(d.path()).unwrap_err();
+    assert!(matches!(err, Error::OldVersion { found: 1, .. }), "{err}");
+    assert!(err.to_string().contains("re-record"), "{err}");
+}
+
+#[test]
+fn blob_that_expands_past_its_recorded_length_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = TraceWriter::create(d.path()).unwrap();
+    w.write_header(&header()).unwrap();
+    let a = w.put_blob(&[5u8; 10000]).unwrap();
+    w.finish().unwrap();
+    let r = TraceReader::open(d.path()).unwrap();
+    let path = d.path().join("blobs").join(a.hex());
+    std::fs::write(&path, zstd::encode_all(&vec![5u8; 1 << 24][..], 3).unwrap()).unwrap();
+    for e in [
+        r.blob(&a, 10000).unwrap_err(),
+        r.check_blobs(&[Event::Syscall(SyscallEvent {
+            writes: vec![MemWrite {
+                addr: RemoteAddr(0),
+                data: Data::Blob {
+                    hash: a,
+                    len: 10000,
+                },
+            }],
+            ..syscall()
+        })])
+        .unwrap_err(),
+    ] {
+        let msg = e.to_string();
+        assert!(
+            msg.contains("decompresses to more than the 10000 bytes"),
+            "{msg}"
+        );
+    }
+    let msg = r.blob(&a, 2 << 30).unwrap_err().to_string();
+    assert!(msg.contains("more than a blob may"), "{msg}");
+}
+
+fn syscall() -> SyscallEvent {
+    match event(1) {
+        Event::Syscall(s) => s,
+        _ => unreachable!("event() makes system calls"),
+    }
+}
+
+#[test]
+fn chunk_frames_outside_the_limits_are_refused_before_decompression() {
+    let good = chunk::encode(&[0u8; 64], 4, 0, 7).unwrap();
+    let frame = |edit: &dyn Fn(&mut [u8])| {
+        let mut f: [u8; chunk::FRAME_LEN] = good[..chunk::FRAME_LEN].try_into().unwrap();
+        edit(&mut f);
+        chunk::parse_frame(&f)
+    };
+    assert_eq!(frame(&|_| {}).unwrap().binding, 7);
+    type Edit<'a> = &'a dyn Fn(&mut [u8]);
+    let cases: [(Edit, &str); 4] = [
+        (
+            &|f| f[12..16].copy_from_slice(&(1u32 << 27).to_le_bytes()),
+            "claims 134217728 events",
+        ),
+        (
+            &|f| f[12..16].copy_from_slice(&0u32.to_le_bytes()),
+            "claims 0 events",
+        ),
+        (
+            &|f| f[8..12].copy_from_slice(&u32::MAX.to_le_bytes()),
+            "more than the 16777216-byte limit",
+        ),
+        (
+            &|f| f[4..8].copy_from_slice(&(1u32 << 20).to_le_bytes()),
+            "more than zstd can produce",
+        ),
+    ];
+    for (edit, want) in cases {
+        let msg = frame(edit).unwrap_err();
+        assert!(msg.contains(want), "{msg}");
+    }
+    // count events need 2 bytes each.
+    assert!(chunk::encode(&[0u8; 64], 4097, 0, 0).is_err());
+    let msg = frame(&|f| f[12..16].copy_from_slice(&4000u32.to_le_bytes())).unwrap_err();
+    assert!(msg.contains("4000 events in 64 bytes"), "{msg}");
 }

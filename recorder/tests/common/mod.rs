@@ -50,6 +50,6 @@ pub fn syscalls<'a>(evs: &'a [Event], name: &str) -> Vec<&'a trace::SyscallEvent
 pub fn bytes(r: &TraceReader, d: &trace::Data) -> Vec<u8> {
     match d {
         trace::Data::Inline(v) => v.clone(),
-        trace::Data::Blob { hash, .. } => r.blob(hash).unwrap(),
+        trace::Data::Blob { hash, len } => r.blob(hash, *len).unwrap(),
     }
 }
