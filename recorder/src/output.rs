@@ -39,8 +39,8 @@ impl Console {
         }
     }
 
-    /// Forgets what descriptors reached: after any call that is not an output call
-    /// (open, close, dup, …), cheaply conservative.
+    /// Forgets what descriptors reached: after a call that may change what a descriptor
+    /// refers to (`sent::may_change_descriptors`).
     pub fn invalidate(&mut self) {
         self.known.clear();
     }

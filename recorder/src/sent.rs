@@ -92,6 +92,51 @@ pub fn sent(nr: u64, a: [u64; 6], ret: i64, mem: &dyn Peek) -> Option<Sent> {
     Some(Sent { fd: to, source })
 }
 
+/// Whether `nr` may make a descriptor refer to something else (so what reaches the
+/// console must be looked up again): opening, closing, duplicating, and exec.
+#[allow(non_upper_case_globals)]
+pub fn may_change_descriptors(nr: u64) -> bool {
+    use libc::*;
+    let Ok(nr) = c_long::try_from(nr) else {
+        return true;
+    };
+    !matches!(
+        nr,
+        SYS_read
+            | SYS_pread64
+            | SYS_readv
+            | SYS_preadv
+            | SYS_preadv2
+            | SYS_lseek
+            | SYS_fstat
+            | SYS_newfstatat
+            | SYS_statx
+            | SYS_clock_gettime
+            | SYS_gettimeofday
+            | SYS_nanosleep
+            | SYS_clock_nanosleep
+            | SYS_poll
+            | SYS_ppoll
+            | SYS_select
+            | SYS_pselect6
+            | SYS_epoll_wait
+            | SYS_epoll_pwait
+            | SYS_rt_sigaction
+            | SYS_setitimer
+            | SYS_getitimer
+            | SYS_getpid
+            | SYS_kill
+            | SYS_pause
+            | SYS_fsync
+            | SYS_fdatasync
+            | SYS_recvfrom
+            | SYS_recvmsg
+            | SYS_futex
+            | SYS_mmap
+            | SYS_getrandom
+    )
+}
+
 /// Bytes read a piece at a time, so that a call sending gigabytes costs no gigabytes.
 const PIECE: usize = 64 << 10;
 

@@ -350,7 +350,8 @@ impl Session {
                     }
                 }
             }
-            None => self.console.invalidate(),
+            None if crate::sent::may_change_descriptors(nr) => self.console.invalidate(),
+            None => {}
         }
         if nr == libc::SYS_mmap as u64 {
             event.mapping = crate::mmaps::record_mmap(

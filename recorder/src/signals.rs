@@ -360,9 +360,17 @@ impl Session {
                 .front()
                 .and_then(signal_of)
                 .map_or_else(|| "a signal".to_string(), |g| g.as_str().to_string());
+            let at_tick = match self.ticks {
+                Some(t) => format!(
+                    " (REWIND_TICKS {}, target {})",
+                    self.t(s.read_u64(t.ticks))?,
+                    self.t(s.read_u64(t.target))?
+                ),
+                None => String::new(),
+            };
             return Err(self.abort_error(
                 s,
-                format!("{name} held for {} ms", held_for.as_millis()),
+                format!("{name} held for {} ms{at_tick}", held_for.as_millis()),
                 "the program ran on without a system call or preemption point, in code \
                  whose state changes from one pass to the next: without hardware counters \
                  the signal cannot be placed where a replay would find it again (a system \
@@ -373,6 +381,13 @@ impl Session {
             ));
         }
         if self.sig.probe.is_some() {
+            return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
+        }
+        if self.ticks.is_some() && self.sig.armed.is_some() {
+            // A guest with execution points places the signal at its next point: aim
+            // there again from where it stands, should the target have been passed.
+            self.arm(&s)?;
+            self.sig.next_probe = Some(Instant::now() + PROBE_GAP);
             return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
         }
         let digest = self.t(s.state_digest())?;
