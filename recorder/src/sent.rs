@@ -5,7 +5,7 @@
 //! (`trace::Output`); the replayer finds the same bytes in the replayed program's memory
 //! and compares, so a replay that would send anything else stops at that event.
 
-use crate::syscalls::{Peek, Range};
+use crate::syscalls::{iov, Peek, Range};
 
 /// Where the bytes a call sent come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,23 +31,6 @@ pub struct Sent {
     pub source: Source,
 }
 
-fn cut(ranges: &mut Vec<Range>, mem: &dyn Peek, iov: u64, count: u64, mut total: usize) {
-    for i in 0..count.min(1024) {
-        if total == 0 {
-            break;
-        }
-        let (Some(base), Some(len)) = (mem.peek_u64(iov + 16 * i), mem.peek_u64(iov + 16 * i + 8))
-        else {
-            break;
-        };
-        let n = usize::try_from(len).unwrap_or(usize::MAX).min(total);
-        if n > 0 {
-            ranges.push((base, n));
-        }
-        total -= n;
-    }
-}
-
 /// The output of syscall `nr` with arguments `a` and result `ret`, if it is an output
 /// call that sent something. `mem` reads the iovec arrays and message headers.
 #[allow(non_upper_case_globals)]
@@ -63,14 +46,14 @@ pub fn sent(nr: u64, a: [u64; 6], ret: i64, mem: &dyn Peek) -> Option<Sent> {
             (fd(0), Source::Memory(ranges))
         }
         SYS_writev | SYS_pwritev | SYS_pwritev2 => {
-            cut(&mut ranges, mem, a[1], a[2], n);
+            iov(&mut ranges, mem, a[1], a[2], n);
             (fd(0), Source::Memory(ranges))
         }
         SYS_sendmsg => {
             // struct msghdr: name, namelen, iov, iovlen, …
-            let iov = mem.peek_u64(a[1] + 16)?;
+            let iov_at = mem.peek_u64(a[1] + 16)?;
             let iovlen = mem.peek_u64(a[1] + 24)?;
-            cut(&mut ranges, mem, iov, iovlen, n);
+            iov(&mut ranges, mem, iov_at, iovlen, n);
             (fd(0), Source::Memory(ranges))
         }
         SYS_sendfile => (

@@ -10,7 +10,7 @@ use tracee::{Addr, Exit, Pid, Regs, Resume, Running, Stop, Stopped, Waited};
 use crate::error::{Error, Result};
 use crate::files::{self, FileCache};
 use crate::signals::SignalState;
-use crate::syscalls::{self, Class, Peek};
+use crate::syscalls::{self, Class};
 
 /// Addresses of the execution-point ABI symbols in the tracee.
 #[derive(Debug, Clone, Copy)]
@@ -45,14 +45,6 @@ pub(crate) struct Session {
     pub signals: u64,
     /// Set by the watchdog when it killed the tracee for running past `--timeout`.
     pub timed_out: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
-}
-
-struct Mem<'a>(&'a Stopped);
-
-impl Peek for Mem<'_> {
-    fn peek(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
-        self.0.read_vec(Addr::new(addr), len).ok()
-    }
 }
 
 impl Session {
@@ -295,7 +287,7 @@ impl Session {
         };
         let exit_regs = self.t(s.regs())?;
         event.ret = exit_regs.syscall_ret();
-        let ranges = match syscalls::outputs(nr, args, event.ret, &Mem(&s)) {
+        let ranges = match syscalls::outputs(nr, args, event.ret, &s) {
             Ok(r) => r,
             Err(why) => {
                 return self.abort(
@@ -328,7 +320,7 @@ impl Session {
                 data,
             });
         }
-        match crate::sent::sent(nr, args, event.ret, &Mem(&s)) {
+        match crate::sent::sent(nr, args, event.ret, &s) {
             Some(sent) => {
                 let len = event.ret as usize;
                 match crate::output::record(

@@ -197,6 +197,13 @@ pub trait Peek {
     }
 }
 
+/// A stopped tracee's memory, as the tables read it.
+impl Peek for tracee::Stopped {
+    fn peek(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        self.read_vec(tracee::Addr::new(addr), len).ok()
+    }
+}
+
 /// Why a call's outputs cannot be recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotCovered(pub String);
@@ -207,7 +214,9 @@ fn fixed(out: &mut Vec<Range>, ptr: u64, len: usize) {
     }
 }
 
-fn iov(out: &mut Vec<Range>, mem: &dyn Peek, iov: u64, count: u64, mut total: usize) {
+/// The ranges of an iovec array `iov` of `count` entries that hold its first `total`
+/// bytes.
+pub(crate) fn iov(out: &mut Vec<Range>, mem: &dyn Peek, iov: u64, count: u64, mut total: usize) {
     for i in 0..count.min(1024) {
         if total == 0 {
             break;

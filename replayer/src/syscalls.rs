@@ -252,7 +252,7 @@ impl Engine {
     /// trace for bytes the kernel copied from a file the replay does not have.
     fn check_output(&mut self, s: &Stopped, sc: &SyscallEvent) -> Result<()> {
         let call = || describe_call(sc.nr, &sc.args, sc.rip.0);
-        let sent = recorder::sent::sent(sc.nr, sc.args, sc.ret, &Mem(s));
+        let sent = recorder::sent::sent(sc.nr, sc.args, sc.ret, s);
         let (sent, out) = match (sent, &sc.output) {
             (None, None) => return Ok(()),
             (Some(_), None) => {
@@ -305,15 +305,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-}
-
-/// Reads tracee memory for the output tables.
-struct Mem<'a>(&'a Stopped);
-
-impl recorder::syscalls::Peek for Mem<'_> {
-    fn peek(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
-        self.0.read_vec(Addr::new(addr), len).ok()
     }
 }
 
