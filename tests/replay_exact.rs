@@ -321,6 +321,10 @@ fn altered_output_bytes_in_a_trace_are_refused_at_that_event() {
         };
         w.append(&e).unwrap();
     }
+    for entry in std::fs::read_dir(t.join("blobs")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), bad.join("blobs").join(entry.file_name())).unwrap();
+    }
     w.finish().unwrap();
     let out = Command::new(REWIND)
         .arg("replay")
