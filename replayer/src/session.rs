@@ -399,11 +399,7 @@ impl Engine {
         if !same_regs(&sig.regs, &gprs(regs)) {
             return Ok(false);
         }
-        let d = self.t(s.state_digest())?;
-        if std::env::var_os("DBG_STATE").is_some() {
-            eprintln!("DBG digest {:02x?} want {:02x?}", &d[..4], &state.0[..4]);
-        }
-        Ok(d == state.0)
+        Ok(self.t(s.state_digest())? == state.0)
     }
 
     /// After an event was applied: a breakpoint at the new boundary's rip is a hit.
