@@ -88,6 +88,17 @@ fn record_busy() -> Recorded {
 }
 
 impl Recorded {
+    /// A replay that succeeded, printed what was recorded and touched nothing.
+    fn replayed_untouched(&self, out: &std::process::Output) {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), self.stdout);
+        self.host_untouched();
+    }
+
     /// No file created, the victim intact, nobody listening or connected.
     fn host_untouched(&self) {
         assert!(
@@ -167,13 +178,7 @@ fn a_header_filter_that_allows_everything_or_traps_execve_is_refused() {
         .arg(&r.trace)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), r.stdout);
-    r.host_untouched();
+    r.replayed_untouched(&out);
 }
 
 /// The calls a replayed program may really make: what the filter lets through (memory
@@ -215,13 +220,7 @@ fn only_the_reviewed_system_calls_really_run_during_replay() {
         .arg(&r.trace)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), r.stdout);
-    r.host_untouched();
+    r.replayed_untouched(&out);
     let script = Command::new("perf")
         .args(["script", "-F", "comm,trace", "-i"])
         .arg(&data)
