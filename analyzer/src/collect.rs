@@ -2,53 +2,33 @@
 //! engines read. Recording pays nothing for analysis; instead the replay stops at umk's
 //! probe functions (kernel/PROBES.md) through software breakpoints and reads what the
 //! live guest knows at that instant: arguments in `rdi`/`rsi`/`rdx`, the stack through the
-//! frame-pointer chain, the current task from the task table (kernel/TASKS.md), lock
-//! classes through the lock header and cache names from `UMK_SLAB_CACHES`.
+//! frame-pointer chain, and — through the guest model (`guest::umk`) — the current task,
+//! lock classes and slab cache names.
 //!
 //! Besides the probes, a breakpoint on umk's `SIGSEGV` handler catches the fault the
-//! kernel turns into an oops (siginfo and ucontext give the fault address and the
-//! faulting registers), and the task table is read once more just before the program
-//! ends, for the actual-deadlock verdict.
-//!
-//! [`watch_object`] is the second, targeted pass of a use-after-free analysis: hardware
-//! watchpoints on the freed object from its free to the crash.
+//! kernel turns into an oops ([`crate::fault`]), and the task table is read once more just
+//! before the program ends, for the actual-deadlock verdict. The second, targeted pass of
+//! a use-after-free analysis is [`crate::watch`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use replayer::{Position, StopReason, Timeline, WatchKind};
+use guest::umk::{locks, Table, Umk};
+use guest::Binary;
+use replayer::{Position, StopReason, Timeline};
 
 use crate::error::{Error, Result};
 use crate::events::{
-    Crash, Ctx, Event, EventKind, LockClass, LockKind, LockOp, ObjectOp, Regs, TaskEnd, TaskRef,
-    TaskState, WaitKind,
+    Ctx, Event, EventKind, LockClass, LockKind, LockOp, ObjectOp, TaskEnd, TaskRef,
 };
-use crate::kasan::{Access, ObjRecord};
-use crate::symbols::{disassemble, Resolve, Symbolizer, PROBE_FUNCTIONS};
+use crate::marks::Marks;
+use crate::symbols::{probe_addresses, PROBE_FUNCTIONS};
 
-/// Task-table layout (kernel/TASKS.md); `UMK_TASK_SIZE` is checked against it.
-const TASK_SIZE: u64 = 184;
-const NR_TASKS_MAX: u64 = 64;
-/// Slab cache descriptors (kernel/PROBES.md).
-const CACHE_INFO_SIZE: u64 = 56;
-const NR_CACHES: u64 = 32;
-/// Cache index of whole-page allocations.
-const PAGES_CACHE: u64 = 0xff;
 /// Frames kept per stack: deeper ones never change a report.
-const MAX_FRAMES: usize = 24;
-/// `uc_mcontext.gregs` in the x86-64 `ucontext_t`, and the registers' indices in it.
-const UC_GREGS: u64 = 40;
-const FAULT_HANDLER: &str = "umk::irq::sigsegv";
-
-/// The symbols the collector reads; all must be in the guest.
-#[derive(Clone, Copy)]
-struct GuestLayout {
-    tasks: u64,
-    current: u64,
-    nr_tasks: u64,
-    caches: u64,
-}
+pub(crate) const MAX_FRAMES: usize = 24;
+/// umk's SIGSEGV handler, where a fault becomes an oops.
+pub(crate) const FAULT_HANDLER: &str = "umk::irq::sigsegv";
 
 /// What a collection produced.
 #[derive(Debug)]
@@ -95,17 +75,33 @@ pub struct CollectOptions {
 }
 
 /// A live replay stopped at a probe, with what the collector caches across hits.
-struct Reader<'a> {
-    tl: &'a mut Timeline,
-    trace: PathBuf,
-    layout: GuestLayout,
+pub(crate) struct Reader<'a> {
+    pub(crate) tl: &'a mut Timeline,
+    pub(crate) trace: PathBuf,
+    pub(crate) bin: &'a Binary,
+    umk: Umk,
+    table: Table,
     classes: BTreeMap<u64, LockClass>,
     caches: BTreeMap<u64, String>,
-    sym: &'a Symbolizer,
 }
 
-impl Reader<'_> {
-    fn replay_err(&self, op: &'static str) -> impl Fn(replayer::Error) -> Error + '_ {
+impl<'a> Reader<'a> {
+    /// A reader of umk in `bin`, its task table checked once against the replay's memory.
+    pub(crate) fn new(tl: &'a mut Timeline, trace: &Path, bin: &'a Binary) -> Result<Reader<'a>> {
+        let umk = Umk::new(bin)?;
+        let table = umk.table(&*tl)?;
+        Ok(Reader {
+            tl,
+            trace: trace.to_path_buf(),
+            bin,
+            umk,
+            table,
+            classes: BTreeMap::new(),
+            caches: BTreeMap::new(),
+        })
+    }
+
+    pub(crate) fn replay_err(&self, op: &'static str) -> impl Fn(replayer::Error) -> Error + '_ {
         move |e| Error::Replay {
             op,
             trace: self.trace.clone(),
@@ -113,87 +109,44 @@ impl Reader<'_> {
         }
     }
 
-    fn bytes(&self, addr: u64, len: usize, what: &'static str) -> Result<Vec<u8>> {
-        let b = self
-            .tl
-            .read_memory(addr, len)
-            .map_err(self.replay_err("reading guest memory of"))?;
-        if b.len() != len {
-            return Err(Error::GuestMemory { what, addr, len });
-        }
-        Ok(b)
+    fn task(&self, slot: u64) -> Result<TaskRef> {
+        let t = self.table.task(&*self.tl, slot, u64::MAX)?;
+        Ok(t.map_or_else(|| TaskRef::new(0, ""), |t| TaskRef::new(t.pid, &t.name)))
     }
 
-    fn u64_at(&self, addr: u64, what: &'static str) -> Result<u64> {
-        let b = self.bytes(addr, 8, what)?;
-        Ok(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    /// The task on the CPU.
+    pub(crate) fn current(&self) -> Result<TaskRef> {
+        self.task(self.table.current_slot(&*self.tl)?)
     }
 
-    fn u32_at(&self, addr: u64, what: &'static str) -> Result<u32> {
-        let b = self.bytes(addr, 4, what)?;
-        Ok(u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
-    }
-
-    fn text(&self, addr: u64, len: u64, what: &'static str) -> Result<String> {
-        // Class names and files are short; a huge length is a corrupt header.
-        let len = len.min(4096) as usize;
-        Ok(String::from_utf8_lossy(&self.bytes(addr, len, what)?).into_owned())
-    }
-
-    fn task(&self, index: u64) -> Result<TaskRef> {
-        let base = self.layout.tasks + index * TASK_SIZE;
-        let pid = self.u32_at(base + 4, "a task's pid")?;
-        let name = self.bytes(base + 8, 16, "a task's name")?;
-        Ok(TaskRef::new(pid, &nul_str(&name)))
-    }
-
-    fn current(&self) -> Result<TaskRef> {
-        let i = u64::from(self.u32_at(self.layout.current, "UMK_CURRENT")?);
-        self.task(i.min(self.layout.nr_tasks - 1))
-    }
-
-    fn lock(&mut self, header: u64, ctx: u64) -> Result<LockOp> {
-        let class_ptr = self.u64_at(header, "a lock header's class")?;
-        let kind = self.u32_at(header + 16, "a lock header's kind")?;
-        let class = match self.classes.get(&class_ptr) {
+    fn lock(&mut self, addr: u64, ctx: u64) -> Result<LockOp> {
+        let header = locks::header(&*self.tl, addr)?;
+        let class = match self.classes.get(&header.class) {
             Some(c) => c.clone(),
             None => {
-                let c = self.bytes(class_ptr, 36, "a lock class")?;
-                let w = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or([0; 8]));
-                let line = u32::from_le_bytes(c[32..36].try_into().unwrap_or([0; 4]));
+                let c = locks::class(&*self.tl, header.class)?;
                 let class = LockClass {
-                    name: self.text(w(0), w(8), "a lock class name")?,
-                    file: self.text(w(16), w(24), "a lock class file")?,
-                    line,
+                    name: c.name,
+                    file: c.file,
+                    line: c.line,
                 };
-                self.classes.insert(class_ptr, class.clone());
+                self.classes.insert(header.class, class.clone());
                 class
             }
         };
         Ok(LockOp {
-            addr: header,
+            addr,
             class,
-            kind: LockKind::from_header(kind),
+            kind: LockKind::from_header(header.kind),
             ctx: Ctx::from_bits(ctx as u32),
         })
     }
 
     fn cache_name(&mut self, index: u64) -> Result<String> {
-        if index == PAGES_CACHE {
-            return Ok("pages".to_string());
-        }
         if let Some(n) = self.caches.get(&index) {
             return Ok(n.clone());
         }
-        if index >= NR_CACHES {
-            return Ok(format!("cache-{index}"));
-        }
-        let raw = self.bytes(
-            self.layout.caches + index * CACHE_INFO_SIZE,
-            24,
-            "a slab cache name",
-        )?;
-        let name = nul_str(&raw);
+        let name = self.umk.cache_name(&*self.tl, index)?;
         // Caches are created once and never renamed, so the name can be kept.
         if !name.is_empty() {
             self.caches.insert(index, name.clone());
@@ -201,204 +154,43 @@ impl Reader<'_> {
         Ok(name)
     }
 
-    /// Return addresses from `rbp`'s frame-pointer chain, stopping where the chain leaves
-    /// the guest's code (the host stack of a signal, the task trampoline).
-    fn rbp_chain(&self, mut rbp: u64, out: &mut Vec<u64>) {
-        while out.len() < MAX_FRAMES && rbp != 0 && rbp & 7 == 0 {
-            let (Ok(next), Ok(ret)) = (
-                self.u64_at(rbp, "a saved frame pointer"),
-                self.u64_at(rbp + 8, "a return address"),
-            ) else {
-                break;
-            };
-            if ret == 0 || self.sym.symbol(ret.saturating_sub(1)).is_none() {
-                break;
-            }
-            out.push(ret);
-            // Frames grow down, so callers sit above: anything else is not a frame.
-            if next <= rbp {
-                break;
-            }
-            rbp = next;
-        }
+    /// Return addresses up `rbp`'s frame-pointer chain.
+    pub(crate) fn rbp_chain(&self, rbp: u64, out: &mut Vec<u64>) {
+        guest::stack::walk(self.bin, &*self.tl, rbp, MAX_FRAMES, out);
     }
 
     /// The stack at a probe's first instruction: its return address, then the caller's
     /// chain (the probe has not pushed rbp yet, so rbp is still the caller's frame).
     fn probe_stack(&self, rsp: u64, rbp: u64) -> Vec<u64> {
         let mut out = Vec::new();
-        if let Ok(ret) = self.u64_at(rsp, "a probe's return address") {
+        if let Ok(ret) = guest::memory::u64_at(&*self.tl, rsp, "a probe's return address") {
             out.push(ret);
             self.rbp_chain(rbp, &mut out);
         }
         out
     }
 
-    fn task_end(&self, index: u64) -> Result<Option<(TaskRef, TaskEnd)>> {
-        let base = self.layout.tasks + index * TASK_SIZE;
-        let raw = self.bytes(base, TASK_SIZE as usize, "a task-table entry")?;
-        let u32_ = |o: usize| u32::from_le_bytes(raw[o..o + 4].try_into().unwrap_or([0; 4]));
-        let u64_ = |o: usize| u64::from_le_bytes(raw[o..o + 8].try_into().unwrap_or([0; 8]));
-        let state = TaskState::from_table(u32_(0));
-        if state == TaskState::Unused {
-            return Ok(None);
-        }
-        let task = TaskRef::new(u32_(4), &nul_str(&raw[8..24]));
-        let wait = WaitKind::from_table(u32_(48));
-        let wait_obj = u64_(56);
-        let held_count = (u32_(176) as usize).min(8);
-        let held = (0..held_count).map(|i| u64_(112 + 8 * i)).collect();
-        let wait_owner = if wait == WaitKind::Mutex && wait_obj != 0 {
-            self.u32_at(wait_obj + 12, "a lock header's owner").ok()
-        } else {
-            None
-        };
-        Ok(Some((
-            task,
-            TaskEnd {
-                state,
-                wait,
-                wait_obj,
-                wait_name: nul_str(&raw[64..88]),
-                wait_owner,
-                held,
-            },
-        )))
-    }
-
+    /// Every used slot of the task table, as the end of the recording sees them.
     fn end_states(&self, pos: Position) -> Result<Vec<Event>> {
-        let mut out = Vec::new();
-        for i in 0..self.layout.nr_tasks {
-            if let Some((task, end)) = self.task_end(i)? {
-                out.push(Event {
-                    pos,
-                    task,
-                    stack: Vec::new(),
-                    kind: EventKind::TaskState(end),
-                });
-            }
-        }
-        Ok(out)
+        Ok(self
+            .table
+            .tasks(&*self.tl)?
+            .into_iter()
+            .map(|t| Event {
+                pos,
+                task: TaskRef::new(t.pid, &t.name),
+                stack: Vec::new(),
+                kind: EventKind::TaskState(TaskEnd {
+                    state: t.state,
+                    wait: t.wait.kind,
+                    wait_obj: t.wait.obj,
+                    wait_name: t.wait.name,
+                    wait_owner: t.wait.owner,
+                    held: t.held,
+                }),
+            })
+            .collect())
     }
-
-    /// The oops at the kernel's SIGSEGV handler: `rsi` is the siginfo, `rdx` the ucontext.
-    fn fault(&self, g: &trace::Gprs) -> Result<(Crash, Vec<u64>)> {
-        let signal = self.u32_at(g.rsi, "siginfo.si_signo")? as i32;
-        let code = self.u32_at(g.rsi + 8, "siginfo.si_code")? as i32;
-        let addr = self.u64_at(g.rsi + 16, "siginfo.si_addr")?;
-        let raw = self.bytes(g.rdx + UC_GREGS, 18 * 8, "the fault's ucontext")?;
-        let r = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        let regs = Regs {
-            r8: r(0),
-            r9: r(1),
-            r10: r(2),
-            r11: r(3),
-            r12: r(4),
-            r13: r(5),
-            r14: r(6),
-            r15: r(7),
-            rdi: r(8),
-            rsi: r(9),
-            rbp: r(10),
-            rbx: r(11),
-            rdx: r(12),
-            rax: r(13),
-            rcx: r(14),
-            rsp: r(15),
-            rip: r(16),
-            eflags: r(17),
-        };
-        // SI_KERNEL (0x80): a general protection fault, which has no address.
-        let fault_addr = (code != 0x80).then_some(addr);
-        let code_bytes = self.tl.read_memory(regs.rip, 16).unwrap_or_default();
-        let mut stack = vec![regs.rip];
-        self.rbp_chain(regs.rbp, &mut stack);
-        Ok((
-            Crash {
-                signal,
-                fault_addr,
-                regs,
-                code: code_bytes,
-            },
-            stack,
-        ))
-    }
-}
-
-/// Positions of hits without re-execution: the latest mark at or before the stop (the
-/// boundary `eN`, or the preemption point `eN+tK` when the guest's tick counter moved
-/// past the boundary's). Replay and gdb accept it; running forward from it to the probe
-/// reaches the hit. Exact `+sJ` positions need [`Timeline::position`], which re-executes
-/// from a checkpoint and single-steps — see [`CollectOptions::exact_positions`].
-struct Marks {
-    ticks_addr: Option<u64>,
-    start_ticks: u64,
-    /// REWIND_TICKS at the boundary before each event: what the previous event recorded.
-    boundary: Vec<u64>,
-}
-
-impl Marks {
-    fn new(tl: &Timeline) -> Marks {
-        let ticks_addr = tl.header().tick_abi.map(|t| t.ticks.0);
-        let start_ticks = ticks_addr
-            .and_then(|a| tl.read_memory(a, 8).ok())
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u64::from_le_bytes);
-        let mut boundary = Vec::with_capacity(tl.events().len() + 1);
-        let mut last = start_ticks;
-        boundary.push(last);
-        for ev in tl.events() {
-            last = match ev {
-                trace::Event::Syscall(s) => s.ticks,
-                trace::Event::Signal(s) => s.ticks,
-                trace::Event::Rdtsc(r) => r.ticks,
-                trace::Event::Cpuid(c) => c.ticks,
-                _ => last,
-            };
-            boundary.push(last);
-        }
-        Marks {
-            ticks_addr,
-            start_ticks,
-            boundary,
-        }
-    }
-
-    fn here(&self, tl: &Timeline) -> Position {
-        let n = tl.next_event();
-        let Some(addr) = self.ticks_addr else {
-            return Position::event(n);
-        };
-        let now = tl
-            .read_memory(addr, 8)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .map_or(self.start_ticks, u64::from_le_bytes);
-        let at_boundary = self.boundary.get(n as usize).copied().unwrap_or(now);
-        if now > at_boundary {
-            Position {
-                event: n,
-                ticks: Some(now),
-                steps: 0,
-            }
-        } else {
-            Position::event(n)
-        }
-    }
-}
-
-fn nul_str(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8_lossy(&b[..end]).into_owned()
-}
-
-fn layout(sym: &Symbolizer) -> Result<GuestLayout> {
-    Ok(GuestLayout {
-        tasks: sym.symbol_address("UMK_TASKS")?,
-        current: sym.symbol_address("UMK_CURRENT")?,
-        nr_tasks: NR_TASKS_MAX,
-        caches: sym.symbol_address("UMK_SLAB_CACHES")?,
-    })
 }
 
 /// Opens another replay of `trace` (a pack is unpacked anew: the first replay's copy of
@@ -411,43 +203,23 @@ pub fn timeline(trace: &Path) -> Result<Timeline> {
     })
 }
 
-/// Opens the trace's timeline (a directory or a pack) and the guest's symbols, from
+/// Opens the trace's timeline (a directory or a pack) and the guest's binary, from
 /// `binary` or else from the binary the replay runs.
-pub fn open(trace: &Path, binary: Option<&Path>) -> Result<(Timeline, Symbolizer)> {
+pub fn open(trace: &Path, binary: Option<&Path>) -> Result<(Timeline, Binary)> {
     let tl = timeline(trace)?;
-    let sym = Symbolizer::open(binary.unwrap_or(tl.binary()))?;
-    Ok((tl, sym))
+    let bin = crate::symbols::open(binary.unwrap_or(tl.binary()))?;
+    Ok((tl, bin))
 }
 
 /// Replays the trace to its end with probes armed and returns the events.
-pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection, Symbolizer)> {
+pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection, Binary)> {
     let started = Instant::now();
-    let (mut tl, sym) = open(trace_dir, opts.binary.as_deref())?;
-    let probes = sym.probe_addresses(&PROBE_FUNCTIONS)?;
-    let fault_handler = sym.symbol_address(FAULT_HANDLER).ok();
-    let layout = layout(&sym)?;
-    let size_sym = sym.symbol_address("UMK_TASK_SIZE")?;
+    let (mut tl, bin) = open(trace_dir, opts.binary.as_deref())?;
+    let probes = probe_addresses(&bin, &PROBE_FUNCTIONS)?;
+    let fault_handler = bin.address(FAULT_HANDLER);
     let total = tl.events().len() as u64;
     let marks = Marks::new(&tl);
-    let mut rd = Reader {
-        tl: &mut tl,
-        trace: trace_dir.to_path_buf(),
-        layout,
-        classes: BTreeMap::new(),
-        caches: BTreeMap::new(),
-        sym: &sym,
-    };
-    // The layout constants must match the guest that was recorded.
-    let size = rd.u64_at(size_sym, "UMK_TASK_SIZE")?;
-    if size != TASK_SIZE {
-        return Err(Error::GuestLayout {
-            what: "UMK_TASK_SIZE",
-            expected: TASK_SIZE,
-            found: size,
-        });
-    }
-    let nr_sym = sym.symbol_address("UMK_NR_TASKS")?;
-    rd.layout.nr_tasks = rd.u64_at(nr_sym, "UMK_NR_TASKS")?.min(NR_TASKS_MAX);
+    let mut rd = Reader::new(&mut tl, trace_dir, &bin)?;
     for &a in probes.iter().chain(fault_handler.iter()) {
         rd.tl.set_breakpoint(a);
     }
@@ -484,7 +256,7 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
             .map_err(rd.replay_err("reading registers in"))?;
         let task = rd.current()?;
         if Some(addr) == fault_handler {
-            let (crash, stack) = rd.fault(&g)?;
+            let (crash, stack) = crate::fault::read(&rd, &g)?;
             events.push(Event {
                 pos,
                 task,
@@ -513,8 +285,8 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
                 }
             }
             Some("umk_context_switch") => EventKind::ContextSwitch {
-                prev: rd.task(g.rdi % rd.layout.nr_tasks)?,
-                next: rd.task(g.rsi % rd.layout.nr_tasks)?,
+                prev: rd.task(g.rdi)?,
+                next: rd.task(g.rsi)?,
             },
             Some("umk_irq_enter") => EventKind::IrqEnter { irq: g.rdi as u32 },
             Some("umk_irq_exit") => EventKind::IrqExit { irq: g.rdi as u32 },
@@ -556,171 +328,15 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
     // Here, while the timeline still holds the checkpoints of the whole replay.
     let poison_load = crate::poison_load::find_after_collection(rd.tl, fault_handler, &events);
     stats.elapsed = started.elapsed();
+    let binary = bin.path().to_path_buf();
     Ok((
         Collection {
             events,
-            binary: sym.path().to_path_buf(),
+            binary,
             exit,
             stats,
             poison_load,
         },
-        sym,
+        bin,
     ))
-}
-
-/// Most debug-register slots the CPU has; each covers at most 8 aligned bytes.
-pub const WATCH_SLOTS: usize = 4;
-
-/// The 8-byte words of `obj` to watch: the faulting word first, then its neighbours
-/// alternately after and before, all inside the object — four slots cover 32 bytes.
-pub fn watched_words(obj: &ObjRecord, fault: u64) -> Vec<u64> {
-    let start = obj.ptr & !7;
-    let end = obj.ptr + obj.size.max(1);
-    let first = if obj.contains(fault) {
-        fault & !7
-    } else {
-        start
-    };
-    let mut out = vec![first];
-    let mut k = 1u64;
-    while out.len() < WATCH_SLOTS && (first + 8 * k < end || first >= start + 8 * k) {
-        if first + 8 * k < end {
-            out.push(first + 8 * k);
-        }
-        if out.len() < WATCH_SLOTS && first >= start + 8 * k {
-            out.push(first - 8 * k);
-        }
-        k += 1;
-    }
-    out
-}
-
-/// Replays from the free of the object at `ptr` (found from `from`, the mark before it)
-/// to the crash at `to`, with read/write watchpoints on `words`, and returns every access
-/// to them: position, task, stack (the accessing instruction first) and the accessed
-/// address. x86 reports data breakpoints after the access; the instruction is found by
-/// decoding the function up to the reported rip. The run ends at the kernel's fault
-/// handler (the crash) or past `to`.
-pub fn watch_object(
-    tl: &mut Timeline,
-    sym: &Symbolizer,
-    trace_dir: &Path,
-    words: &[u64],
-    from: &Position,
-    ptr: u64,
-    to: &Position,
-) -> Result<Vec<Access>> {
-    let err = |op: &'static str| {
-        move |e: replayer::Error| Error::Replay {
-            op,
-            trace: trace_dir.to_path_buf(),
-            source: Box::new(e),
-        }
-    };
-    for b in tl.breakpoints() {
-        tl.remove_breakpoint(b);
-    }
-    let marks = Marks::new(tl);
-    tl.seek(from).map_err(err("seeking to the free in"))?;
-    // The mark may lie before the free: run to the probe that frees this very object, so
-    // the poisoning itself is not reported as an access.
-    let free = sym.symbol_address("umk_free")?;
-    tl.set_breakpoint(free);
-    loop {
-        match tl.run_forward().map_err(err("running to the free in"))? {
-            StopReason::Breakpoint(_) => {
-                let g = tl.regs().map_err(err("reading registers in"))?;
-                if g.rsi == ptr {
-                    break;
-                }
-            }
-            _ => return Ok(Vec::new()),
-        }
-    }
-    tl.remove_breakpoint(free);
-    let fault_handler = sym.symbol_address(FAULT_HANDLER).ok();
-    if let Some(f) = fault_handler {
-        tl.set_breakpoint(f);
-    }
-    for &w in words.iter().take(WATCH_SLOTS) {
-        tl.set_watchpoint(w, 8, WatchKind::ReadWrite)
-            .map_err(err("setting a watchpoint in"))?;
-    }
-    let layout = layout(sym)?;
-    let mut out = Vec::new();
-    while let StopReason::Watchpoint(_) = tl
-        .run_forward()
-        .map_err(err("watching the freed object in"))?
-    {
-        let pos = marks.here(tl);
-        if pos > *to {
-            break;
-        }
-        let g = tl.regs().map_err(err("reading registers in"))?;
-        let rd = Reader {
-            tl: &mut *tl,
-            trace: trace_dir.to_path_buf(),
-            layout,
-            classes: BTreeMap::new(),
-            caches: BTreeMap::new(),
-            sym,
-        };
-        let task = rd.current()?;
-        let (insn_addr, addr, size, write) = accessing_insn(sym, &Regs::from(&g), words);
-        let mut stack = vec![insn_addr];
-        rd.rbp_chain(g.rbp, &mut stack);
-        out.push(Access {
-            pos,
-            task,
-            stack,
-            addr,
-            size,
-            write,
-        });
-        // A reused object can be hammered; the first accesses tell the story.
-        if out.len() >= 256 {
-            break;
-        }
-    }
-    for &w in words {
-        tl.remove_watchpoint(w);
-    }
-    if let Some(f) = fault_handler {
-        tl.remove_breakpoint(f);
-    }
-    Ok(out)
-}
-
-/// The instruction that just accessed a watched word (the one ending at rip, found by
-/// decoding the containing function), its address operand evaluated with the registers
-/// after it, and whether it wrote. Falls back to the first watched word when the
-/// instruction cannot be found or its base register was overwritten by the access itself.
-fn accessing_insn(sym: &Symbolizer, regs: &Regs, words: &[u64]) -> (u64, u64, u8, bool) {
-    let fallback = (regs.rip, words.first().copied().unwrap_or(0), 8, false);
-    let Some((start, bytes)) = sym.function_code(regs.rip.saturating_sub(1)) else {
-        return fallback;
-    };
-    let Ok(insns) = disassemble(bytes, start, usize::MAX / 2) else {
-        return fallback;
-    };
-    let Some(insn) = insns
-        .iter()
-        .find(|i| i.addr + i.bytes.len() as u64 == regs.rip)
-    else {
-        return fallback;
-    };
-    let write = insn
-        .operands
-        .split(", ")
-        .next()
-        .is_some_and(|d| d.contains('['))
-        && !matches!(insn.mnemonic.as_str(), "cmp" | "test" | "push");
-    let Some(m) = insn.mem.iter().find(|m| m.base.as_deref() != Some("rip")) else {
-        return (insn.addr, fallback.1, 8, write);
-    };
-    let addr = m
-        .address(|r| regs.get(r))
-        .filter(|a| words.iter().any(|w| a & !7 == *w))
-        .unwrap_or(fallback.1);
-    (insn.addr, addr, m.size, write)
 }

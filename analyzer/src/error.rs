@@ -22,9 +22,6 @@ pub enum Error {
         "{path} has no debug info (.debug_info is missing): rebuild the guest with debug = true"
     )]
     NoDebugInfo { path: PathBuf },
-    /// addr2line could not build or query its context.
-    #[error("reading DWARF of {path}: {why}")]
-    Dwarf { path: PathBuf, why: String },
     /// A symbol the probes need is not in the binary.
     #[error("symbol `{name}` not found in {path}")]
     NoSymbol { name: String, path: PathBuf },
@@ -65,13 +62,10 @@ pub enum Error {
         addr: u64,
         len: usize,
     },
-    /// The guest's layout differs from the one the collector knows (kernel/TASKS.md).
-    #[error("guest layout mismatch: {what} is {found}, the analyzer expects {expected}")]
-    GuestLayout {
-        what: &'static str,
-        expected: u64,
-        found: u64,
-    },
+    /// A guest structure is not the one the readers know (kernel/TASKS.md), or holds an
+    /// impossible value.
+    #[error("guest layout mismatch: {0}")]
+    GuestLayout(String),
     /// Writing an output file failed.
     #[error("writing {path}: {source}")]
     Write {
@@ -86,3 +80,15 @@ pub enum Error {
 
 /// The analyzer's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<guest::Error> for Error {
+    fn from(e: guest::Error) -> Error {
+        match e {
+            guest::Error::Read { path, source } => Error::Read { path, source },
+            guest::Error::NotElf { path, why } => Error::BadElf { path, why },
+            guest::Error::NoSymbol { name, path } => Error::NoSymbol { name, path },
+            guest::Error::Memory { what, addr, len } => Error::GuestMemory { what, addr, len },
+            e @ guest::Error::Layout { .. } => Error::GuestLayout(e.to_string()),
+        }
+    }
+}

@@ -239,59 +239,8 @@ pub struct Crash {
     pub code: Vec<u8>,
 }
 
-/// Task state codes of the task table (kernel/TASKS.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum TaskState {
-    Unused,
-    Running,
-    Interruptible,
-    Uninterruptible,
-    Dead,
-}
-
-impl TaskState {
-    pub fn from_table(v: u32) -> TaskState {
-        match v {
-            1 => TaskState::Running,
-            2 => TaskState::Interruptible,
-            3 => TaskState::Uninterruptible,
-            4 => TaskState::Dead,
-            _ => TaskState::Unused,
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            TaskState::Unused => "UNUSED",
-            TaskState::Running => "RUNNING",
-            TaskState::Interruptible => "INTERRUPTIBLE",
-            TaskState::Uninterruptible => "UNINTERRUPTIBLE",
-            TaskState::Dead => "DEAD",
-        }
-    }
-}
-
-/// What a blocked task waits on (`wait_kind` in the task table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum WaitKind {
-    None,
-    Mutex,
-    WaitQueue,
-    Sleep,
-    Io,
-}
-
-impl WaitKind {
-    pub fn from_table(v: u32) -> WaitKind {
-        match v {
-            1 => WaitKind::Mutex,
-            2 => WaitKind::WaitQueue,
-            3 => WaitKind::Sleep,
-            4 => WaitKind::Io,
-            _ => WaitKind::None,
-        }
-    }
-}
+/// A task's state and what it waits on, as the guest model reads them.
+pub use guest::{TaskState, WaitKind};
 
 /// One task-table entry at the end of the recording.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::disasm::{disassemble, Insn, MemOperand};
 use crate::events::{Crash, Event, EventKind, ObjectOp, Pos, Regs, TaskRef};
-use crate::symbols::{disassemble, format_stack, symbol_offset, Insn, MemOperand, Resolve};
+use crate::symbols::{format_stack, symbol_offset, Resolve};
 
 /// The byte freed slab objects are filled with (kernel/src/mm: POISON_FREE).
 pub const POISON_FREE: u8 = 0x6b;

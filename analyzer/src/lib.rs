@@ -2,12 +2,15 @@
 //! the engines that turn a stream of those events into the reports kernel developers know.
 //!
 //! * [`events`] — what a probe reports: position, task, stack and what happened.
-//! * [`symbols`] — the guest's ELF and DWARF: frames (with inlining), symbols, disassembly.
+//! * [`symbols`] — reports' view of the guest binary (`guest::Binary`): frames, the
+//!   kernel's stack layout, lock call sites, umk's probe functions.
+//! * [`disasm`] — capstone disassembly and memory operands.
 //! * [`lockdep`] — lock classes, the dependency graph and its cycles, recursive locking,
 //!   irq inconsistency, locks held at exit and the actual-deadlock verdict; text and DOT.
 //! * [`kasan`] — use-after-free reports in KASAN's layout from allocations, frees and a crash.
-//! * [`collect`] — the replay-time collector: probes as breakpoints, the task table, the
-//!   fault; and the watchpoint pass over a freed object.
+//! * [`collect`] — the replay-time collector: probes as breakpoints, read through the
+//!   guest model; `fault` — the oops at the SIGSEGV handler; `marks` — hit positions.
+//! * [`watch`] — the watchpoint pass over a freed object.
 //! * [`poison_load`] — the load of a poisoned pointer, found by running the replay back
 //!   from the fault.
 //! * [`provenance`] — BackTracker-style walk back from a crash, as text and DOT.
@@ -19,15 +22,19 @@
 
 pub mod chrome;
 pub mod collect;
+pub mod disasm;
 pub mod error;
 pub mod events;
+mod fault;
 pub mod kasan;
 pub mod lockdep;
+mod marks;
 pub mod poison_load;
 pub mod provenance;
 pub mod report;
 pub mod symbols;
+pub mod watch;
 
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, Pos, TaskRef};
-pub use symbols::{Frame, Resolve, Symbolizer};
+pub use symbols::{Binary, Frame, Resolve};

@@ -17,9 +17,9 @@
 
 use replayer::{StopReason, Timeline};
 
+use crate::disasm::{disassemble, Insn, MemOperand};
 use crate::events::{Event, EventKind, Regs};
 use crate::kasan::{is_poison, poisoned_register, FoundLoad};
-use crate::symbols::{disassemble, Insn, MemOperand};
 
 /// Most instructions the search runs back from the fault. Each step back re-executes from
 /// the previous mark, so the bound keeps a search that cannot succeed (the pointer came

@@ -16,7 +16,8 @@ use crate::events::{Event, EventKind, Pos};
 use crate::kasan::{KasanReport, ObjectTracker, NO_CRASH};
 use crate::lockdep::{render_svg, LockReport};
 use crate::provenance::{self, Provenance};
-use crate::symbols::{Resolve, Symbolizer};
+use crate::symbols::{Binary, Resolve};
+use crate::watch;
 
 /// How to analyze.
 #[derive(Default)]
@@ -32,7 +33,7 @@ pub struct Analysis {
     /// The trace as the user named it (used in the commands the report prints).
     pub trace: PathBuf,
     pub collection: Collection,
-    pub sym: Symbolizer,
+    pub sym: Binary,
     pub locks: LockReport,
     pub tracker: ObjectTracker,
     pub kasan: Option<KasanReport>,
@@ -121,9 +122,9 @@ impl Analysis {
             if let Some(o) = k.object.clone() {
                 if let Some(f) = &o.free {
                     let fault = k.access.map_or(o.ptr, |a| a.0);
-                    watched = collect::watched_words(&o, fault);
+                    watched = watch::watched_words(&o, fault);
                     let mut tl = collect::timeline(trace)?;
-                    k.accesses = collect::watch_object(
+                    k.accesses = watch::watch_object(
                         &mut tl,
                         &sym,
                         trace,
@@ -187,7 +188,7 @@ impl Analysis {
                 self.watched.len(),
                 if self.watched.len() == 1 { "" } else { "s" },
                 if words.is_empty() { "none".to_string() } else { words.join(", ") },
-                collect::WATCH_SLOTS
+                watch::WATCH_SLOTS
             );
         }
         out

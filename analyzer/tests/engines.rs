@@ -793,7 +793,7 @@ fn uaf_load_found_by_the_replay_wins_over_the_static_search() {
     let crash = tr.crash().unwrap().clone();
     let r = KasanReport::build(&tr, &crash, Some((CHECKSUM, &func)), None, &[]).unwrap();
     assert!(r.object.is_none(), "{:?}", r.finding);
-    let load = analyzer::symbols::disassemble(&func[..4], CHECKSUM, 1).unwrap()[0].clone();
+    let load = analyzer::disasm::disassemble(&func[..4], CHECKSUM, 1).unwrap()[0].clone();
     let found = FoundLoad {
         reg: "rcx".into(),
         insn: load,

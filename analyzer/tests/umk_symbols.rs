@@ -7,16 +7,17 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
-use analyzer::symbols::{disassemble, Resolve, Symbolizer};
+use analyzer::disasm::disassemble;
+use analyzer::symbols::{self, Binary};
 use analyzer::Error;
 
 fn umk_binary() -> &'static Path {
     support::umk_binary()
 }
 
-/// The Symbolizer caches lazily and is not Sync, so each test opens its own.
-fn symbolizer() -> Symbolizer {
-    Symbolizer::open(umk_binary()).expect("opening umk")
+/// Each test opens its own: the DWARF context caches lazily and is not Sync.
+fn symbolizer() -> Binary {
+    symbols::open(umk_binary()).expect("opening umk")
 }
 
 /// umk tags each probe body so that no two share an address (kernel/PROBES.md); a
@@ -24,16 +25,15 @@ fn symbolizer() -> Symbolizer {
 #[test]
 fn every_probe_has_its_own_address() {
     let s = symbolizer();
-    let addrs = s
-        .probe_addresses(&analyzer::symbols::PROBE_FUNCTIONS)
-        .expect("distinct probe addresses");
-    assert_eq!(addrs.len(), analyzer::symbols::PROBE_FUNCTIONS.len());
+    let addrs =
+        symbols::probe_addresses(&s, &symbols::PROBE_FUNCTIONS).expect("distinct probe addresses");
+    assert_eq!(addrs.len(), symbols::PROBE_FUNCTIONS.len());
 }
 
 #[test]
 fn probe_symbol_resolves_to_the_sync_module() {
     let s = symbolizer();
-    let addr = s.symbol_address("umk_lock_acquire").unwrap();
+    let addr = s.require("umk_lock_acquire").unwrap();
     let frames = s.frames(addr);
     let outer = frames.last().expect("frames for umk_lock_acquire");
     assert_eq!(outer.function, "umk_lock_acquire", "{frames:?}");
@@ -48,7 +48,7 @@ fn probe_symbol_resolves_to_the_sync_module() {
 #[test]
 fn address_inside_abba_has_file_and_line() {
     let s = symbolizer();
-    let start = s.symbol_address("umk::bugs::abba::one_way").unwrap();
+    let start = s.require("umk::bugs::abba::one_way").unwrap();
     let size = s.symbol(start).unwrap().size;
     // Every address of the function symbolizes to it; optimized code has stretches
     // without a line (line 0), so look for the addresses that have one.
@@ -72,7 +72,7 @@ fn address_inside_abba_has_file_and_line() {
 #[test]
 fn functions_start_with_a_frame_pointer_push() {
     let s = symbolizer();
-    let start = s.symbol_address("umk::bugs::abba::one_way").unwrap();
+    let start = s.require("umk::bugs::abba::one_way").unwrap();
     let bytes = s.code_bytes(start, 16);
     assert!(!bytes.is_empty());
     let insns = disassemble(bytes, start, 1).unwrap();
@@ -90,7 +90,7 @@ fn bad_binaries_are_clear_errors() {
     std::fs::create_dir_all(&dir).unwrap();
     let text = dir.join("not-elf");
     std::fs::write(&text, "hello").unwrap();
-    let e = Symbolizer::open(&text).err().unwrap();
+    let e = symbols::open(&text).err().unwrap();
     assert!(matches!(e, Error::BadElf { .. }), "{e}");
 
     let stripped = dir.join("umk-stripped");
@@ -101,11 +101,11 @@ fn bad_binaries_are_clear_errors() {
         .status()
         .expect("objcopy (binutils) runs");
     assert!(ok.success());
-    let e = Symbolizer::open(&stripped).err().unwrap();
+    let e = symbols::open(&stripped).err().unwrap();
     assert!(matches!(e, Error::NoDebugInfo { .. }), "{e}");
     assert!(e.to_string().contains("no debug info"), "{e}");
 
-    let e = symbolizer().symbol_address("no_such_symbol").unwrap_err();
+    let e = symbolizer().require("no_such_symbol").unwrap_err();
     assert!(e.to_string().contains("no_such_symbol"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

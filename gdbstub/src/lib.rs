@@ -4,8 +4,8 @@
 //! * [`server`] listens on 127.0.0.1 and serves gdb sessions one after another.
 //! * [`target`] translates packets into timeline calls and stops into stop replies; the
 //!   edges of the recording are reported as the edges of history (ReplayLog Begin/End).
-//! * umk's tasks come from `replayer::tasks` (kernel/TASKS.md), found through
-//!   `replayer::symbols`; the stub only numbers them as gdb threads.
+//! * The guest kernel's tasks come from its model (`guest::Guest`: umk's task table,
+//!   kernel/TASKS.md); the stub only numbers them as gdb threads.
 //! * [`conn`] NAKs bad packets instead of ending the session.
 //! * [`monitor`] has `monitor where|goto|checkpoint|events|stats`.
 //!

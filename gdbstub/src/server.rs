@@ -13,15 +13,11 @@ use gdbstub::common::Signal;
 use gdbstub::conn::{Connection, ConnectionExt};
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub};
-use replayer::symbols::Symbols;
 use replayer::{Position, Timeline};
 
 use crate::conn::Checked;
 use crate::error::{Error, Result};
 use crate::target::{ReplayTarget, Stop};
-
-/// auxv type of the program's entry point.
-const AT_ENTRY: u64 = 9;
 
 /// How to start a stub.
 #[derive(Debug, Clone)]
@@ -69,16 +65,8 @@ impl Server {
         let mut tl = Timeline::open(&opts.trace)
             .map_err(|e| Error::timeline("open", opts.trace.display(), e))?;
         let binary = tl.binary().to_path_buf();
-        let entry = tl
-            .header()
-            .auxv
-            .iter()
-            .find(|(k, _)| *k == AT_ENTRY)
-            .map(|&(_, v)| v);
         // A binary that cannot be read still debugs, as one thread without task names.
-        let table = Symbols::load_at(&binary, entry)
-            .ok()
-            .filter(|s| s.address("UMK_TASKS").is_ok() && s.address("UMK_CURRENT").is_ok());
+        let guest = tl.load_binary().ok().and_then(|b| guest::detect(&b));
         if let Some(p) = opts.at {
             tl.seek(&p).map_err(|e| Error::timeline("seek", p, e))?;
         }
@@ -89,7 +77,7 @@ impl Server {
         })?;
         Ok(Server {
             listener,
-            target: ReplayTarget::new(tl, table),
+            target: ReplayTarget::new(tl, guest),
             binary,
         })
     }

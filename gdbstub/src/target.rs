@@ -24,8 +24,7 @@ use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOp
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
 use gdbstub_arch::x86::X86_64_SSE;
-use replayer::symbols::Symbols;
-use replayer::tasks::{self, Task};
+use guest::{Guest, Task, TaskState};
 use replayer::{StopReason, Timeline, WatchKind};
 use trace::Gprs;
 
@@ -76,9 +75,9 @@ impl Latency {
 /// The replay behind the stub.
 pub struct ReplayTarget {
     pub(crate) tl: Timeline,
-    /// The guest's symbols when it has umk's task table (kernel/TASKS.md); `None` for
-    /// any other program, which is then one thread.
-    table: Option<Symbols>,
+    /// The guest kernel, read through its model (`guest::Guest`); `None` for any other
+    /// program, which is then one thread.
+    guest: Option<Box<dyn Guest>>,
     pending: Option<Action>,
     hw_breaks: BTreeSet<u64>,
     sw_breaks: BTreeSet<u64>,
@@ -96,11 +95,6 @@ fn tid(n: usize) -> Tid {
 /// task has pid 0.
 fn task_tid(t: &Task) -> usize {
     t.pid as usize + 1
-}
-
-/// Timeline memory for the task table reader.
-fn reader(tl: &Timeline) -> impl Fn(u64, usize) -> Option<Vec<u8>> + '_ {
-    |addr, len| tl.read_memory(addr, len).ok()
 }
 
 fn nonfatal<T>(_: replayer::Error) -> TargetResult<T, ReplayTarget> {
@@ -130,11 +124,11 @@ fn to_gdb(g: &Gprs) -> X86_64CoreRegs {
 }
 
 impl ReplayTarget {
-    /// Wraps an open timeline; `table` is the guest's symbols if it has umk's task table.
-    pub fn new(tl: Timeline, table: Option<Symbols>) -> ReplayTarget {
+    /// Wraps an open timeline; `guest` is the guest kernel, when the binary is one.
+    pub fn new(tl: Timeline, guest: Option<Box<dyn Guest>>) -> ReplayTarget {
         ReplayTarget {
             tl,
-            table,
+            guest,
             pending: None,
             hw_breaks: BTreeSet::new(),
             sw_breaks: BTreeSet::new(),
@@ -172,11 +166,11 @@ impl ReplayTarget {
     /// its layout is not the documented one) and the running one's thread id (1 when
     /// there is no table yet).
     fn tasks(&self) -> (Vec<Task>, usize) {
-        let Some(syms) = &self.table else {
+        let Some(guest) = &self.guest else {
             return (Vec::new(), 1);
         };
-        let mut tasks = tasks::read_tasks(syms, reader(&self.tl)).unwrap_or_default();
-        tasks.retain(|t| t.state != tasks::STATE_DEAD);
+        let mut tasks = guest.tasks(&self.tl).unwrap_or_default();
+        tasks.retain(|t| t.state != TaskState::Dead);
         let cur = tasks.iter().find(|t| t.current).map_or(1, task_tid);
         (tasks, cur)
     }
@@ -286,11 +280,11 @@ impl ReplayTarget {
     fn gprs_for(&self, t: Tid) -> Result<Gprs, ()> {
         let live = self.tl.regs().map_err(|_| ())?;
         let (tasks, cur) = self.tasks();
-        if t.get() == cur || self.table.is_none() {
+        let Some(guest) = self.guest.as_ref().filter(|_| t.get() != cur) else {
             return Ok(live);
-        }
+        };
         let task = tasks.iter().find(|x| task_tid(x) == t.get()).ok_or(())?;
-        let c = tasks::SavedContext::read(task.saved_rsp, reader(&self.tl)).ok_or(())?;
+        let c = guest.saved_context(task, &self.tl).ok_or(())?;
         // Caller-saved registers are not kept across a switch; gdb sees them as zero.
         Ok(Gprs {
             rip: c.rip,
@@ -321,19 +315,6 @@ impl ReplayTarget {
             self.pending = Some(a);
         }
     }
-}
-
-/// `info threads` text: name, state, and what the task waits on (and who holds it).
-fn describe(task: &Task, running: bool, tl: &Timeline) -> String {
-    let mut s = format!("{} {}", task.name, task.state_letter());
-    if running {
-        s.push_str(" running");
-    }
-    if let Some(w) = task.wait_description(running, reader(tl)) {
-        s.push(' ');
-        s.push_str(&w);
-    }
-    s
 }
 
 fn action_name(a: Action) -> &'static str {
@@ -421,10 +402,10 @@ impl MultiThreadBase for ReplayTarget {
 
 impl ThreadExtraInfo for ReplayTarget {
     fn thread_extra_info(&self, t: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        let (tasks, cur) = self.tasks();
+        let (tasks, _) = self.tasks();
         let text = match tasks.iter().find(|x| task_tid(x) == t.get()) {
-            Some(task) => describe(task, task_tid(task) == cur, &self.tl),
-            None if self.table.is_some() => "no task yet".to_string(),
+            Some(task) => task.description(),
+            None if self.guest.is_some() => "no task yet".to_string(),
             None => String::new(),
         };
         let n = text.len().min(buf.len());

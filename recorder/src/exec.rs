@@ -128,7 +128,7 @@ pub(crate) fn prepare(
         source,
     })?;
     let binary = crate::files::binary_id(&exe, &contents);
-    let symbols = crate::ticks::find(&exe, &contents)?;
+    let symbols = guest::ticks::find(&contents).map_err(|why| crate::files::not_elf(&exe, why))?;
     drop(contents);
 
     let initial_mappings = crate::mmaps::initial_mappings(files, writer, pid)?;
@@ -175,7 +175,11 @@ pub(crate) fn prepare(
         env,
         cwd: cwd.as_os_str().as_encoded_bytes().to_vec(),
         binary,
-        script: crate::files::script_line(program)?,
+        script: trace::Script::of(program).map_err(|source| Error::Io {
+            op: "read",
+            path: program.to_path_buf(),
+            source,
+        })?,
         signals,
         auxv,
         vdso_hidden_at,

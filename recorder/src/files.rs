@@ -10,7 +10,7 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use trace::{BinaryId, BlobHash, Data, Script, TraceWriter};
+use trace::{BinaryId, BlobHash, Data, TraceWriter};
 
 use crate::error::{Error, Result};
 
@@ -71,59 +71,17 @@ pub fn data(writer: &mut TraceWriter, bytes: Vec<u8>) -> Result<Data> {
 pub fn binary_id(path: &Path, contents: &[u8]) -> BinaryId {
     BinaryId {
         path: path.as_os_str().as_encoded_bytes().to_vec(),
-        build_id: crate::ticks::build_id(contents),
+        build_id: guest::binary::build_id(contents),
         sha256: BlobHash::of(contents),
         size: contents.len() as u64,
     }
 }
 
-/// The `#!` line of `program` as the kernel's binfmt_script reads it (the first line,
-/// at most 255 bytes: blanks, the interpreter up to a blank, then the rest trimmed as one
-/// argument), or `None` for a binary.
-pub fn script_line(program: &Path) -> Result<Option<Script>> {
-    let mut head = [0u8; 256];
-    let n = std::fs::File::open(program)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|source| Error::Io {
-            op: "read",
-            path: program.to_path_buf(),
-            source,
-        })?;
-    Ok(parse_script_line(&head[..n]))
-}
-
-fn parse_script_line(head: &[u8]) -> Option<Script> {
-    let line = head.strip_prefix(b"#!")?;
-    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
-    let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let line = &line[..end];
-    let start = line.iter().position(|b| !blank(b))?;
-    let line = &line[start..];
-    let interp_end = line.iter().position(blank).unwrap_or(line.len());
-    let interpreter = line[..interp_end].to_vec();
-    let rest = &line[interp_end..];
-    let arg = match (
-        rest.iter().position(|b| !blank(b)),
-        rest.iter().rposition(|b| !blank(b)),
-    ) {
-        (Some(a), Some(b)) => Some(rest[a..=b].to_vec()),
-        _ => None,
-    };
-    Some(Script { interpreter, arg })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn script_lines_parse_as_the_kernel_does() {
-        let s = parse_script_line(b"#! /bin/sh  -e -x \t\necho").unwrap();
-        assert_eq!(s.interpreter, b"/bin/sh");
-        assert_eq!(s.arg.as_deref(), Some(&b"-e -x"[..]));
-        let s = parse_script_line(b"#!/usr/bin/env\n").unwrap();
-        assert_eq!((s.interpreter, s.arg), (b"/usr/bin/env".to_vec(), None));
-        assert_eq!(parse_script_line(b"\x7fELF"), None);
-        assert_eq!(parse_script_line(b"#!   \n"), None);
+/// The error for an executable that is not an ELF file (`why`: the parser's reason).
+pub fn not_elf(path: &Path, why: String) -> Error {
+    Error::Io {
+        op: "parse ELF",
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, why),
     }
 }

@@ -32,11 +32,8 @@ pub mod files;
 mod input;
 pub mod mmaps;
 mod output;
-pub mod sent;
 mod session;
 pub mod signals;
-pub mod syscalls;
-pub mod ticks;
 pub mod time;
 pub mod tracedir;
 pub mod until;
@@ -173,7 +170,10 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
             path: resolved.clone(),
             source,
         })?;
-        if ticks::find(&resolved, &data)?.is_none() {
+        if guest::ticks::find(&data)
+            .map_err(|why| files::not_elf(&resolved, why))?
+            .is_none()
+        {
             return Err(Error::ChaosWithoutTicks { program: resolved });
         }
     }
@@ -194,7 +194,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         c.info().write(&dir)?;
     }
     let pin = Pin::here();
-    let filter = syscalls::filter();
+    let filter = tracee::syscalls::filter();
     let trap_tsc = opts.trap_tsc && tracee::cpu::tsc_trapping_supported();
     let mut argv = vec![opts.program.clone()];
     argv.extend(opts.args.iter().cloned());

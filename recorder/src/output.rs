@@ -8,7 +8,7 @@ use std::os::unix::fs::FileExt;
 use trace::{Output, Stream, TraceWriter, OUTPUT_INLINE};
 use tracee::{maps, Addr, Pid, Stopped};
 
-use crate::sent::{digest, Sent, Source};
+use tracee::syscalls::sent::{digest, Sent, Source};
 
 /// Device and inode of an open file.
 type Identity = (u64, u64);
@@ -111,7 +111,7 @@ pub(crate) fn record(
     };
     Ok(Output {
         len: len as u64,
-        sha256,
+        sha256: trace::BlobHash(sha256),
         bytes,
         console: stream,
     })

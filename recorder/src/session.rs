@@ -10,7 +10,7 @@ use tracee::{Addr, Exit, Pid, Regs, Resume, Running, Stop, Stopped, Waited};
 use crate::error::{Error, Result};
 use crate::files::{self, FileCache};
 use crate::signals::SignalState;
-use crate::syscalls::{self, Class};
+use tracee::syscalls::{self, Class};
 
 /// Addresses of the execution-point ABI symbols in the tracee.
 #[derive(Debug, Clone, Copy)]
@@ -249,7 +249,7 @@ impl Session {
             output: None,
         };
         // A copying call's source position, before the call moves it.
-        let copy_from = if crate::sent::copies_from_file(nr) {
+        let copy_from = if tracee::syscalls::sent::copies_from_file(nr) {
             let (fd, ptr) = if nr == libc::SYS_sendfile as u64 {
                 (args[1], args[2])
             } else {
@@ -320,7 +320,7 @@ impl Session {
                 data,
             });
         }
-        match crate::sent::sent(nr, args, event.ret, &s) {
+        match tracee::syscalls::sent::sent(nr, args, event.ret, &s) {
             Some(sent) => {
                 let len = event.ret as usize;
                 match crate::output::record(
@@ -342,7 +342,7 @@ impl Session {
                     }
                 }
             }
-            None if crate::sent::may_change_descriptors(nr) => self.console.invalidate(),
+            None if tracee::syscalls::sent::may_change_descriptors(nr) => self.console.invalidate(),
             None => {}
         }
         if nr == libc::SYS_mmap as u64 {

@@ -42,7 +42,7 @@ use tracee::{Addr, Regs, Resume, Running, SigInfo, Signal, Stop, Stopped, Waited
 
 use crate::error::{Error, Result};
 use crate::session::{gprs, Flow, Session};
-use crate::ticks::NEVER;
+use guest::ticks::NEVER;
 
 /// How long a held signal waits for a preemption point or a syscall before the recorder
 /// stops the tracee to probe for a place by registers.
@@ -144,7 +144,7 @@ impl Session {
             let mut insn = [0u8; 3];
             let got = self.t(s.read_partial(Addr::new(regs.rip()), &mut insn))?;
             if self.tsc_trapped {
-                if let Some(i) = crate::time::decode(&insn[..got]) {
+                if let Some(i) = tracee::cpu::decode_tsc(&insn[..got]) {
                     return self.on_rdtsc(s, regs, i);
                 }
             }

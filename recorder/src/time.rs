@@ -4,28 +4,11 @@
 //! instruction and logs the value. (Clock system calls are covered by the syscall table.)
 
 use trace::{Event, RdtscEvent, RemoteAddr};
+use tracee::cpu::TscInsn;
 use tracee::{Regs, Resume, Running, Stopped};
 
 use crate::error::Result;
 use crate::session::Session;
-
-/// A time-stamp-counter instruction at the faulting rip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TscInsn {
-    /// `0f 31`
-    Rdtsc,
-    /// `0f 01 f9`
-    Rdtscp,
-}
-
-/// Recognizes the instruction bytes at a SIGSEGV.
-pub fn decode(bytes: &[u8]) -> Option<TscInsn> {
-    match bytes {
-        [0x0f, 0x31, ..] => Some(TscInsn::Rdtsc),
-        [0x0f, 0x01, 0xf9, ..] => Some(TscInsn::Rdtscp),
-        _ => None,
-    }
-}
 
 impl Session {
     /// Emulates a trapped `rdtsc`/`rdtscp` and logs it.

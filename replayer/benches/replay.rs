@@ -166,7 +166,7 @@ fn main() {
         ms(t0.elapsed()) / steps as f64,
         tl.checkpoints().len()
     );
-    let syms = replayer::symbols::Symbols::load(&umk).unwrap();
+    let syms = guest::Binary::load(&umk).unwrap();
     let sleep = syms.address("umk::shell::commands::sleep").unwrap();
     let end = tl.run_forward().unwrap();
     tl.set_breakpoint(sleep);

@@ -81,14 +81,6 @@ pub enum Error {
     /// An operation that is not possible here (no free debug register, no symbol, …).
     #[error("{0}")]
     Invalid(String),
-    /// Symbol or debug-info lookup failed.
-    #[error("symbols of {}: {why}", path.display())]
-    Symbols {
-        /// The binary.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
 }
 
 /// Result with the replayer [`Error`].

@@ -63,7 +63,7 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
         .collect();
     // The replayer's own filter, from its own table: a trace never decides which calls
     // really run. A trace recorded with another filter would stop at other calls.
-    let filter = recorder::syscalls::filter();
+    let filter = tracee::syscalls::filter();
     if filter.to_words() != h.seccomp_filter {
         return Err(setup(format!(
             "the trace was recorded with a system call filter of {} instructions that is not \

@@ -44,7 +44,7 @@ pub fn check_binary(trace: &Path, h: &Header, found: &Path) -> Result<()> {
     };
     let bytes = std::fs::read(found).map_err(|e| mismatch(format!("cannot be read ({e})")))?;
     if bytes.len() as u64 != h.binary.size || BlobHash::of(&bytes) != h.binary.sha256 {
-        let build = recorder::ticks::build_id(&bytes);
+        let build = guest::binary::build_id(&bytes);
         let hex = |b: &Option<Vec<u8>>| {
             b.as_ref().map_or("none".to_string(), |v| {
                 v.iter().map(|x| format!("{x:02x}")).collect()
@@ -197,8 +197,12 @@ fn check_script(
     h: &Header,
 ) -> std::result::Result<(), String> {
     let pack_hint = "(a packed trace, `rewind pack`, does not need the script)";
-    let found = recorder::files::script_line(path)
-        .map_err(|e| format!("the recorded #! script cannot be read: {e} {pack_hint}"))?;
+    let found = trace::Script::of(path).map_err(|e| {
+        format!(
+            "the recorded #! script {} cannot be read: {e} {pack_hint}",
+            path.display()
+        )
+    })?;
     if found.as_ref() != Some(script) {
         return Err(format!(
             "the script {} no longer starts with the recorded #! line {:?} (found {:?}) \

@@ -24,9 +24,7 @@ mod mmaps;
 pub mod position;
 mod session;
 mod signals;
-pub mod symbols;
 pub mod syscalls;
-pub mod tasks;
 mod ticks;
 pub mod time;
 pub mod timeline;
@@ -167,4 +165,12 @@ pub fn replay(dir: &Path, opts: ReplayOptions) -> Result<Outcome> {
         console,
         elapsed: start.elapsed(),
     })
+}
+
+/// The replay's memory at the timeline's current position, as the guest's structure
+/// readers (`guest::Guest`) read it.
+impl guest::Memory for Timeline {
+    fn read(&self, addr: u64, len: usize) -> Option<Vec<u8>> {
+        self.read_memory(addr, len).ok()
+    }
 }

@@ -566,7 +566,7 @@ impl Engine {
                     let mut insn = [0u8; 3];
                     let got = self.t(s.read_partial(Addr::new(regs.rip()), &mut insn))?;
                     if self.data.header().tsc_trapped {
-                        if let Some(i) = recorder::time::decode(&insn[..got]) {
+                        if let Some(i) = tracee::cpu::decode_tsc(&insn[..got]) {
                             self.on_rdtsc(s, regs, i, ev)?;
                             return self.finish_step_or_hit(goal, report_hits);
                         }

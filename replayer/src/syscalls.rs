@@ -1,4 +1,4 @@
-//! System calls, replayer side (mirror of `recorder::syscalls`): which recorded calls are
+//! System calls, replayer side (the table is `tracee::syscalls`, shared with the recorder): which recorded calls are
 //! executed and which emulated, the checks at each seccomp stop, and the injection of
 //! results and memory writes.
 //!
@@ -10,7 +10,7 @@
 //!   signals (`kill` of itself: the signal is in the trace) or arms a timer
 //!   (`setitimer`: emulated, so no real SIGALRM floods the replay): the replay has no
 //!   host side effects.
-//! * Every call that sends bytes out (`recorder::sent`) is checked before it is
+//! * Every call that sends bytes out (`tracee::syscalls::sent`) is checked before it is
 //!   emulated: the bytes the replayed program hands the kernel must be the recorded ones
 //!   (compared byte for byte where the trace keeps them, else by SHA-256). Output that
 //!   reached the recorder's stdout or stderr is echoed to the replayer's.
@@ -18,8 +18,8 @@
 //! Calls the filter allows (anonymous mmap, mprotect, brk, sigprocmask, …) run natively,
 //! as they did at record time.
 
-use recorder::sent::Source;
 use trace::{BlobHash, Data, Event, Output, SyscallEvent};
+use tracee::syscalls::sent::Source;
 use tracee::{Addr, Regs, Resume, Stop, Stopped, Waited};
 
 use crate::error::Result;
@@ -102,8 +102,8 @@ impl Engine {
             ));
         }
         if let Some(path) = &sc.path {
-            if let Some(recorder::syscalls::Class::Record { path: Some(i) }) =
-                recorder::syscalls::class(nr)
+            if let Some(tracee::syscalls::Class::Record { path: Some(i) }) =
+                tracee::syscalls::class(nr)
             {
                 let found = self.t(s.read_cstr(Addr::new(args[i]), 4096))?;
                 if &found != path {
@@ -252,7 +252,7 @@ impl Engine {
     /// trace for bytes the kernel copied from a file the replay does not have.
     fn check_output(&mut self, s: &Stopped, sc: &SyscallEvent) -> Result<()> {
         let call = || describe_call(sc.nr, &sc.args, sc.rip.0);
-        let sent = recorder::sent::sent(sc.nr, sc.args, sc.ret, s);
+        let sent = tracee::syscalls::sent::sent(sc.nr, sc.args, sc.ret, s);
         let (sent, out) = match (sent, &sc.output) {
             (None, None) => return Ok(()),
             (Some(_), None) => {
@@ -283,7 +283,8 @@ impl Engine {
                 };
                 let keep = recorded.as_ref().map_or(0, Vec::len);
                 let read = |addr: u64, buf: &mut [u8]| s.read_exact(Addr::new(addr), buf);
-                let (sha, head) = self.t(recorder::sent::digest(ranges, keep, read))?;
+                let (sha, head) = self.t(tracee::syscalls::sent::digest(ranges, keep, read))?;
+                let sha = trace::BlobHash(sha);
                 if let Some(why) = output_difference(&head, sha, out, recorded.as_deref()) {
                     return Err(self.diverged(
                         format!("{} sending the recorded {} bytes", call(), out.len),

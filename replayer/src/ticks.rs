@@ -1,4 +1,4 @@
-//! The execution-point ABI, replayer side (see `recorder::ticks` and
+//! The execution-point ABI, replayer side (see `guest::ticks` and
 //! kernel/EXEC_POINTS.md): the addresses of REWIND_TICKS and REWIND_TICK_TARGET, and the
 //! tick trap. The engine writes the target before each resume: the tick of the next
 //! `Placement::Tick` signal, the mark a seek is going to, or, while single-stepping, the
@@ -11,8 +11,7 @@ use crate::error::Result;
 use crate::position::Position;
 use crate::session::{gprs, regs_diff, same_regs, Engine, Goal, Reached};
 
-/// The target value that never traps.
-pub const NEVER: u64 = u64::MAX;
+pub use guest::ticks::NEVER;
 
 /// The two symbols in the live tracee.
 #[derive(Debug, Clone, Copy)]

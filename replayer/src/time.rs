@@ -10,8 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use recorder::time::TscInsn;
 use trace::{Event, RemoteAddr, SyscallEvent};
+use tracee::cpu::TscInsn;
 use tracee::{Regs, Stopped};
 
 use crate::error::Result;

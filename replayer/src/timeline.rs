@@ -140,6 +140,19 @@ impl Timeline {
         self.engine.data.binary()
     }
 
+    /// The guest binary's symbols and DWARF as the program ran: a position-independent
+    /// binary is moved by where the loader put it (the recorded AT_ENTRY).
+    pub fn load_binary(&self) -> guest::Result<guest::Binary> {
+        const AT_ENTRY: u64 = 9;
+        let entry = self
+            .header()
+            .auxv
+            .iter()
+            .find(|(k, _)| *k == AT_ENTRY)
+            .map(|&(_, v)| v);
+        guest::Binary::load_at(self.binary(), entry)
+    }
+
     /// The recording's header.
     pub fn header(&self) -> &Header {
         self.engine.data.header()

@@ -57,7 +57,7 @@ fn step_back_retraces_forward_steps_and_positions_round_trip() {
 fn run_backward_from_the_end_stops_at_the_last_lock_acquire() {
     let d = tempfile::tempdir().unwrap();
     let t = boot_trace(d.path());
-    let syms = replayer::symbols::Symbols::load(umk()).unwrap();
+    let syms = guest::Binary::load(umk()).unwrap();
     let acquire = syms.address("umk_lock_acquire").unwrap();
     let mut tl = Timeline::open(&t).unwrap();
     assert!(matches!(tl.run_forward().unwrap(), StopReason::Exited(_)));
@@ -103,7 +103,7 @@ fn u64_at(tl: &Timeline, addr: u64) -> u64 {
 fn the_second_watchpoint_fires_and_reverse_stops_before_the_write() {
     let d = tempfile::tempdir().unwrap();
     let t = boot_trace(d.path());
-    let syms = replayer::symbols::Symbols::load(umk()).unwrap();
+    let syms = guest::Binary::load(umk()).unwrap();
     // A constant the guest never writes takes slot 0, so a report of "the first slot"
     // would name the wrong address.
     let quiet = syms.address("UMK_TASK_SIZE").unwrap();
@@ -160,7 +160,7 @@ const PROBES: [&str; 10] = [
 fn positions_of_breakpoint_hits_seek_back_to_the_same_state() {
     let d = tempfile::tempdir().unwrap();
     let (_, t, _) = record_umk(d.path(), "abba", &["bug abba"], &["bug_window=1"]);
-    let syms = replayer::symbols::Symbols::load(umk()).unwrap();
+    let syms = guest::Binary::load(umk()).unwrap();
     let mut tl = Timeline::open(&t).unwrap();
     let ticks = tl.header().tick_abi.unwrap().ticks.0;
     for name in PROBES {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use replayer::symbols::Symbols;
+use guest::{Binary, Guest};
 use replayer::{Position, StopReason, Timeline, WatchKind};
 
 const HELP: &str = "\
@@ -29,7 +29,8 @@ commands:
 
 struct Session {
     tl: Timeline,
-    syms: Option<Symbols>,
+    binary: Option<Binary>,
+    guest: Option<Box<dyn Guest>>,
 }
 
 fn parse_num(s: &str) -> Option<u64> {
@@ -48,13 +49,17 @@ impl Session {
             Some((n, o)) => (n, parse_num(o).context("bad offset")?),
             None => (s, 0),
         };
-        let syms = self.syms.as_ref().context("no symbols for this binary")?;
-        Ok(syms.address(name)? + off)
+        let binary = self.binary()?;
+        Ok(binary.require(name)? + off)
+    }
+
+    fn binary(&self) -> anyhow::Result<&Binary> {
+        self.binary.as_ref().context("no symbols for this binary")
     }
 
     fn describe(&self, a: u64) -> String {
-        match &self.syms {
-            Some(s) => s.frame(a).to_string(),
+        match &self.binary {
+            Some(b) => b.describe(a),
             None => format!("{a:#x}"),
         }
     }
@@ -163,17 +168,9 @@ impl Session {
             }
             "where" | "bt" => {
                 let g = self.tl.regs()?;
-                let syms = self.syms.as_ref().context("no symbols for this binary")?;
-                let tl = &self.tl;
-                let frames = syms.backtrace(g.rip, g.rbp, 32, |a| {
-                    tl.read_memory(a, 8)
-                        .ok()
-                        .and_then(|b| b.try_into().ok())
-                        .map(u64::from_le_bytes)
-                });
-                for (i, f) in frames.iter().enumerate() {
-                    println!("#{i:<2} {f}");
-                }
+                let binary = self.binary()?;
+                let stack = guest::stack::backtrace(binary, &self.tl, g.rip, g.rbp, 32);
+                print!("{}", guest::stack::format_backtrace(binary, &stack));
             }
             "step" | "s" | "stepi" | "si" => {
                 let mut r = StopReason::Done;
@@ -235,9 +232,11 @@ impl Session {
                 }
             }
             "tasks" => {
-                let syms = self.syms.as_ref().context("no symbols for this binary")?;
-                let tl = &self.tl;
-                let tasks = replayer::tasks::read_tasks(syms, |a, n| tl.read_memory(a, n).ok())?;
+                let guest = self
+                    .guest
+                    .as_ref()
+                    .context("no guest kernel in this binary")?;
+                let tasks = guest.tasks(&self.tl)?;
                 println!("  slot  pid  state  switches  name              waits on");
                 for t in &tasks {
                     println!(
@@ -245,10 +244,10 @@ impl Session {
                         if t.current { '*' } else { ' ' },
                         t.slot,
                         t.pid,
-                        t.state_letter(),
+                        t.state.letter(),
                         t.switches,
                         t.name,
-                        t.wait_name
+                        t.wait_description().unwrap_or_default()
                     );
                 }
             }
@@ -268,13 +267,14 @@ impl Session {
 pub fn run(dir: &Path) -> anyhow::Result<()> {
     let tl = Timeline::open_with(dir, Default::default(), replayer::Console::Stdout)
         .with_context(|| format!("opening {}", dir.display()))?;
-    let syms = Symbols::load(tl.binary()).ok();
+    let binary = tl.load_binary().ok();
+    let guest = binary.as_ref().and_then(guest::detect);
     println!(
         "rewind: {} events; at {} (type `help`)",
         tl.events().len(),
         Position::START
     );
-    let mut s = Session { tl, syms };
+    let mut s = Session { tl, binary, guest };
     let mut rl = rustyline::DefaultEditor::new()?;
     loop {
         let line = match rl.readline("(rewind) ") {

@@ -20,7 +20,7 @@ pub struct BinaryId {
     pub size: u64,
 }
 
-/// The execution-point ABI symbols found in the binary (see `recorder::ticks`).
+/// The execution-point ABI symbols found in the binary (see `guest::ticks`).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TickAbi {
     /// Address of `REWIND_TICKS`.
@@ -77,6 +77,38 @@ pub struct Script {
     pub interpreter: Vec<u8>,
     /// The rest of the line, if any (the kernel passes it as one argument).
     pub arg: Option<Vec<u8>>,
+}
+
+impl Script {
+    /// The `#!` line of `program` as the kernel's binfmt_script reads it (the first line,
+    /// at most 255 bytes: blanks, the interpreter up to a blank, then the rest trimmed as
+    /// one argument), or `None` for a binary.
+    pub fn of(program: &std::path::Path) -> std::io::Result<Option<Script>> {
+        use std::io::Read;
+        let mut head = [0u8; 256];
+        let n = std::fs::File::open(program).and_then(|mut f| f.read(&mut head))?;
+        Ok(Script::parse(&head[..n]))
+    }
+
+    fn parse(head: &[u8]) -> Option<Script> {
+        let line = head.strip_prefix(b"#!")?;
+        let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+        let blank = |b: &u8| *b == b' ' || *b == b'\t';
+        let line = &line[..end];
+        let start = line.iter().position(|b| !blank(b))?;
+        let line = &line[start..];
+        let interp_end = line.iter().position(blank).unwrap_or(line.len());
+        let interpreter = line[..interp_end].to_vec();
+        let rest = &line[interp_end..];
+        let arg = match (
+            rest.iter().position(|b| !blank(b)),
+            rest.iter().rposition(|b| !blank(b)),
+        ) {
+            (Some(a), Some(b)) => Some(rest[a..=b].to_vec()),
+            _ => None,
+        };
+        Some(Script { interpreter, arg })
+    }
 }
 
 /// Signal state the program inherited through exec: the blocked mask and the signals set
@@ -137,4 +169,20 @@ pub struct Header {
     pub cpu: Option<u32>,
     /// Seconds since the epoch when recording started (informational).
     pub started_unix: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn script_lines_parse_as_the_kernel_does() {
+        let s = Script::parse(b"#! /bin/sh  -e -x \t\necho").unwrap();
+        assert_eq!(s.interpreter, b"/bin/sh");
+        assert_eq!(s.arg.as_deref(), Some(&b"-e -x"[..]));
+        let s = Script::parse(b"#!/usr/bin/env\n").unwrap();
+        assert_eq!((s.interpreter, s.arg), (b"/usr/bin/env".to_vec(), None));
+        assert_eq!(Script::parse(b"\x7fELF"), None);
+        assert_eq!(Script::parse(b"#!   \n"), None);
+    }
 }

@@ -1,7 +1,26 @@
-//! The host CPU: CPUID, the time stamp counter, CPU pinning, and whether the kernel can
-//! trap rdtsc (PR_SET_TSC) and cpuid (ARCH_SET_CPUID) for a tracee.
+//! The host CPU: CPUID, the time stamp counter, CPU pinning, whether the kernel can trap
+//! rdtsc (PR_SET_TSC) and cpuid (ARCH_SET_CPUID) for a tracee, and which instruction a
+//! trapped SIGSEGV stopped at.
 
 use core::arch::x86_64;
+
+/// A time-stamp-counter instruction at the faulting rip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TscInsn {
+    /// `0f 31`
+    Rdtsc,
+    /// `0f 01 f9`
+    Rdtscp,
+}
+
+/// Recognizes the instruction bytes at a SIGSEGV that PR_TSC_SIGSEGV raised.
+pub fn decode_tsc(bytes: &[u8]) -> Option<TscInsn> {
+    match bytes {
+        [0x0f, 0x31, ..] => Some(TscInsn::Rdtsc),
+        [0x0f, 0x01, 0xf9, ..] => Some(TscInsn::Rdtscp),
+        _ => None,
+    }
+}
 
 /// Runs CPUID on the host: `[eax, ebx, ecx, edx]`.
 pub fn cpuid(leaf: u32, subleaf: u32) -> [u32; 4] {

@@ -17,6 +17,7 @@ pub mod seccomp;
 pub mod siginfo;
 pub mod spawn;
 pub mod state;
+pub mod syscalls;
 pub mod task;
 
 pub use addr::Addr;

@@ -5,7 +5,8 @@
 //! (`trace::Output`); the replayer finds the same bytes in the replayed program's memory
 //! and compares, so a replay that would send anything else stops at that event.
 
-use crate::syscalls::{iov, Peek, Range};
+use super::outputs::iov;
+use super::{Peek, Range};
 
 /// Where the bytes a call sent come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +130,7 @@ pub fn digest<E>(
     ranges: &[Range],
     keep: usize,
     mut read: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
-) -> Result<(trace::BlobHash, Vec<u8>), E> {
+) -> Result<([u8; 32], Vec<u8>), E> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     let mut kept = Vec::new();
@@ -145,7 +146,7 @@ pub fn digest<E>(
             done += n;
         }
     }
-    Ok((trace::BlobHash(h.finalize().into()), kept))
+    Ok((h.finalize().into(), kept))
 }
 
 /// Whether `nr` sends bytes it copies from a file, whose position must then be read

@@ -1,4 +1,4 @@
-//! The execution-point ABI, recorder side. A guest that exports
+//! The execution-point ABI as a binary exports it. A guest that exports
 //!
 //! ```text
 //! REWIND_TICKS:       u64   incremented at every preemption point
@@ -11,13 +11,9 @@
 //! the signal; at the `int3`'s SIGTRAP it logs `Placement::Tick { ticks }`, resets the
 //! target to `u64::MAX` and delivers the held signal instead of the SIGTRAP, so the handler
 //! runs right there. Replay writes each logged tick as the target and does the same.
-//! Any other guest kernel can adopt the ABI by exporting the two symbols.
-
-use std::path::Path;
+//! Any guest kernel can adopt the ABI by exporting the two symbols.
 
 use object::{Object, ObjectSymbol};
-
-use crate::error::{Error, Result};
 
 /// Symbol name of the tick counter.
 pub const TICKS_SYMBOL: &str = "REWIND_TICKS";
@@ -38,18 +34,10 @@ pub struct TickSymbols {
     pub relocatable: bool,
 }
 
-/// Looks the symbols up in the ELF at `path`; `None` when the binary does not export both.
-pub fn find(path: &Path, data: &[u8]) -> Result<Option<TickSymbols>> {
-    let file = match object::File::parse(data) {
-        Ok(f) => f,
-        Err(e) => {
-            return Err(Error::Io {
-                op: "parse ELF",
-                path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-            })
-        }
-    };
+/// Looks the symbols up in the ELF `data`: `Ok(None)` when it does not export both, an
+/// error (the parser's reason) when it is not an ELF file at all.
+pub fn find(data: &[u8]) -> Result<Option<TickSymbols>, String> {
+    let file = object::File::parse(data).map_err(|e| e.to_string())?;
     let mut ticks = None;
     let mut target = None;
     for sym in file.symbols() {
@@ -68,10 +56,4 @@ pub fn find(path: &Path, data: &[u8]) -> Result<Option<TickSymbols>> {
         }),
         _ => None,
     })
-}
-
-/// The GNU build-id of the ELF, if it has one.
-pub fn build_id(data: &[u8]) -> Option<Vec<u8>> {
-    let file = object::File::parse(data).ok()?;
-    file.build_id().ok().flatten().map(<[u8]>::to_vec)
 }

@@ -1,0 +1,247 @@
+//! The system call table: for every call a recorded program may make, whether the seccomp
+//! filter lets it run unseen (its effect is a deterministic function of the process's
+//! own state, and replay executes it), fails it outright, traces it to record its result
+//! and output buffers, or refuses it. A call missing from the table stops the recording:
+//! silent nondeterminism is never an option. The recorder and the replayer both read it,
+//! so what a replay lets run is decided by the same table that decided what was recorded.
+//!
+//! [`outputs`] says which memory a call wrote, [`sent`] what it sent out of the process.
+
+mod outputs;
+pub mod sent;
+
+pub use outputs::{outputs, NotCovered, Peek, Range};
+
+use crate::seccomp::{Action, Program, Rule};
+
+/// What the recorder does with a system call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Runs without a stop: anonymous mmap, mprotect, brk, munmap, sigprocmask, …
+    Allow,
+    /// Fails with this errno without running, at record and replay alike (rseq: its
+    /// kernel-written cpu id would be nondeterministic memory).
+    Fail(u16),
+    /// Traced: result and output buffers recorded; `path` is the index of a path argument.
+    Record {
+        /// Index of a NUL-terminated path argument.
+        path: Option<usize>,
+    },
+    /// Traced only to stop the recording with this reason.
+    Refuse(&'static str),
+}
+
+const fn rec(path: Option<usize>) -> Class {
+    Class::Record { path }
+}
+
+/// How the recorder treats syscall `nr`; `None` for calls it does not know.
+#[allow(non_upper_case_globals)]
+pub fn class(nr: u64) -> Option<Class> {
+    use libc::*;
+    let nr = c_long::try_from(nr).ok()?;
+    const NONE: Class = rec(None);
+    const P0: Class = rec(Some(0));
+    const P1: Class = rec(Some(1));
+    Some(match nr {
+        // Shape the address space or signal state deterministically; replay re-executes.
+        SYS_mprotect | SYS_munmap | SYS_brk | SYS_madvise | SYS_mremap | SYS_rt_sigprocmask
+        | SYS_rt_sigreturn | SYS_sched_yield | SYS_arch_prctl | SYS_set_robust_list
+        | SYS_sigaltstack | SYS_execve => Class::Allow,
+        SYS_rseq => Class::Fail(libc::ENOSYS as u16),
+        // mmap: anonymous mappings are allowed by the filter (see `filter`); file-backed
+        // ones come here and get their contents recorded.
+        SYS_mmap => NONE,
+        SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => Class::Refuse(
+            "multi-threaded and multi-process programs are not supported by the recorder",
+        ),
+        SYS_execveat => Class::Refuse("a second exec is not supported"),
+        SYS_ptrace => Class::Refuse("a recorded program cannot use ptrace"),
+        SYS_io_uring_setup | SYS_io_uring_enter | SYS_io_uring_register => {
+            Class::Refuse("io_uring writes memory asynchronously and cannot be recorded")
+        }
+        SYS_userfaultfd | SYS_perf_event_open | SYS_process_vm_readv | SYS_process_vm_writev => {
+            Class::Refuse("not supported by the recorder")
+        }
+        // Paths.
+        SYS_open | SYS_stat | SYS_lstat | SYS_access | SYS_readlink | SYS_unlink | SYS_mkdir
+        | SYS_rmdir | SYS_chdir | SYS_getxattr | SYS_lgetxattr | SYS_listxattr | SYS_llistxattr
+        | SYS_statfs | SYS_truncate | SYS_rename | SYS_chmod | SYS_chown | SYS_lchown
+        | SYS_creat | SYS_link | SYS_symlink | SYS_utimes => P0,
+        SYS_openat | SYS_openat2 | SYS_newfstatat | SYS_statx | SYS_faccessat | SYS_faccessat2
+        | SYS_readlinkat | SYS_unlinkat | SYS_mkdirat | SYS_renameat | SYS_renameat2
+        | SYS_fchmodat | SYS_fchownat | SYS_utimensat | SYS_linkat | SYS_symlinkat
+        | SYS_mknodat => P1,
+        // Everything else that is traced and recorded.
+        SYS_read
+        | SYS_write
+        | SYS_pread64
+        | SYS_pwrite64
+        | SYS_readv
+        | SYS_writev
+        | SYS_preadv
+        | SYS_pwritev
+        | SYS_preadv2
+        | SYS_pwritev2
+        | SYS_close
+        | SYS_close_range
+        | SYS_fstat
+        | SYS_lseek
+        | SYS_fsync
+        | SYS_fdatasync
+        | SYS_sync
+        | SYS_syncfs
+        | SYS_fadvise64
+        | SYS_fallocate
+        | SYS_flock
+        | SYS_ftruncate
+        | SYS_dup
+        | SYS_dup2
+        | SYS_dup3
+        | SYS_pipe
+        | SYS_pipe2
+        | SYS_fchdir
+        | SYS_umask
+        | SYS_fchmod
+        | SYS_fchown
+        | SYS_getdents
+        | SYS_getdents64
+        | SYS_getcwd
+        | SYS_fgetxattr
+        | SYS_flistxattr
+        | SYS_fstatfs
+        | SYS_ioctl
+        | SYS_fcntl
+        | SYS_sendfile
+        | SYS_copy_file_range
+        | SYS_memfd_create
+        | SYS_eventfd2
+        | SYS_inotify_init1
+        | SYS_inotify_add_watch
+        | SYS_inotify_rm_watch
+        | SYS_msync => NONE,
+        SYS_clock_gettime | SYS_clock_getres | SYS_gettimeofday | SYS_time | SYS_nanosleep
+        | SYS_clock_nanosleep | SYS_getrandom | SYS_uname | SYS_sysinfo | SYS_getrusage
+        | SYS_times | SYS_getcpu => NONE,
+        SYS_getpid
+        | SYS_getppid
+        | SYS_gettid
+        | SYS_getuid
+        | SYS_geteuid
+        | SYS_getgid
+        | SYS_getegid
+        | SYS_getpgrp
+        | SYS_getpgid
+        | SYS_getsid
+        | SYS_setsid
+        | SYS_setpgid
+        | SYS_getresuid
+        | SYS_getresgid
+        | SYS_getgroups
+        | SYS_set_tid_address
+        | SYS_prlimit64
+        | SYS_getrlimit
+        | SYS_setrlimit
+        | SYS_sched_getaffinity
+        | SYS_sched_setaffinity
+        | SYS_getpriority
+        | SYS_setpriority
+        | SYS_personality
+        | SYS_prctl
+        | SYS_capget
+        | SYS_futex
+        | SYS_restart_syscall => NONE,
+        SYS_poll | SYS_ppoll | SYS_select | SYS_pselect6 | SYS_epoll_create | SYS_epoll_create1
+        | SYS_epoll_ctl | SYS_epoll_wait | SYS_epoll_pwait | SYS_epoll_pwait2
+        | SYS_timerfd_create | SYS_timerfd_settime | SYS_timerfd_gettime | SYS_signalfd4 => NONE,
+        SYS_socket | SYS_socketpair | SYS_bind | SYS_listen | SYS_connect | SYS_shutdown
+        | SYS_setsockopt | SYS_getsockopt | SYS_accept | SYS_accept4 | SYS_getsockname
+        | SYS_getpeername | SYS_sendto | SYS_sendmsg | SYS_recvfrom | SYS_recvmsg => NONE,
+        SYS_rt_sigaction | SYS_rt_sigpending | SYS_rt_sigtimedwait | SYS_rt_sigsuspend
+        | SYS_pause | SYS_kill | SYS_tgkill | SYS_tkill | SYS_setitimer | SYS_getitimer
+        | SYS_alarm | SYS_timer_create | SYS_timer_settime | SYS_timer_gettime
+        | SYS_timer_delete | SYS_timer_getoverrun | SYS_wait4 | SYS_waitid | SYS_exit
+        | SYS_exit_group => NONE,
+        _ => return None,
+    })
+}
+
+/// The seccomp filter: `Allow` and `Fail` classes as such, anonymous `mmap` allowed,
+/// everything else (known or not) traced.
+pub fn filter() -> Program {
+    let mut rules = vec![Rule::ArgMask {
+        nr: libc::SYS_mmap as u32,
+        arg: 3,
+        mask: libc::MAP_ANONYMOUS as u32,
+        when_set: Action::Allow,
+        when_clear: Action::Trace(0),
+    }];
+    for nr in 0..512u32 {
+        match class(u64::from(nr)) {
+            Some(Class::Allow) => rules.push(Rule::Always(nr, Action::Allow)),
+            Some(Class::Fail(e)) => rules.push(Rule::Always(nr, Action::Errno(e))),
+            _ => {}
+        }
+    }
+    Program::compile(&rules, Action::Trace(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn umk_calls_are_all_covered() {
+        for name in [
+            "read",
+            "write",
+            "pread64",
+            "pwrite64",
+            "openat",
+            "close",
+            "fstat",
+            "lseek",
+            "fsync",
+            "fdatasync",
+            "mmap",
+            "munmap",
+            "rt_sigaction",
+            "rt_sigprocmask",
+            "rt_sigreturn",
+            "setitimer",
+            "getitimer",
+            "getpid",
+            "kill",
+            "pause",
+            "exit_group",
+            "clock_gettime",
+            "poll",
+            "ppoll",
+            "fcntl",
+            "pipe2",
+            "socket",
+            "bind",
+            "recvfrom",
+            "sendto",
+            "unlink",
+            "uname",
+            "nanosleep",
+            "ftruncate",
+        ] {
+            let nr = trace::sysno::number(name).unwrap();
+            assert!(
+                !matches!(class(nr), None | Some(Class::Refuse(_))),
+                "{name} must be recordable"
+            );
+        }
+    }
+
+    #[test]
+    fn threads_are_refused_and_unknown_calls_are_unknown() {
+        assert!(matches!(
+            class(trace::sysno::number("clone").unwrap()),
+            Some(Class::Refuse(_))
+        ));
+        assert_eq!(class(trace::sysno::number("kexec_load").unwrap()), None);
+    }
+}
