@@ -1,6 +1,8 @@
 //! The `rewind` command: argument parsing and dispatch only. Each subcommand lives in
 //! its own module under `cmd/` and calls into the library crates.
 
+#![forbid(unsafe_code)]
+
 mod cmd;
 mod scenario;
 mod signals;

@@ -16,9 +16,12 @@
 //! * [`provenance`] — BackTracker-style walk back from a crash, as text and DOT.
 //! * [`report`] — one analysis of a trace and the report directory (`index.html`).
 //! * [`chrome`] — Chrome trace JSON (Perfetto) of tasks, interrupts and lock holds.
+//! * [`graph`] — DOT writing and SVG rendering shared by every diagram.
 //!
 //! Every engine is fed events in replay order and is deterministic: maps are ordered and
 //! nothing depends on hashing or on the host, so one trace gives byte-identical output.
+
+#![forbid(unsafe_code)]
 
 pub mod chrome;
 pub mod collect;
@@ -26,6 +29,7 @@ pub mod disasm;
 pub mod error;
 pub mod events;
 mod fault;
+pub mod graph;
 pub mod kasan;
 pub mod lockdep;
 mod marks;

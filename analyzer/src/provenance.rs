@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::events::{Event, EventKind, Pos, TaskRef};
+use crate::graph::{Dot, RED_NODE};
 use crate::kasan::{Finding, KasanReport, ObjSite, ObjectTracker};
 use crate::symbols::{site_text, symbol_offset, Resolve};
 
@@ -361,9 +362,7 @@ impl Provenance {
 
     /// DOT: the main chain in red, cause → effect.
     pub fn to_dot(&self) -> String {
-        let mut out = String::from(
-            "digraph provenance {\n  rankdir=BT;\n  node [shape=box, fontname=\"monospace\"];\n  edge [fontname=\"monospace\", fontsize=10];\n",
-        );
+        let mut dot = Dot::new("provenance", "BT");
         for (i, n) in self.nodes.iter().enumerate() {
             let shape = match n.kind {
                 "task" => "ellipse",
@@ -371,33 +370,18 @@ impl Provenance {
                 "irq" => "diamond",
                 _ => "box",
             };
-            let style = if n.main {
-                ", color=red, fontcolor=red, penwidth=2"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                out,
-                "  n{i} [label=\"{}\", shape={shape}{style}];",
-                escape(&n.label)
+            let style = if n.main { RED_NODE } else { "" };
+            dot.node(
+                &format!("n{i}"),
+                &n.label,
+                &format!(", shape={shape}{style}"),
             );
         }
         for (a, b, l) in &self.edges {
             let red = self.nodes[*a].main && self.nodes[*b].main;
-            let _ = writeln!(
-                out,
-                "  n{a} -> n{b} [label=\"{}\"{}];",
-                escape(l),
-                if red { ", color=red, penwidth=2" } else { "" }
-            );
+            let style = if red { ", color=red, penwidth=2" } else { "" };
+            dot.edge(&format!("n{a}"), &format!("n{b}"), l, style);
         }
-        out.push_str("}\n");
-        out
+        dot.finish()
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use analyzer::chrome::ChromeTrace;
 use analyzer::events::*;
+use analyzer::graph::render_svg;
 use analyzer::kasan::{Access, FoundLoad, KasanReport, ObjectTracker, NO_CRASH};
-use analyzer::lockdep::{render_svg, LockReport};
+use analyzer::lockdep::LockReport;
 use analyzer::symbols::StaticSymbols;
 
 fn golden(name: &str, actual: &str) {

@@ -3,6 +3,8 @@
 //! machine. Each section drives the real tools as subprocesses; `report` turns the rows
 //! into a table and a JSON document. The binary (`main.rs`) only parses arguments.
 
+#![forbid(unsafe_code)]
+
 pub mod analysis;
 pub mod exec;
 pub mod gdb;

@@ -1,6 +1,8 @@
 //! `rewind-bench [--quick] [--json FILE] [--only SECTION]…`: builds `rewind` and `umk`,
 //! runs the benchmark sections, prints the table on stdout and writes the JSON document.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use clap::Parser;

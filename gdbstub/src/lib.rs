@@ -13,6 +13,8 @@
 //! printed on the terminal gdb shares: a replay that went on from changed state would
 //! show what the recording never did.
 
+#![forbid(unsafe_code)]
+
 pub mod conn;
 pub mod error;
 pub mod monitor;

@@ -55,10 +55,19 @@ pub fn lookup_addr(addr: u64, is_return: bool) -> u64 {
 pub fn format_backtrace(bin: &Binary, stack: &[u64]) -> String {
     let mut out = String::new();
     for (i, &addr) in stack.iter().enumerate() {
-        let frames = bin.frames(lookup_addr(addr, i > 0));
-        let sym = bin.symbol_offset(addr);
+        let lookup = lookup_addr(addr, i > 0);
+        let frames = bin.frames(lookup);
+        // A return address is named in its caller, as the kernel's %pB does: a call that
+        // ends a function returns just past its last byte.
+        let sym = bin
+            .symbol(lookup)
+            .map(|s| format!("{}+{:#x}/{:#x}", s.name, s.offset + (addr - lookup), s.size));
+        let outer = sym
+            .clone()
+            .or_else(|| frames.last().map(|f| f.function.clone()))
+            .unwrap_or_else(|| "??".to_string());
         if frames.is_empty() {
-            out.push_str(&format!("#{i:<2} {addr:#018x} in {sym}\n"));
+            out.push_str(&format!("#{i:<2} {addr:#018x} in {outer}\n"));
         }
         for f in &frames {
             let loc = f.location();
@@ -68,7 +77,7 @@ pub fn format_backtrace(bin: &Binary, stack: &[u64]) -> String {
                     f.function
                 ));
             } else {
-                out.push_str(&format!("#{i:<2} {addr:#018x} in {sym} at {loc}\n"));
+                out.push_str(&format!("#{i:<2} {addr:#018x} in {outer} at {loc}\n"));
             }
         }
     }

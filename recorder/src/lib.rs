@@ -24,6 +24,8 @@
 //!
 //! Synchronous faults are not events: the same instruction faults again at replay.
 
+#![forbid(unsafe_code)]
+
 pub mod chaos;
 pub mod cpuid;
 pub mod error;

@@ -16,6 +16,8 @@
 //! the only ones it creates are the stand-ins a trace that carries its binary is started
 //! through, in the trace directory's `launch/` (`files::launch`). Core dumps are off.
 
+#![forbid(unsafe_code)]
+
 pub mod cpuid;
 pub mod error;
 mod exec;

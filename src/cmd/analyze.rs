@@ -103,7 +103,7 @@ fn analyze(trace: &Path, args: &AnalyzeArgs, watch: bool) -> anyhow::Result<Anal
 }
 
 fn svg_of(dot: &str) -> anyhow::Result<String> {
-    Ok(analyzer::lockdep::render_svg(dot)?)
+    Ok(analyzer::graph::render_svg(dot)?)
 }
 
 /// Runs `rewind analyze`.

@@ -42,6 +42,8 @@
 //! header's SHA-256, so a trace cut short (at a chunk boundary too), an emptied events
 //! file, or an events file from another recording is refused by every reader.
 
+#![forbid(unsafe_code)]
+
 pub mod blob;
 pub mod chaos;
 pub mod chunk;

@@ -1,0 +1,82 @@
+//! `rewind replay -i` end to end on the shipped abba recording: at a probe breakpoint,
+//! `where` symbolizes the stack through the guest model (function, inlined frames and
+//! source lines) and `tasks` lists umk's task table with what each task waits on — the
+//! same reader gdb's `info threads` uses.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use support::workspace;
+
+const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
+
+fn prompt(commands: &str) -> String {
+    let pack = workspace().join("corpus/abba/recording.rwpack");
+    let mut child = Command::new(REWIND)
+        .args(["replay", "-i"])
+        .arg(&pack)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running rewind replay -i");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(commands.as_bytes())
+        .expect("writing the commands");
+    let out = child.wait_with_output().expect("waiting for rewind");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn where_and_tasks_read_the_guest_at_a_lock_probe() {
+    let out = prompt("break umk_lock_acquire\ncontinue\nwhere\ntasks\nquit\n");
+    assert!(out.contains("breakpoint at "), "{out}");
+    assert!(!out.contains("error:"), "{out}");
+    // The innermost frame is the probe itself; a caller is umk code with a source line.
+    let frames: Vec<&str> = out.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(
+        frames
+            .first()
+            .is_some_and(|f| f.contains("umk_lock_acquire")),
+        "{out}"
+    );
+    assert!(
+        frames
+            .iter()
+            .skip(1)
+            .any(|f| f.contains(" in umk::") && f.contains("kernel/src/")),
+        "{out}"
+    );
+    // The task table: a header, the running task marked with `*`, the idle task.
+    let header = out
+        .lines()
+        .position(|l| l.contains("slot  pid  state"))
+        .unwrap_or_else(|| panic!("no task table in {out}"));
+    let rows: Vec<&str> = out
+        .lines()
+        .skip(header + 1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(rows.iter().any(|r| r.starts_with('*')), "{out}");
+    assert!(rows.iter().any(|r| r.contains("swapper")), "{out}");
+}
+
+#[test]
+fn an_unknown_symbol_is_an_error_not_a_crash() {
+    let out = prompt("break no_such_symbol\nquit\n");
+    assert!(
+        out.contains("error: symbol `no_such_symbol` not found"),
+        "{out}"
+    );
+}
