@@ -26,7 +26,7 @@ impl Engine {
         let s = self.run_to_exit_stop(s)?;
         let got = self.t(s.regs())?.syscall_ret();
         if got != sc.ret {
-            self.live = Some(s);
+            self.put_live(s);
             return Err(self.diverged(
                 format!(
                     "mmap of {} at {:#x}",
@@ -36,7 +36,7 @@ impl Engine {
                 format!("the anonymous replacement mapping returned {got}"),
             ));
         }
-        let file = self.data.reader.blob(&m.file, m.file_size)?;
+        let file = self.data().reader.blob(&m.file, m.file_size)?;
         let from = usize::try_from(m.offset)
             .unwrap_or(usize::MAX)
             .min(file.len());
@@ -54,7 +54,7 @@ impl Engine {
             ))?;
             s = st;
             if ret != 0 {
-                self.live = Some(s);
+                self.put_live(s);
                 return Err(self.diverged(
                     "mprotect of the replayed mapping".into(),
                     format!("it returned {ret}"),
@@ -65,7 +65,7 @@ impl Engine {
         let mut back = regs;
         back.set_syscall_ret(sc.ret);
         self.t(s.set_regs(&back))?;
-        let n = self.next;
+        let n = self.next_event();
         self.applied();
         // inject_syscall leaves a signal-delivery stop; without it this is the exit stop.
         let kind = if !writable || prot & libc::PROT_READ as u64 == 0 {

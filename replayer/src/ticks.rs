@@ -8,7 +8,6 @@ use trace::{Event, Placement};
 use tracee::{Addr, Stopped};
 
 use crate::error::Result;
-use crate::position::Position;
 use crate::session::{gprs, regs_diff, same_regs, Engine, Goal, Reached};
 
 /// The target value that never traps.
@@ -30,13 +29,7 @@ impl Engine {
         goal: Goal,
         ticks: u64,
     ) -> Result<Option<Reached>> {
-        self.live = Some(s);
-        self.mark_ticks = ticks;
-        self.pos = Some(Position {
-            event: self.next,
-            ticks: Some(ticks),
-            steps: 0,
-        });
+        self.at_tick_mark(s, ticks);
         let is_event = matches!(ev, Event::Signal(sig)
             if sig.placement == (Placement::Tick { ticks }));
         if is_event {
@@ -53,7 +46,7 @@ impl Engine {
                     format!("registers differ: {}", regs_diff(&sig.regs, &gprs(&regs))),
                 ));
             }
-            self.at_event_stop = true;
+            self.hold_at_event_stop();
         }
         match goal {
             // Seeking to this mark, or a step that reached it: stop before applying.
