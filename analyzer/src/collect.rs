@@ -88,7 +88,8 @@ pub struct CollectOptions {
     /// The guest binary (default: the path the trace header records).
     pub binary: Option<PathBuf>,
     /// Place every hit exactly (`eN+tK+sJ`) with [`Timeline::position`] instead of at the
-    /// mark before it; costly (re-execution and single steps per hit).
+    /// mark before it ([`Timeline::mark_here`]); costly (re-execution and single steps per
+    /// hit).
     pub exact_positions: bool,
     /// Called after each hit with (trace events applied, trace events in all).
     pub progress: Option<Box<dyn FnMut(u64, u64)>>,
@@ -325,68 +326,6 @@ impl Reader<'_> {
     }
 }
 
-/// Positions of hits without re-execution: the latest mark at or before the stop (the
-/// boundary `eN`, or the preemption point `eN+tK` when the guest's tick counter moved
-/// past the boundary's). Replay and gdb accept it; running forward from it to the probe
-/// reaches the hit. Exact `+sJ` positions need [`Timeline::position`], which re-executes
-/// from a checkpoint and single-steps — see [`CollectOptions::exact_positions`].
-struct Marks {
-    ticks_addr: Option<u64>,
-    start_ticks: u64,
-    /// REWIND_TICKS at the boundary before each event: what the previous event recorded.
-    boundary: Vec<u64>,
-}
-
-impl Marks {
-    fn new(tl: &Timeline) -> Marks {
-        let ticks_addr = tl.header().tick_abi.map(|t| t.ticks.0);
-        let start_ticks = ticks_addr
-            .and_then(|a| tl.read_memory(a, 8).ok())
-            .and_then(|b| b.try_into().ok())
-            .map_or(0, u64::from_le_bytes);
-        let mut boundary = Vec::with_capacity(tl.events().len() + 1);
-        let mut last = start_ticks;
-        boundary.push(last);
-        for ev in tl.events() {
-            last = match ev {
-                trace::Event::Syscall(s) => s.ticks,
-                trace::Event::Signal(s) => s.ticks,
-                trace::Event::Rdtsc(r) => r.ticks,
-                trace::Event::Cpuid(c) => c.ticks,
-                _ => last,
-            };
-            boundary.push(last);
-        }
-        Marks {
-            ticks_addr,
-            start_ticks,
-            boundary,
-        }
-    }
-
-    fn here(&self, tl: &Timeline) -> Position {
-        let n = tl.next_event();
-        let Some(addr) = self.ticks_addr else {
-            return Position::event(n);
-        };
-        let now = tl
-            .read_memory(addr, 8)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .map_or(self.start_ticks, u64::from_le_bytes);
-        let at_boundary = self.boundary.get(n as usize).copied().unwrap_or(now);
-        if now > at_boundary {
-            Position {
-                event: n,
-                ticks: Some(now),
-                steps: 0,
-            }
-        } else {
-            Position::event(n)
-        }
-    }
-}
-
 fn nul_str(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
@@ -428,7 +367,6 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
     let layout = layout(&sym)?;
     let size_sym = sym.symbol_address("UMK_TASK_SIZE")?;
     let total = tl.events().len() as u64;
-    let marks = Marks::new(&tl);
     let mut rd = Reader {
         tl: &mut tl,
         trace: trace_dir.to_path_buf(),
@@ -475,7 +413,7 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
                 .position()
                 .map_err(rd.replay_err("placing a probe hit in"))?
         } else {
-            marks.here(rd.tl)
+            rd.tl.mark_here()
         };
         stats.positioning += t0.elapsed();
         let g = rd
@@ -549,7 +487,7 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
             }
         }
         None => {
-            let p = marks.here(rd.tl);
+            let p = rd.tl.mark_here();
             events.extend(rd.end_states(p)?);
         }
     }
@@ -620,7 +558,6 @@ pub fn watch_object(
     for b in tl.breakpoints() {
         tl.remove_breakpoint(b);
     }
-    let marks = Marks::new(tl);
     tl.seek(from).map_err(err("seeking to the free in"))?;
     // The mark may lie before the free: run to the probe that frees this very object, so
     // the poisoning itself is not reported as an access.
@@ -652,7 +589,7 @@ pub fn watch_object(
         .run_forward()
         .map_err(err("watching the freed object in"))?
     {
-        let pos = marks.here(tl);
+        let pos = tl.mark_here();
         if pos > *to {
             break;
         }

@@ -866,6 +866,30 @@ impl Engine {
         self.pos = Some(p);
     }
 
+    /// The latest mark at or before the current stop, without re-execution: the known
+    /// position's mark, or else the boundary `eN`, or `eN+tK` when REWIND_TICKS reads K
+    /// past the boundary's. (Between a preemption point's increment and its trap the
+    /// counter is one ahead of the mark the stop belongs to; `Timeline::position` tries
+    /// both.)
+    pub(crate) fn mark_here(&self) -> Position {
+        if let Some(p) = self.pos {
+            return p.mark();
+        }
+        let n = self.next;
+        let now = match (&self.live, self.ticks) {
+            (Some(s), Some(_)) => self.read_ticks(s).ok(),
+            _ => None,
+        };
+        match now {
+            Some(k) if k > self.boundary_ticks(n) => Position {
+                event: n,
+                ticks: Some(k),
+                steps: 0,
+            },
+            _ => Position::event(n),
+        }
+    }
+
     /// Whether the guest has the execution-point ABI (REWIND_TICKS): tick marks exist.
     pub(crate) fn has_tick_abi(&self) -> bool {
         self.ticks.is_some()

@@ -359,6 +359,14 @@ impl Timeline {
         Err(last_err.unwrap_or_else(|| Error::Invalid("no mark to count from".into())))
     }
 
+    /// The latest mark at or before the current stop, without re-execution: the boundary
+    /// `eN`, or the preemption point `eN+tK` when the guest's tick counter moved past the
+    /// boundary's. Seeking to it and running forward reaches the stop again; the exact
+    /// position, with its steps, is [`Timeline::position`] (which may re-execute).
+    pub fn mark_here(&self) -> Position {
+        self.engine.mark_here()
+    }
+
     /// Steps from `mark` until the registers are `regs` (still before event `n`).
     fn find_from(&mut self, mark: Position, n: u64, regs: &Gprs) -> Result<Position> {
         // The run that stopped here began at the scratch copy (if any): when that lies
