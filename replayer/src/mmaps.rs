@@ -17,11 +17,11 @@ impl Engine {
         let prot = sc.args[2];
         let writable = prot & libc::PROT_WRITE as u64 != 0;
         let mut r = regs;
-        r.0.rdi = sc.ret as u64;
-        r.0.rdx = prot | libc::PROT_WRITE as u64 | libc::PROT_READ as u64;
-        r.0.r10 = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
-        r.0.r8 = u64::MAX;
-        r.0.r9 = 0;
+        r.set_rdi(sc.ret as u64);
+        r.set_rdx(prot | libc::PROT_WRITE as u64 | libc::PROT_READ as u64);
+        r.set_r10((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64);
+        r.set_r8(u64::MAX);
+        r.set_r9(0);
         self.t(s.set_regs(&r))?;
         let s = self.run_to_exit_stop(s)?;
         let got = self.t(s.regs())?.syscall_ret();

@@ -158,43 +158,15 @@ impl Snapshot {
     }
 }
 
+/// Registers in the trace's representation (the one conversion, through the kernel's
+/// word order, shared with the recorder).
 pub(crate) fn gprs(r: &Regs) -> Gprs {
     Gprs::from_user_regs(r.to_array())
 }
 
-/// Registers from the trace's representation, on top of `base` (for fields a program
-/// cannot see, which `Gprs` has all of anyway).
-pub(crate) fn regs_from(g: &Gprs, base: &Regs) -> Regs {
-    let mut r = *base;
-    let x = &mut r.0;
-    x.r15 = g.r15;
-    x.r14 = g.r14;
-    x.r13 = g.r13;
-    x.r12 = g.r12;
-    x.rbp = g.rbp;
-    x.rbx = g.rbx;
-    x.r11 = g.r11;
-    x.r10 = g.r10;
-    x.r9 = g.r9;
-    x.r8 = g.r8;
-    x.rax = g.rax;
-    x.rcx = g.rcx;
-    x.rdx = g.rdx;
-    x.rsi = g.rsi;
-    x.rdi = g.rdi;
-    x.orig_rax = g.orig_rax;
-    x.rip = g.rip;
-    x.cs = g.cs;
-    x.eflags = g.eflags;
-    x.rsp = g.rsp;
-    x.ss = g.ss;
-    x.fs_base = g.fs_base;
-    x.gs_base = g.gs_base;
-    x.ds = g.ds;
-    x.es = g.es;
-    x.fs = g.fs;
-    x.gs = g.gs;
-    r
+/// Registers from the trace's representation (which has every field of the kernel's).
+pub(crate) fn regs_from(g: &Gprs) -> Regs {
+    Regs::from_array(g.to_user_regs())
 }
 
 /// Whether two register sets agree on what a program can observe.
@@ -209,14 +181,6 @@ pub(crate) fn same_regs(a: &Gprs, b: &Gprs) -> bool {
     x == y
 }
 
-fn garr(g: &Gprs) -> [u64; 27] {
-    [
-        g.r15, g.r14, g.r13, g.r12, g.rbp, g.rbx, g.r11, g.r10, g.r9, g.r8, g.rax, g.rcx, g.rdx,
-        g.rsi, g.rdi, g.orig_rax, g.rip, g.cs, g.eflags, g.rsp, g.ss, g.fs_base, g.gs_base, g.ds,
-        g.es, g.fs, g.gs,
-    ]
-}
-
 /// The registers that differ, for divergence messages.
 pub(crate) fn regs_diff(expected: &Gprs, found: &Gprs) -> String {
     let names = [
@@ -224,7 +188,7 @@ pub(crate) fn regs_diff(expected: &Gprs, found: &Gprs) -> String {
         "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds",
         "es", "fs", "gs",
     ];
-    let (a, b) = (garr(expected), garr(found));
+    let (a, b) = (expected.to_user_regs(), found.to_user_regs());
     let diffs: Vec<String> = names
         .iter()
         .enumerate()
@@ -244,17 +208,6 @@ pub(crate) fn killed_from_outside(ev: &Event) -> bool {
         ev,
         Event::Exit(ExitStatus::Signaled { signo, .. }) if *signo == libc::SIGKILL
     )
-}
-
-/// Converts a tracee exit.
-pub(crate) fn exit_status(e: Exit) -> ExitStatus {
-    match e {
-        Exit::Exited(c) => ExitStatus::Exited(c),
-        Exit::Signaled(s, core) => ExitStatus::Signaled {
-            signo: s as i32,
-            core,
-        },
-    }
 }
 
 impl Engine {
@@ -540,7 +493,7 @@ impl Engine {
         // note it, to clear it after the step (rr does the same).
         let mut insn = [0u8; 2];
         let stepping_syscall = (goal == Goal::Step || step_off)
-            && regs.0.eflags & TF == 0
+            && regs.eflags() & TF == 0
             && s.read_exact(Addr::new(rip), &mut insn).is_ok()
             && insn == [0x0f, 0x05];
         let sig = self.pending_fault.take();
@@ -564,8 +517,8 @@ impl Engine {
         };
         if stepping_syscall {
             let mut r = self.t(s.regs())?;
-            if r.0.r11 & TF != 0 {
-                r.0.r11 &= !TF;
+            if r.r11() & TF != 0 {
+                r.set_r11(r.r11() & !TF);
                 self.t(s.set_regs(&r))?;
             }
         }
@@ -659,7 +612,7 @@ impl Engine {
         if info.code() == code::SI_KERNEL {
             let at = regs.rip().wrapping_sub(1);
             if inserted.iter().any(|&(a, _)| a == at) {
-                regs.0.rip = at;
+                regs.set_rip(at);
                 self.t(s.set_regs(&regs))?;
                 if temp == Some(at) {
                     if let Event::Signal(sig) = ev {
@@ -747,7 +700,7 @@ impl Engine {
     }
 
     pub(crate) fn on_exit(&mut self, e: Exit) -> Result<Reached> {
-        let found = exit_status(e);
+        let found = ExitStatus::from_wait_status(e.wait_status());
         self.live = None;
         match self.event(self.next).cloned() {
             Some(Event::Exit(expected)) => {

@@ -140,11 +140,11 @@ impl Engine {
             )
         })?;
         let mut skip = regs;
-        skip.0.orig_rax = u64::MAX;
+        skip.set_orig_rax(u64::MAX);
         self.t(s.set_regs(&skip))?;
         let s = self.run_to_exit_stop(s)?;
-        let mut back = regs_from(&sig.regs, &regs);
-        back.0.orig_rax = u64::MAX;
+        let mut back = regs_from(&sig.regs);
+        back.set_orig_rax(u64::MAX);
         self.t(s.set_regs(&back))?;
         let running = self.t(s.resume(Resume::Cont(Some(signal))))?;
         let s = self.wait_delivery(running, signal)?;

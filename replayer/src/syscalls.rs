@@ -202,7 +202,7 @@ impl Engine {
             ReplayClass::MapFile => self.replay_mmap(s, regs, sc),
             ReplayClass::Emulate => {
                 let mut skip = regs;
-                skip.0.orig_rax = u64::MAX;
+                skip.set_orig_rax(u64::MAX);
                 self.t(s.set_regs(&skip))?;
                 let s = self.run_to_exit_stop(s)?;
                 self.finish_emulated(s, sc)
@@ -216,7 +216,7 @@ impl Engine {
         r.set_syscall_ret(sc.ret);
         if is_restart(sc.ret) {
             // The kernel's restart rules apply when the recorded signal is delivered.
-            r.0.orig_rax = sc.nr;
+            r.set_orig_rax(sc.nr);
         }
         self.t(s.set_regs(&r))?;
         for w in &sc.writes {
