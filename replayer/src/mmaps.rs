@@ -2,7 +2,7 @@
 //! as an anonymous, fixed mapping at the address the recording got, filled with the file
 //! bytes from the trace, then given the recorded protection. No file of the host is opened.
 
-use trace::SyscallEvent;
+use trace::{FileMapping, SyscallEvent};
 use tracee::{Addr, Regs, Stopped};
 
 use crate::error::Result;
@@ -10,10 +10,13 @@ use crate::session::{Engine, Kind};
 
 impl Engine {
     /// rr's `process_mmap`: at the seccomp stop of a recorded file-backed mmap.
-    pub(crate) fn replay_mmap(&mut self, s: Stopped, regs: Regs, sc: &SyscallEvent) -> Result<()> {
-        let Some(m) = &sc.mapping else {
-            unreachable!("MapFile only for mappings")
-        };
+    pub(crate) fn replay_mmap(
+        &mut self,
+        s: Stopped,
+        regs: Regs,
+        sc: &SyscallEvent,
+        m: &FileMapping,
+    ) -> Result<()> {
         let prot = sc.args[2];
         let writable = prot & libc::PROT_WRITE as u64 != 0;
         let mut r = regs;

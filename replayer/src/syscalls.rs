@@ -19,7 +19,7 @@
 //! as they did at record time.
 
 use recorder::sent::Source;
-use trace::{BlobHash, Data, Event, Output, SyscallEvent};
+use trace::{BlobHash, Data, Event, FileMapping, Output, SyscallEvent};
 use tracee::{Addr, Regs, Resume, Stop, Stopped, Waited};
 
 use crate::error::Result;
@@ -27,7 +27,7 @@ use crate::session::{Engine, Kind};
 
 /// What replay does with a recorded call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayClass {
+pub enum ReplayClass<'a> {
     /// Skip it and inject the recorded result and writes.
     Emulate,
     /// Run it and compare the result.
@@ -35,18 +35,18 @@ pub enum ReplayClass {
     /// Run it; the process ends.
     Exit,
     /// A file-backed mmap: map anonymous memory at the recorded address and fill it.
-    MapFile,
+    MapFile(&'a FileMapping),
 }
 
 /// How replay treats a recorded syscall.
-pub fn replay_class(ev: &SyscallEvent) -> ReplayClass {
+pub fn replay_class(ev: &SyscallEvent) -> ReplayClass<'_> {
     let nr = ev.nr as i64;
     if nr == libc::SYS_exit || nr == libc::SYS_exit_group {
         ReplayClass::Exit
     } else if nr == libc::SYS_rt_sigaction {
         ReplayClass::Execute
-    } else if nr == libc::SYS_mmap && ev.mapping.is_some() {
-        ReplayClass::MapFile
+    } else if let Some(m) = ev.mapping.as_ref().filter(|_| nr == libc::SYS_mmap) {
+        ReplayClass::MapFile(m)
     } else {
         ReplayClass::Emulate
     }
@@ -199,7 +199,7 @@ impl Engine {
                 self.at_boundary(s, Kind::SyscallExit(n));
                 Ok(())
             }
-            ReplayClass::MapFile => self.replay_mmap(s, regs, sc),
+            ReplayClass::MapFile(m) => self.replay_mmap(s, regs, sc, m),
             ReplayClass::Emulate => {
                 let mut skip = regs;
                 skip.set_orig_rax(u64::MAX);

@@ -30,12 +30,11 @@ impl Engine {
         ticks: u64,
     ) -> Result<Option<Reached>> {
         self.at_tick_mark(s, ticks);
-        let is_event = matches!(ev, Event::Signal(sig)
-            if sig.placement == (Placement::Tick { ticks }));
-        if is_event {
-            let Event::Signal(sig) = ev else {
-                unreachable!()
-            };
+        let placed_here = match ev {
+            Event::Signal(sig) if sig.placement == (Placement::Tick { ticks }) => Some(sig),
+            _ => None,
+        };
+        if let Some(sig) = placed_here {
             let regs = self.t(self.live()?.regs())?;
             if !same_regs(&sig.regs, &gprs(&regs)) {
                 return Err(self.diverged(
@@ -52,11 +51,9 @@ impl Engine {
             // Seeking to this mark, or a step that reached it: stop before applying.
             Goal::Tick(k) if k == ticks => Ok(Some(Reached::Goal)),
             Goal::Step => Ok(Some(Reached::Goal)),
-            _ if is_event => Ok(None),
-            _ => {
-                // A mark nobody asked for (a stale target): carry on.
-                Ok(None)
-            }
+            // The signal placed here (applied by the run's next turn), or a mark nobody
+            // asked for (a stale target): carry on.
+            _ => Ok(None),
         }
     }
 }
