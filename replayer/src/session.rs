@@ -7,6 +7,10 @@
 //!
 //! Event handlers live in files named after the recorder's: `syscalls`, `signals`, `time`,
 //! `cpuid`, `mmaps`, `ticks`, `exec`.
+//!
+//! The engine's state is its own: the handlers and the timeline change it through methods
+//! named for what happened, and a checkpoint keeps a [`Snapshot`] beside its copy of the
+//! tracee, which [`Engine::restore`] puts back.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
