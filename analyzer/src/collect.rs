@@ -22,7 +22,6 @@ use crate::error::{Error, Result};
 use crate::events::{
     Ctx, Event, EventKind, LockClass, LockKind, LockOp, ObjectOp, TaskEnd, TaskRef,
 };
-use crate::marks::Marks;
 use crate::symbols::{probe_addresses, PROBE_FUNCTIONS};
 
 /// Frames kept per stack: deeper ones never change a report.
@@ -68,7 +67,8 @@ pub struct CollectOptions {
     /// The guest binary (default: the path the trace header records).
     pub binary: Option<PathBuf>,
     /// Place every hit exactly (`eN+tK+sJ`) with [`Timeline::position`] instead of at the
-    /// mark before it; costly (re-execution and single steps per hit).
+    /// mark before it ([`Timeline::mark_here`]); costly (re-execution and single steps per
+    /// hit).
     pub exact_positions: bool,
     /// Called after each hit with (trace events applied, trace events in all).
     pub progress: Option<Box<dyn FnMut(u64, u64)>>,
@@ -218,7 +218,6 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
     let probes = probe_addresses(&bin, &PROBE_FUNCTIONS)?;
     let fault_handler = bin.address(FAULT_HANDLER);
     let total = tl.events().len() as u64;
-    let marks = Marks::new(&tl);
     let mut rd = Reader::new(&mut tl, trace_dir, &bin)?;
     for &a in probes.iter().chain(fault_handler.iter()) {
         rd.tl.set_breakpoint(a);
@@ -247,7 +246,7 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
                 .position()
                 .map_err(rd.replay_err("placing a probe hit in"))?
         } else {
-            marks.here(rd.tl)
+            rd.tl.mark_here()
         };
         stats.positioning += t0.elapsed();
         let g = rd
@@ -321,7 +320,7 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
             }
         }
         None => {
-            let p = marks.here(rd.tl);
+            let p = rd.tl.mark_here();
             events.extend(rd.end_states(p)?);
         }
     }

@@ -9,7 +9,7 @@
 //!   irq inconsistency, locks held at exit and the actual-deadlock verdict; text and DOT.
 //! * [`kasan`] — use-after-free reports in KASAN's layout from allocations, frees and a crash.
 //! * [`collect`] — the replay-time collector: probes as breakpoints, read through the
-//!   guest model; `fault` — the oops at the SIGSEGV handler; `marks` — hit positions.
+//!   guest model; `fault` — the oops at the SIGSEGV handler.
 //! * [`watch`] — the watchpoint pass over a freed object.
 //! * [`poison_load`] — the load of a poisoned pointer, found by running the replay back
 //!   from the fault.
@@ -32,7 +32,6 @@ mod fault;
 pub mod graph;
 pub mod kasan;
 pub mod lockdep;
-mod marks;
 pub mod poison_load;
 pub mod provenance;
 pub mod report;

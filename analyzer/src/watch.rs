@@ -11,7 +11,6 @@ use crate::disasm::disassemble;
 use crate::error::{Error, Result};
 use crate::events::Regs;
 use crate::kasan::{Access, ObjRecord};
-use crate::marks::Marks;
 
 /// Most debug-register slots the CPU has; each covers at most 8 aligned bytes.
 pub const WATCH_SLOTS: usize = 4;
@@ -65,7 +64,6 @@ pub fn watch_object(
     for b in tl.breakpoints() {
         tl.remove_breakpoint(b);
     }
-    let marks = Marks::new(tl);
     tl.seek(from).map_err(err("seeking to the free in"))?;
     // The mark may lie before the free: run to the probe that frees this very object, so
     // the poisoning itself is not reported as an access.
@@ -96,7 +94,7 @@ pub fn watch_object(
         .run_forward()
         .map_err(err("watching the freed object in"))?
     {
-        let pos = marks.here(tl);
+        let pos = tl.mark_here();
         if pos > *to {
             break;
         }

@@ -62,15 +62,15 @@ pub fn records(hide_random: bool) -> Vec<CpuidRecord> {
 impl Session {
     /// A trapped `cpuid` at `regs.rip`: answer it, log it, step over it.
     pub(crate) fn on_cpuid(&mut self, s: Stopped, mut regs: Regs) -> Result<Running> {
-        let (leaf, subleaf) = (regs.0.rax as u32, regs.0.rcx as u32);
+        let (leaf, subleaf) = (regs.rax() as u32, regs.rcx() as u32);
         let a = answer(leaf, subleaf, true);
         let ticks = self.read_ticks(&s)?;
         let rip = regs.rip();
-        regs.0.rax = u64::from(a[0]);
-        regs.0.rbx = u64::from(a[1]);
-        regs.0.rcx = u64::from(a[2]);
-        regs.0.rdx = u64::from(a[3]);
-        regs.0.rip += 2;
+        regs.set_rax(u64::from(a[0]));
+        regs.set_rbx(u64::from(a[1]));
+        regs.set_rcx(u64::from(a[2]));
+        regs.set_rdx(u64::from(a[3]));
+        regs.set_rip(regs.rip() + 2);
         self.t(s.set_regs(&regs))?;
         self.append(Event::Cpuid(trace::CpuidEvent {
             rip: RemoteAddr(rip),

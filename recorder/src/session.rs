@@ -87,13 +87,7 @@ impl Session {
                     return Err(self.timeout_abort());
                 }
                 Flow::Exited(e) => {
-                    let status = match e {
-                        Exit::Exited(c) => ExitStatus::Exited(c),
-                        Exit::Signaled(s, core) => ExitStatus::Signaled {
-                            signo: s as i32,
-                            core,
-                        },
-                    };
+                    let status = ExitStatus::from_wait_status(e.wait_status());
                     self.append(Event::Exit(status))?;
                     return Ok(status);
                 }
@@ -393,7 +387,8 @@ impl Session {
     }
 }
 
-/// Converts registers to the trace's representation.
+/// Registers in the trace's representation (the one conversion, through the kernel's
+/// word order, shared with the replayer).
 pub(crate) fn gprs(r: &Regs) -> trace::Gprs {
     trace::Gprs::from_user_regs(r.to_array())
 }

@@ -289,7 +289,7 @@ impl Session {
     pub(crate) fn place_before_syscall(&mut self, s: Stopped, regs: Regs) -> Result<Flow> {
         self.clear_probe(&s)?;
         let mut skip = regs;
-        skip.0.orig_rax = u64::MAX;
+        skip.set_orig_rax(u64::MAX);
         self.t(s.set_regs(&skip))?;
         let running = self.t(s.resume(Resume::Syscall(None)))?;
         let s = match self.t(running.wait())? {
@@ -309,9 +309,9 @@ impl Session {
             }
         };
         let mut back = regs;
-        back.0.rip -= 2;
-        back.0.rax = regs.syscall_nr();
-        back.0.orig_rax = u64::MAX;
+        back.set_rip(back.rip() - 2);
+        back.set_rax(regs.syscall_nr());
+        back.set_orig_rax(u64::MAX);
         self.t(s.set_regs(&back))?;
         let Some((info, sig)) = self.take_held() else {
             return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
@@ -430,7 +430,7 @@ impl Session {
         };
         self.t(s.poke_bytes(Addr::new(probe.rip), &[probe.orig]))?;
         let mut regs = self.t(s.regs())?;
-        regs.0.rip = probe.rip;
+        regs.set_rip(probe.rip);
         self.t(s.set_regs(&regs))?;
         let repeated =
             regs.same_user_state(&probe.regs) && self.t(s.state_digest())? == probe.digest;

@@ -27,12 +27,12 @@ impl Session {
         };
         let ticks = self.read_ticks(&s)?;
         let rip = regs.rip();
-        regs.0.rax = value & 0xffff_ffff;
-        regs.0.rdx = value >> 32;
+        regs.set_rax(value & 0xffff_ffff);
+        regs.set_rdx(value >> 32);
         if let Some(a) = aux {
-            regs.0.rcx = u64::from(a);
+            regs.set_rcx(u64::from(a));
         }
-        regs.0.rip += len;
+        regs.set_rip(regs.rip() + len);
         self.t(s.set_regs(&regs))?;
         self.append(Event::Rdtsc(RdtscEvent {
             rip: RemoteAddr(rip),

@@ -43,21 +43,21 @@ impl Engine {
             let rip = regs.rip();
             return Err(self.diverged(crate::describe(ev), format!("a cpuid at rip {rip:#x}")));
         };
-        if c.rip != RemoteAddr(regs.rip()) || regs.0.rax as u32 != c.leaf {
+        if c.rip != RemoteAddr(regs.rip()) || regs.rax() as u32 != c.leaf {
             return Err(self.diverged(
                 format!("cpuid leaf {:#x} at rip {}", c.leaf, c.rip),
                 format!(
                     "cpuid leaf {:#x} at rip {:#x}",
-                    regs.0.rax as u32,
+                    regs.rax() as u32,
                     regs.rip()
                 ),
             ));
         }
-        regs.0.rax = u64::from(c.answer[0]);
-        regs.0.rbx = u64::from(c.answer[1]);
-        regs.0.rcx = u64::from(c.answer[2]);
-        regs.0.rdx = u64::from(c.answer[3]);
-        regs.0.rip += 2;
+        regs.set_rax(u64::from(c.answer[0]));
+        regs.set_rbx(u64::from(c.answer[1]));
+        regs.set_rcx(u64::from(c.answer[2]));
+        regs.set_rdx(u64::from(c.answer[3]));
+        regs.set_rip(regs.rip() + 2);
         self.t(s.set_regs(&regs))?;
         self.applied();
         self.at_boundary(s, Kind::SignalDelivery);

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod checkpoints;
 pub mod cpuid;
 pub mod error;
 mod exec;
@@ -125,12 +126,7 @@ pub fn open_trace(path: &Path) -> Result<Arc<TraceData>> {
 
 pub(crate) fn start_engine(data: Arc<TraceData>, console: Console) -> Result<Engine> {
     let started = exec::start(&data.path, data.header(), &data.launch)?;
-    let mut engine = Engine::new(data.clone(), started.stopped, console);
-    engine.ticks = started.ticks;
-    engine.start_ticks = started.start_ticks;
-    engine.mark_ticks = started.start_ticks;
-    engine.cpuid_faulting = data.header().cpuid.faulting;
-    Ok(engine)
+    Ok(Engine::new(data, started, console))
 }
 
 /// Replays the recording in `dir` to its end.
@@ -139,15 +135,13 @@ pub fn replay(dir: &Path, opts: ReplayOptions) -> Result<Outcome> {
     let data = open_trace(dir)?;
     let mut engine = start_engine(data.clone(), opts.console)?;
     if opts.pace {
-        engine.pacer = Some(time::Pacer::default());
+        engine.pace();
     }
     let result = engine.run(Goal::End, false);
-    if let Some(s) = engine.live.take() {
-        let _ = s.kill();
-    }
+    engine.kill_live();
     let _ = tracee::cpu::unpin_current_thread();
     let reached = result?;
-    let aborted = match engine.event(engine.next) {
+    let aborted = match engine.event(engine.next_event()) {
         Some(Event::Aborted { reason }) => Some(reason.clone()),
         _ => None,
     };
@@ -155,15 +149,15 @@ pub fn replay(dir: &Path, opts: ReplayOptions) -> Result<Outcome> {
         Reached::Exited(e) => Some(e),
         _ => None,
     };
-    let console = match std::mem::replace(&mut engine.console, Console::Discard) {
+    let console = match engine.take_console() {
         Console::Buffer(v) => v,
         _ => Vec::new(),
     };
     Ok(Outcome {
         exit,
         aborted,
-        last_signal: engine.last_signal,
-        events: engine.next,
+        last_signal: engine.last_signal(),
+        events: engine.next_event(),
         console,
         elapsed: start.elapsed(),
     })

@@ -2,7 +2,7 @@
 //! as an anonymous, fixed mapping at the address the recording got, filled with the file
 //! bytes from the trace, then given the recorded protection. No file of the host is opened.
 
-use trace::SyscallEvent;
+use trace::{FileMapping, SyscallEvent};
 use tracee::{Addr, Regs, Stopped};
 
 use crate::error::Result;
@@ -10,23 +10,26 @@ use crate::session::{Engine, Kind};
 
 impl Engine {
     /// rr's `process_mmap`: at the seccomp stop of a recorded file-backed mmap.
-    pub(crate) fn replay_mmap(&mut self, s: Stopped, regs: Regs, sc: &SyscallEvent) -> Result<()> {
-        let Some(m) = &sc.mapping else {
-            unreachable!("MapFile only for mappings")
-        };
+    pub(crate) fn replay_mmap(
+        &mut self,
+        s: Stopped,
+        regs: Regs,
+        sc: &SyscallEvent,
+        m: &FileMapping,
+    ) -> Result<()> {
         let prot = sc.args[2];
         let writable = prot & libc::PROT_WRITE as u64 != 0;
         let mut r = regs;
-        r.0.rdi = sc.ret as u64;
-        r.0.rdx = prot | libc::PROT_WRITE as u64 | libc::PROT_READ as u64;
-        r.0.r10 = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64;
-        r.0.r8 = u64::MAX;
-        r.0.r9 = 0;
+        r.set_rdi(sc.ret as u64);
+        r.set_rdx(prot | libc::PROT_WRITE as u64 | libc::PROT_READ as u64);
+        r.set_r10((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64);
+        r.set_r8(u64::MAX);
+        r.set_r9(0);
         self.t(s.set_regs(&r))?;
         let s = self.run_to_exit_stop(s)?;
         let got = self.t(s.regs())?.syscall_ret();
         if got != sc.ret {
-            self.live = Some(s);
+            self.put_live(s);
             return Err(self.diverged(
                 format!(
                     "mmap of {} at {:#x}",
@@ -36,7 +39,7 @@ impl Engine {
                 format!("the anonymous replacement mapping returned {got}"),
             ));
         }
-        let file = self.data.reader.blob(&m.file, m.file_size)?;
+        let file = self.data().reader.blob(&m.file, m.file_size)?;
         let from = usize::try_from(m.offset)
             .unwrap_or(usize::MAX)
             .min(file.len());
@@ -54,7 +57,7 @@ impl Engine {
             ))?;
             s = st;
             if ret != 0 {
-                self.live = Some(s);
+                self.put_live(s);
                 return Err(self.diverged(
                     "mprotect of the replayed mapping".into(),
                     format!("it returned {ret}"),
@@ -65,7 +68,7 @@ impl Engine {
         let mut back = regs;
         back.set_syscall_ret(sc.ret);
         self.t(s.set_regs(&back))?;
-        let n = self.next;
+        let n = self.next_event();
         self.applied();
         // inject_syscall leaves a signal-delivery stop; without it this is the exit stop.
         let kind = if !writable || prot & libc::PROT_READ as u64 == 0 {

@@ -7,6 +7,10 @@
 //!
 //! Event handlers live in files named after the recorder's: `syscalls`, `signals`, `time`,
 //! `cpuid`, `mmaps`, `ticks`, `exec`.
+//!
+//! The engine's state is its own: the handlers and the timeline change it through methods
+//! named for what happened, and a checkpoint keeps a [`Snapshot`] beside its copy of the
+//! tracee, which [`Engine::restore`] puts back.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -105,77 +109,68 @@ pub struct Watch {
 
 /// The live replay.
 pub(crate) struct Engine {
-    pub data: Arc<TraceData>,
-    pub live: Option<Stopped>,
-    pub kind: Kind,
+    data: Arc<TraceData>,
+    live: Option<Stopped>,
+    kind: Kind,
     /// Index of the next event to apply.
-    pub next: u64,
+    next: u64,
     /// Set once the tracee is gone.
-    pub exit: Option<ExitStatus>,
-    pub ticks: Option<TickAddrs>,
+    exit: Option<ExitStatus>,
+    ticks: Option<TickAddrs>,
     /// REWIND_TICKS at the exec stop.
-    pub start_ticks: u64,
+    start_ticks: u64,
     /// The value last written to REWIND_TICK_TARGET in the live tracee, if known.
-    pub armed: Option<u64>,
-    pub console: Console,
+    armed: Option<u64>,
+    console: Console,
     /// Console output is printed for events below this only once.
-    pub printed_upto: u64,
-    pub pacer: Option<crate::time::Pacer>,
+    printed_upto: u64,
+    pacer: Option<crate::time::Pacer>,
     /// The current position, when known (None after a breakpoint stop reached by
     /// continuing, until the timeline computes it).
-    pub pos: Option<Position>,
+    pos: Option<Position>,
     /// The tracee is at the stop of event `next`, not yet applied.
-    pub at_event_stop: bool,
+    at_event_stop: bool,
     /// A synchronous fault to deliver at the next resume.
-    pub pending_fault: Option<Signal>,
+    pending_fault: Option<Signal>,
     /// The last signal delivered (number, registers at delivery).
-    pub last_signal: Option<(i32, Gprs)>,
-    pub breakpoints: BTreeSet<u64>,
-    pub watches: [Option<Watch>; 4],
+    last_signal: Option<(i32, Gprs)>,
+    breakpoints: BTreeSet<u64>,
+    watches: [Option<Watch>; 4],
     hw_applied: bool,
-    pub cpuid_faulting: bool,
+    cpuid_faulting: bool,
     /// REWIND_TICKS at the latest mark (boundary or tick mark) reached: while stepping,
     /// the next mark is the one after it.
-    pub mark_ticks: u64,
+    mark_ticks: u64,
 }
 
+/// The engine's logical state at a known position, as a checkpoint keeps it beside its
+/// stopped copy of the tracee. Everything else is either the same for every position
+/// (the trace, breakpoints, watchpoints, the console) or derived again on restore (the
+/// tick mark from the position, the debug state of the fresh copy).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Snapshot {
+    pos: Position,
+    /// Taken at the trap of a tick-placed signal, before its delivery.
+    at_event_stop: bool,
+    last_signal: Option<(i32, Gprs)>,
+}
+
+impl Snapshot {
+    /// Where the snapshot was taken.
+    pub(crate) fn position(&self) -> Position {
+        self.pos
+    }
+}
+
+/// Registers in the trace's representation (the one conversion, through the kernel's
+/// word order, shared with the recorder).
 pub(crate) fn gprs(r: &Regs) -> Gprs {
     Gprs::from_user_regs(r.to_array())
 }
 
-/// Registers from the trace's representation, on top of `base` (for fields a program
-/// cannot see, which `Gprs` has all of anyway).
-pub(crate) fn regs_from(g: &Gprs, base: &Regs) -> Regs {
-    let mut r = *base;
-    let x = &mut r.0;
-    x.r15 = g.r15;
-    x.r14 = g.r14;
-    x.r13 = g.r13;
-    x.r12 = g.r12;
-    x.rbp = g.rbp;
-    x.rbx = g.rbx;
-    x.r11 = g.r11;
-    x.r10 = g.r10;
-    x.r9 = g.r9;
-    x.r8 = g.r8;
-    x.rax = g.rax;
-    x.rcx = g.rcx;
-    x.rdx = g.rdx;
-    x.rsi = g.rsi;
-    x.rdi = g.rdi;
-    x.orig_rax = g.orig_rax;
-    x.rip = g.rip;
-    x.cs = g.cs;
-    x.eflags = g.eflags;
-    x.rsp = g.rsp;
-    x.ss = g.ss;
-    x.fs_base = g.fs_base;
-    x.gs_base = g.gs_base;
-    x.ds = g.ds;
-    x.es = g.es;
-    x.fs = g.fs;
-    x.gs = g.gs;
-    r
+/// Registers from the trace's representation (which has every field of the kernel's).
+pub(crate) fn regs_from(g: &Gprs) -> Regs {
+    Regs::from_array(g.to_user_regs())
 }
 
 /// Whether two register sets agree on what a program can observe.
@@ -190,14 +185,6 @@ pub(crate) fn same_regs(a: &Gprs, b: &Gprs) -> bool {
     x == y
 }
 
-fn garr(g: &Gprs) -> [u64; 27] {
-    [
-        g.r15, g.r14, g.r13, g.r12, g.rbp, g.rbx, g.r11, g.r10, g.r9, g.r8, g.rax, g.rcx, g.rdx,
-        g.rsi, g.rdi, g.orig_rax, g.rip, g.cs, g.eflags, g.rsp, g.ss, g.fs_base, g.gs_base, g.ds,
-        g.es, g.fs, g.gs,
-    ]
-}
-
 /// The registers that differ, for divergence messages.
 pub(crate) fn regs_diff(expected: &Gprs, found: &Gprs) -> String {
     let names = [
@@ -205,7 +192,7 @@ pub(crate) fn regs_diff(expected: &Gprs, found: &Gprs) -> String {
         "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds",
         "es", "fs", "gs",
     ];
-    let (a, b) = (garr(expected), garr(found));
+    let (a, b) = (expected.to_user_regs(), found.to_user_regs());
     let diffs: Vec<String> = names
         .iter()
         .enumerate()
@@ -227,27 +214,21 @@ pub(crate) fn killed_from_outside(ev: &Event) -> bool {
     )
 }
 
-/// Converts a tracee exit.
-pub(crate) fn exit_status(e: Exit) -> ExitStatus {
-    match e {
-        Exit::Exited(c) => ExitStatus::Exited(c),
-        Exit::Signaled(s, core) => ExitStatus::Signaled {
-            signo: s as i32,
-            core,
-        },
-    }
-}
-
 impl Engine {
-    pub(crate) fn new(data: Arc<TraceData>, live: Stopped, console: Console) -> Engine {
+    pub(crate) fn new(
+        data: Arc<TraceData>,
+        started: crate::exec::Started,
+        console: Console,
+    ) -> Engine {
+        let cpuid_faulting = data.header().cpuid.faulting;
         Engine {
             data,
-            live: Some(live),
+            live: Some(started.stopped),
             kind: Kind::SignalDelivery,
             next: 0,
             exit: None,
-            ticks: None,
-            start_ticks: 0,
+            ticks: started.ticks,
+            start_ticks: started.start_ticks,
             armed: None,
             console,
             printed_upto: 0,
@@ -259,8 +240,8 @@ impl Engine {
             breakpoints: BTreeSet::new(),
             watches: [None; 4],
             hw_applied: false,
-            cpuid_faulting: false,
-            mark_ticks: 0,
+            cpuid_faulting,
+            mark_ticks: started.start_ticks,
         }
     }
 
@@ -314,12 +295,9 @@ impl Engine {
         if n == 0 {
             return self.start_ticks;
         }
-        match self.event(n - 1) {
-            Some(Event::Syscall(s)) => s.ticks,
-            Some(Event::Signal(s)) => s.ticks,
-            Some(Event::Rdtsc(r)) => r.ticks,
-            Some(Event::Cpuid(c)) => c.ticks,
-            _ => self.boundary_ticks(n - 1),
+        match self.event(n - 1).and_then(Event::ticks) {
+            Some(t) => t,
+            None => self.boundary_ticks(n - 1),
         }
     }
 
@@ -467,12 +445,6 @@ impl Engine {
         Ok(())
     }
 
-    /// Forgets what is known of the live tracee's debug state (after a restore).
-    pub(crate) fn forget_live_state(&mut self) {
-        self.armed = None;
-        self.hw_applied = false;
-    }
-
     /// Resumes once, waits, and handles the stop. `Some` ends the run.
     fn resume_and_classify(
         &mut self,
@@ -522,7 +494,7 @@ impl Engine {
         // note it, to clear it after the step (rr does the same).
         let mut insn = [0u8; 2];
         let stepping_syscall = (goal == Goal::Step || step_off)
-            && regs.0.eflags & TF == 0
+            && regs.eflags() & TF == 0
             && s.read_exact(Addr::new(rip), &mut insn).is_ok()
             && insn == [0x0f, 0x05];
         let sig = self.pending_fault.take();
@@ -546,8 +518,8 @@ impl Engine {
         };
         if stepping_syscall {
             let mut r = self.t(s.regs())?;
-            if r.0.r11 & TF != 0 {
-                r.0.r11 &= !TF;
+            if r.r11() & TF != 0 {
+                r.set_r11(r.r11() & !TF);
                 self.t(s.set_regs(&r))?;
             }
         }
@@ -641,7 +613,7 @@ impl Engine {
         if info.code() == code::SI_KERNEL {
             let at = regs.rip().wrapping_sub(1);
             if inserted.iter().any(|&(a, _)| a == at) {
-                regs.0.rip = at;
+                regs.set_rip(at);
                 self.t(s.set_regs(&regs))?;
                 if temp == Some(at) {
                     if let Event::Signal(sig) = ev {
@@ -729,7 +701,7 @@ impl Engine {
     }
 
     pub(crate) fn on_exit(&mut self, e: Exit) -> Result<Reached> {
-        let found = exit_status(e);
+        let found = ExitStatus::from_wait_status(e.wait_status());
         self.live = None;
         match self.event(self.next).cloned() {
             Some(Event::Exit(expected)) => {
@@ -788,10 +760,243 @@ impl Engine {
         self.next += 1;
         self.printed_upto = self.printed_upto.max(self.next);
     }
+}
+
+/// What the timeline and the event handlers read and change, named for what it means.
+impl Engine {
+    /// The opened trace.
+    pub(crate) fn data(&self) -> &Arc<TraceData> {
+        &self.data
+    }
+
+    /// Index of the next event to apply.
+    pub(crate) fn next_event(&self) -> u64 {
+        self.next
+    }
+
+    /// The program's end, once the replay reached it.
+    pub(crate) fn exited(&self) -> Option<ExitStatus> {
+        self.exit
+    }
+
+    /// Where console output goes (and, for a buffer, what it holds).
+    pub(crate) fn console(&self) -> &Console {
+        &self.console
+    }
+
+    /// The console, leaving output discarded from here on.
+    pub(crate) fn take_console(&mut self) -> Console {
+        std::mem::replace(&mut self.console, Console::Discard)
+    }
+
+    /// Paces the replay to the recording's wall-clock time.
+    pub(crate) fn pace(&mut self) {
+        self.pacer = Some(crate::time::Pacer::default());
+    }
+
+    /// The pacer, when the replay is paced.
+    pub(crate) fn pacer(&mut self) -> Option<&mut crate::time::Pacer> {
+        self.pacer.as_mut()
+    }
+
+    /// The last signal delivered up to here (number, registers at delivery).
+    pub(crate) fn last_signal(&self) -> Option<(i32, Gprs)> {
+        self.last_signal
+    }
+
+    /// Signal `signo` is being delivered with `regs`.
+    pub(crate) fn note_signal(&mut self, signo: i32, regs: Gprs) {
+        self.last_signal = Some((signo, regs));
+    }
+
+    /// The current position, when the engine knows it.
+    pub(crate) fn position(&self) -> Option<Position> {
+        self.pos
+    }
+
+    /// Where the current stop is, as the timeline placed it (the engine itself names only
+    /// the boundaries and tick marks it reaches).
+    pub(crate) fn set_position(&mut self, p: Position) {
+        self.pos = Some(p);
+    }
+
+    /// The latest mark at or before the current stop, without re-execution: the known
+    /// position's mark, or else the boundary `eN`, or `eN+tK` when REWIND_TICKS reads K
+    /// past the boundary's. (Between a preemption point's increment and its trap the
+    /// counter is one ahead of the mark the stop belongs to; `Timeline::position` tries
+    /// both.)
+    pub(crate) fn mark_here(&self) -> Position {
+        if let Some(p) = self.pos {
+            return p.mark();
+        }
+        let n = self.next;
+        let now = match (&self.live, self.ticks) {
+            (Some(s), Some(_)) => self.read_ticks(s).ok(),
+            _ => None,
+        };
+        match now {
+            Some(k) if k > self.boundary_ticks(n) => Position {
+                event: n,
+                ticks: Some(k),
+                steps: 0,
+            },
+            _ => Position::event(n),
+        }
+    }
+
+    /// Whether the guest has the execution-point ABI (REWIND_TICKS): tick marks exist.
+    pub(crate) fn has_tick_abi(&self) -> bool {
+        self.ticks.is_some()
+    }
+
+    /// Whether a tracee is live (not ended, not lost to an error).
+    pub(crate) fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// `s` is the live tracee again, at the stop it rests at.
+    pub(crate) fn put_live(&mut self, s: Stopped) {
+        self.live = Some(s);
+    }
+
+    /// Kills the live tracee, if any (the end of a replay).
+    pub(crate) fn kill_live(&mut self) {
+        if let Some(s) = self.live.take() {
+            let _ = s.kill();
+        }
+    }
+
+    /// The kind of ptrace stop the live tracee rests at.
+    pub(crate) fn stop_kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Whether a synchronous fault waits to be delivered at the next resume.
+    pub(crate) fn has_pending_fault(&self) -> bool {
+        self.pending_fault.is_some()
+    }
+
+    /// The tracee rests at the syscall-exit stop that the next event, a signal, is placed
+    /// at: a copy would rest at a signal-delivery stop instead and could not deliver it
+    /// there.
+    pub(crate) fn signal_due_at_this_exit(&self) -> bool {
+        matches!(self.kind, Kind::SyscallExit(_))
+            && matches!(
+                self.event(self.next),
+                Some(Event::Signal(s)) if matches!(s.placement, Placement::SyscallExit { .. })
+            )
+    }
+
+    /// The software breakpoints set.
+    pub(crate) fn breakpoints(&self) -> &BTreeSet<u64> {
+        &self.breakpoints
+    }
+
+    /// Adds a software breakpoint.
+    pub(crate) fn set_breakpoint(&mut self, addr: u64) {
+        self.breakpoints.insert(addr);
+    }
+
+    /// Removes a software breakpoint; false if there was none.
+    pub(crate) fn remove_breakpoint(&mut self, addr: u64) -> bool {
+        self.breakpoints.remove(&addr)
+    }
+
+    /// All breakpoints, removed (to be put back with [`Engine::set_breakpoints`]).
+    pub(crate) fn take_breakpoints(&mut self) -> BTreeSet<u64> {
+        std::mem::take(&mut self.breakpoints)
+    }
+
+    /// Replaces the breakpoints.
+    pub(crate) fn set_breakpoints(&mut self, b: BTreeSet<u64>) {
+        self.breakpoints = b;
+    }
+
+    /// The hardware watchpoint slots.
+    pub(crate) fn watches(&self) -> [Option<Watch>; 4] {
+        self.watches
+    }
+
+    /// Whether a run can stop at a hit: a breakpoint or a watchpoint is set.
+    pub(crate) fn has_hits_to_report(&self) -> bool {
+        !self.breakpoints.is_empty() || self.watches.iter().any(Option::is_some)
+    }
 
     /// Tracks debug state that the engine must re-establish on a fresh tracee.
     pub(crate) fn set_watch(&mut self, w: [Option<Watch>; 4]) {
         self.watches = w;
         self.hw_applied = true; // force a rewrite before the next run
+    }
+
+    /// The armed preemption point trapped with REWIND_TICKS == `ticks`: `s` rests at that
+    /// tick mark.
+    pub(crate) fn at_tick_mark(&mut self, s: Stopped, ticks: u64) {
+        self.live = Some(s);
+        self.mark_ticks = ticks;
+        self.pos = Some(Position {
+            event: self.next,
+            ticks: Some(ticks),
+            steps: 0,
+        });
+    }
+
+    /// The tracee rests at the stop of event `next`, which is not applied yet.
+    pub(crate) fn hold_at_event_stop(&mut self) {
+        self.at_event_stop = true;
+    }
+
+    /// Disarms the tick trap in `s` (a spent trap must not fire again, e.g. in the
+    /// handler of the signal it placed).
+    pub(crate) fn disarm_ticks(&mut self, s: &Stopped) -> Result<()> {
+        if let Some(t) = self.ticks {
+            if self.armed != Some(NEVER) {
+                self.t(s.write_u64(t.target, NEVER))?;
+                self.armed = Some(NEVER);
+            }
+        }
+        Ok(())
+    }
+
+    /// What a checkpoint keeps to restore the engine here; `None` while the position of
+    /// the current stop is not known.
+    pub(crate) fn snapshot(&self) -> Option<Snapshot> {
+        Some(Snapshot {
+            pos: self.pos?,
+            at_event_stop: self.at_event_stop,
+            last_signal: self.last_signal,
+        })
+    }
+
+    /// Forks the live tracee (rr's checkpoints): the engine goes on with one copy, the
+    /// other is returned, stopped at the same point.
+    pub(crate) fn fork_live(&mut self) -> Result<Stopped> {
+        let s = self.take_live()?;
+        let (live, copy) = self.t(s.fork_stopped())?;
+        self.live = Some(live);
+        // Both rest at signal-delivery stops now (see `Stopped::fork_stopped`).
+        self.kind = Kind::SignalDelivery;
+        Ok(copy)
+    }
+
+    /// Puts the engine back where `snap` was taken, with `live`, a fresh copy of the
+    /// tracee forked there, as its tracee; the previous one is killed.
+    pub(crate) fn restore(&mut self, snap: &Snapshot, live: Stopped) {
+        self.kill_live();
+        self.live = Some(live);
+        // A fork rests at a signal-delivery stop (see `Stopped::fork_stopped`).
+        self.kind = Kind::SignalDelivery;
+        self.next = snap.pos.event;
+        self.exit = None;
+        self.pos = Some(snap.pos);
+        self.at_event_stop = snap.at_event_stop;
+        self.pending_fault = None;
+        self.last_signal = snap.last_signal;
+        // Nothing is known of the fresh copy's tick target and debug registers.
+        self.armed = None;
+        self.hw_applied = false;
+        self.mark_ticks = match snap.pos.ticks {
+            Some(t) => t,
+            None => self.boundary_ticks(snap.pos.event),
+        };
     }
 }

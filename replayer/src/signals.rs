@@ -31,7 +31,7 @@ impl Engine {
     /// Applies signal event `next` at the stop the tracee rests at (its placement).
     pub(crate) fn apply_signal_here(&mut self, s: Stopped, ev: &Event) -> Result<()> {
         let Event::Signal(sig) = ev else {
-            self.live = Some(s);
+            self.put_live(s);
             return Err(self.diverged(crate::describe(ev), "a signal placement".into()));
         };
         let signal = Signal::try_from(sig.signo).map_err(|_| {
@@ -40,7 +40,7 @@ impl Engine {
                 "an unknown signal number".into(),
             )
         })?;
-        let s = match self.kind {
+        let s = match self.stop_kind() {
             Kind::SyscallExit(_) => {
                 // Queue it from the exit stop; the kernel stops again to deliver it.
                 let running = self.t(s.resume(Resume::Cont(Some(signal))))?;
@@ -61,7 +61,6 @@ impl Engine {
                 }
                 Waited::Stopped(s, other) => {
                     let _ = s.kill();
-                    self.live = None;
                     return Err(self.diverged(
                         format!("delivery of signal {}", signal as i32),
                         format!("{other:?}"),
@@ -82,22 +81,17 @@ impl Engine {
         let regs = self.t(s.regs())?;
         if !same_regs(&sig.regs, &gprs(&regs)) {
             let found = regs_diff(&sig.regs, &gprs(&regs));
-            self.live = Some(s);
+            self.put_live(s);
             return Err(self.diverged(
                 format!("signal {} delivered with the recorded registers", sig.signo),
                 format!("registers differ: {found}"),
             ));
         }
-        self.last_signal = Some((sig.signo, gprs(&regs)));
-        if let Some(t) = self.ticks {
-            // The trap is spent; a stale target must not fire again in the handler.
-            if self.armed != Some(crate::ticks::NEVER) {
-                self.t(s.write_u64(t.target, crate::ticks::NEVER))?;
-                self.armed = Some(crate::ticks::NEVER);
-            }
-        }
+        self.note_signal(sig.signo, gprs(&regs));
+        // The trap is spent; a stale target must not fire again in the handler.
+        self.disarm_ticks(&s)?;
         self.t(s.set_siginfo(&siginfo_of(sig)))?;
-        if let Some(p) = &mut self.pacer {
+        if let Some(p) = self.pacer() {
             if sig.signo == libc::SIGALRM {
                 p.timer_signal();
             }
@@ -130,7 +124,7 @@ impl Engine {
         if regs.syscall_nr() != sig.regs.rax || regs.rip().wrapping_sub(2) != sig.regs.rip {
             let found =
                 crate::syscalls::describe_call(regs.syscall_nr(), &regs.syscall_args(), regs.rip());
-            self.live = Some(s);
+            self.put_live(s);
             return Err(self.diverged(
                 format!(
                     "signal {} in place of syscall {} at {:#x}",
@@ -146,11 +140,11 @@ impl Engine {
             )
         })?;
         let mut skip = regs;
-        skip.0.orig_rax = u64::MAX;
+        skip.set_orig_rax(u64::MAX);
         self.t(s.set_regs(&skip))?;
         let s = self.run_to_exit_stop(s)?;
-        let mut back = regs_from(&sig.regs, &regs);
-        back.0.orig_rax = u64::MAX;
+        let mut back = regs_from(&sig.regs);
+        back.set_orig_rax(u64::MAX);
         self.t(s.set_regs(&back))?;
         let running = self.t(s.resume(Resume::Cont(Some(signal))))?;
         let s = self.wait_delivery(running, signal)?;

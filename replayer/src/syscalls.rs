@@ -18,7 +18,7 @@
 //! Calls the filter allows (anonymous mmap, mprotect, brk, sigprocmask, …) run natively,
 //! as they did at record time.
 
-use trace::{BlobHash, Data, Event, Output, SyscallEvent};
+use trace::{BlobHash, Data, Event, FileMapping, Output, SyscallEvent};
 use tracee::syscalls::sent::Source;
 use tracee::{Addr, Regs, Resume, Stop, Stopped, Waited};
 
@@ -27,7 +27,7 @@ use crate::session::{Engine, Kind};
 
 /// What replay does with a recorded call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReplayClass {
+pub enum ReplayClass<'a> {
     /// Skip it and inject the recorded result and writes.
     Emulate,
     /// Run it and compare the result.
@@ -35,18 +35,18 @@ pub enum ReplayClass {
     /// Run it; the process ends.
     Exit,
     /// A file-backed mmap: map anonymous memory at the recorded address and fill it.
-    MapFile,
+    MapFile(&'a FileMapping),
 }
 
 /// How replay treats a recorded syscall.
-pub fn replay_class(ev: &SyscallEvent) -> ReplayClass {
+pub fn replay_class(ev: &SyscallEvent) -> ReplayClass<'_> {
     let nr = ev.nr as i64;
     if nr == libc::SYS_exit || nr == libc::SYS_exit_group {
         ReplayClass::Exit
     } else if nr == libc::SYS_rt_sigaction {
         ReplayClass::Execute
-    } else if nr == libc::SYS_mmap && ev.mapping.is_some() {
-        ReplayClass::MapFile
+    } else if let Some(m) = ev.mapping.as_ref().filter(|_| nr == libc::SYS_mmap) {
+        ReplayClass::MapFile(m)
     } else {
         ReplayClass::Emulate
     }
@@ -87,7 +87,6 @@ impl Engine {
             other => {
                 let found = describe_call(regs.syscall_nr(), &regs.syscall_args(), regs.rip());
                 let _ = s.kill();
-                self.live = None;
                 Err(self.diverged(crate::describe(other), found))
             }
         }
@@ -115,7 +114,7 @@ impl Engine {
             }
         }
         let ticks = self.read_ticks(s)?;
-        if self.ticks.is_some() && ticks != sc.ticks {
+        if self.has_tick_abi() && ticks != sc.ticks {
             return Err(self.diverged(
                 format!("{} at tick {}", name(nr), sc.ticks),
                 format!("tick {ticks}"),
@@ -131,7 +130,6 @@ impl Engine {
             Waited::Stopped(s, Stop::Syscall) => Ok(s),
             Waited::Stopped(s, other) => {
                 let _ = s.kill();
-                self.live = None;
                 Err(self.diverged(
                     "the syscall-exit stop".into(),
                     format!("{other:?} before it"),
@@ -152,10 +150,10 @@ impl Engine {
         sc: &SyscallEvent,
     ) -> Result<()> {
         if let Err(e) = self.check_call(&s, &regs, sc) {
-            self.live = Some(s);
+            self.put_live(s);
             return Err(e);
         }
-        if let Some(p) = &mut self.pacer {
+        if let Some(p) = self.pacer() {
             let inline = if sc.nr as i64 == libc::SYS_setitimer {
                 s.read_vec(Addr::new(sc.args[1]), 32).ok()
             } else if sc.nr as i64 == libc::SYS_nanosleep {
@@ -168,7 +166,7 @@ impl Engine {
             p.syscall(sc, inline.as_deref());
         }
         if let Err(e) = self.check_output(&s, sc) {
-            self.live = Some(s);
+            self.put_live(s);
             return Err(e);
         }
         match replay_class(sc) {
@@ -190,21 +188,21 @@ impl Engine {
                 let s = self.run_to_exit_stop(s)?;
                 let ret = self.t(s.regs())?.syscall_ret();
                 if ret != sc.ret {
-                    self.live = Some(s);
+                    self.put_live(s);
                     return Err(self.diverged(
                         format!("{} returning {}", name(sc.nr), sc.ret),
                         format!("it returned {ret}"),
                     ));
                 }
-                let n = self.next;
+                let n = self.next_event();
                 self.applied();
                 self.at_boundary(s, Kind::SyscallExit(n));
                 Ok(())
             }
-            ReplayClass::MapFile => self.replay_mmap(s, regs, sc),
+            ReplayClass::MapFile(m) => self.replay_mmap(s, regs, sc, m),
             ReplayClass::Emulate => {
                 let mut skip = regs;
-                skip.0.orig_rax = u64::MAX;
+                skip.set_orig_rax(u64::MAX);
                 self.t(s.set_regs(&skip))?;
                 let s = self.run_to_exit_stop(s)?;
                 self.finish_emulated(s, sc)
@@ -218,14 +216,14 @@ impl Engine {
         r.set_syscall_ret(sc.ret);
         if is_restart(sc.ret) {
             // The kernel's restart rules apply when the recorded signal is delivered.
-            r.0.orig_rax = sc.nr;
+            r.set_orig_rax(sc.nr);
         }
         self.t(s.set_regs(&r))?;
         for w in &sc.writes {
             let bytes = self.data_bytes(&w.data, w.data.len())?;
             self.t(s.write_bytes(Addr::new(w.addr.0), &bytes))?;
         }
-        let n = self.next;
+        let n = self.next_event();
         self.applied();
         self.at_boundary(s, Kind::SyscallExit(n));
         Ok(())
@@ -235,7 +233,7 @@ impl Engine {
     pub(crate) fn data_bytes(&self, d: &Data, len: u64) -> Result<Vec<u8>> {
         let bytes = match d {
             Data::Inline(v) => v.clone(),
-            Data::Blob { hash, len } => self.data.reader.blob(hash, *len)?,
+            Data::Blob { hash, len } => self.data().reader.blob(hash, *len)?,
         };
         if bytes.len() as u64 != len {
             return Err(self.diverged(

@@ -8,7 +8,6 @@ use trace::{Event, Placement};
 use tracee::{Addr, Stopped};
 
 use crate::error::Result;
-use crate::position::Position;
 use crate::session::{gprs, regs_diff, same_regs, Engine, Goal, Reached};
 
 pub use guest::ticks::NEVER;
@@ -29,19 +28,12 @@ impl Engine {
         goal: Goal,
         ticks: u64,
     ) -> Result<Option<Reached>> {
-        self.live = Some(s);
-        self.mark_ticks = ticks;
-        self.pos = Some(Position {
-            event: self.next,
-            ticks: Some(ticks),
-            steps: 0,
-        });
-        let is_event = matches!(ev, Event::Signal(sig)
-            if sig.placement == (Placement::Tick { ticks }));
-        if is_event {
-            let Event::Signal(sig) = ev else {
-                unreachable!()
-            };
+        self.at_tick_mark(s, ticks);
+        let placed_here = match ev {
+            Event::Signal(sig) if sig.placement == (Placement::Tick { ticks }) => Some(sig),
+            _ => None,
+        };
+        if let Some(sig) = placed_here {
             let regs = self.t(self.live()?.regs())?;
             if !same_regs(&sig.regs, &gprs(&regs)) {
                 return Err(self.diverged(
@@ -52,17 +44,15 @@ impl Engine {
                     format!("registers differ: {}", regs_diff(&sig.regs, &gprs(&regs))),
                 ));
             }
-            self.at_event_stop = true;
+            self.hold_at_event_stop();
         }
         match goal {
             // Seeking to this mark, or a step that reached it: stop before applying.
             Goal::Tick(k) if k == ticks => Ok(Some(Reached::Goal)),
             Goal::Step => Ok(Some(Reached::Goal)),
-            _ if is_event => Ok(None),
-            _ => {
-                // A mark nobody asked for (a stale target): carry on.
-                Ok(None)
-            }
+            // The signal placed here (applied by the run's next turn), or a mark nobody
+            // asked for (a stale target): carry on.
+            _ => Ok(None),
         }
     }
 }

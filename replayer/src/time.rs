@@ -36,16 +36,16 @@ impl Engine {
                 format!("rdtsc at rip {:#x}", regs.rip()),
             ));
         }
-        regs.0.rax = r.value & 0xffff_ffff;
-        regs.0.rdx = r.value >> 32;
+        regs.set_rax(r.value & 0xffff_ffff);
+        regs.set_rdx(r.value >> 32);
         let len = match insn {
             TscInsn::Rdtsc => 2,
             TscInsn::Rdtscp => {
-                regs.0.rcx = u64::from(r.aux.unwrap_or(0));
+                regs.set_rcx(u64::from(r.aux.unwrap_or(0)));
                 3
             }
         };
-        regs.0.rip += len;
+        regs.set_rip(regs.rip() + len);
         self.t(s.set_regs(&regs))?;
         self.applied();
         self.at_boundary(s, Kind::SignalDelivery);

@@ -41,16 +41,16 @@
 //! expect: the next forward step redoes the access). The edges of history are
 //! [`StopReason::StartOfHistory`] and [`StopReason::EndOfHistory`].
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use trace::{Event, ExitStatus, Gprs, Header};
-use tracee::{Addr, Stopped, WatchKind};
+use tracee::{Addr, WatchKind};
 
+use crate::checkpoints::Checkpoints;
 use crate::error::{Error, Result};
 use crate::position::Position;
-use crate::session::{gprs, same_regs, Console, Engine, Goal, Kind, Reached, TraceData, Watch};
+use crate::session::{gprs, same_regs, Console, Engine, Goal, Reached, TraceData, Watch};
 
 /// Why a timeline operation stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,26 +88,16 @@ impl Default for TimelineOptions {
     }
 }
 
-struct Checkpoint {
-    proc: Stopped,
-    pos: Position,
-    kind: Kind,
-    last_signal: Option<(i32, Gprs)>,
-    /// Taken at the trap of a tick-placed signal, before its delivery.
-    at_event_stop: bool,
-}
-
 /// Random access to one replay; see the module documentation.
 pub struct Timeline {
     engine: Engine,
-    checkpoints: BTreeMap<Position, Checkpoint>,
+    /// The checkpoints, and the scratch copy where the latest forward run from a known
+    /// position began (see [`Timeline::run_forward`]): what `position()` re-executes from
+    /// after a hit.
+    checkpoints: Checkpoints,
     opts: TimelineOptions,
-    /// Furthest event boundary reached, for the checkpoint spacing.
-    high_water: u64,
+    /// The event boundary of the latest automatic checkpoint (or attempt).
     last_auto: u64,
-    /// A copy of the tracee where the latest forward run from a known position began
-    /// (see [`Timeline::run_forward`]): what `position()` re-executes from after a hit.
-    scratch: Option<Checkpoint>,
 }
 
 /// Most single steps a position computation or step-back may take.
@@ -125,11 +115,9 @@ impl Timeline {
         let engine = crate::start_engine(data, console)?;
         let mut tl = Timeline {
             engine,
-            checkpoints: BTreeMap::new(),
+            checkpoints: Checkpoints::new(opts.max_checkpoints),
             opts,
-            high_water: 0,
             last_auto: 0,
-            scratch: None,
         };
         tl.checkpoint()?;
         Ok(tl)
@@ -137,7 +125,7 @@ impl Timeline {
 
     /// The guest binary being replayed (the packed copy for a packed trace).
     pub fn binary(&self) -> &Path {
-        self.engine.data.binary()
+        self.engine.data().binary()
     }
 
     /// The guest binary's symbols and DWARF as the program ran: a position-independent
@@ -155,32 +143,32 @@ impl Timeline {
 
     /// The recording's header.
     pub fn header(&self) -> &Header {
-        self.engine.data.header()
+        self.engine.data().header()
     }
 
     /// All events of the recording.
     pub fn events(&self) -> &[Event] {
-        &self.engine.data.events
+        &self.engine.data().events
     }
 
     /// The trace data (shared).
     pub fn data(&self) -> Arc<TraceData> {
-        self.engine.data.clone()
+        self.engine.data().clone()
     }
 
     /// Index of the next event to be applied.
     pub fn next_event(&self) -> u64 {
-        self.engine.next
+        self.engine.next_event()
     }
 
     /// The program's end, once the replay reached it.
     pub fn exited(&self) -> Option<ExitStatus> {
-        self.engine.exit
+        self.engine.exited()
     }
 
     /// Console output collected so far (with `Console::Buffer`).
     pub fn console(&self) -> &[u8] {
-        match &self.engine.console {
+        match self.engine.console() {
             Console::Buffer(v) => v,
             _ => &[],
         }
@@ -188,12 +176,12 @@ impl Timeline {
 
     /// Positions of the checkpoints held.
     pub fn checkpoints(&self) -> Vec<Position> {
-        self.checkpoints.keys().copied().collect()
+        self.checkpoints.positions()
     }
 
     /// The last signal delivered up to here (number, registers at delivery).
     pub fn last_signal(&self) -> Option<(i32, Gprs)> {
-        self.engine.last_signal
+        self.engine.last_signal()
     }
 
     /// Registers at the current position.
@@ -221,17 +209,17 @@ impl Timeline {
 
     /// Adds a software breakpoint.
     pub fn set_breakpoint(&mut self, addr: u64) {
-        self.engine.breakpoints.insert(addr);
+        self.engine.set_breakpoint(addr);
     }
 
     /// Removes a software breakpoint; false if there was none.
     pub fn remove_breakpoint(&mut self, addr: u64) -> bool {
-        self.engine.breakpoints.remove(&addr)
+        self.engine.remove_breakpoint(addr)
     }
 
     /// The breakpoints set.
     pub fn breakpoints(&self) -> Vec<u64> {
-        self.engine.breakpoints.iter().copied().collect()
+        self.engine.breakpoints().iter().copied().collect()
     }
 
     /// Adds a hardware watchpoint; returns its slot.
@@ -241,7 +229,7 @@ impl Timeline {
                 "a watchpoint covers 1, 2, 4 or 8 aligned bytes; {len} at {addr:#x} is not"
             )));
         }
-        let mut w = self.engine.watches;
+        let mut w = self.engine.watches();
         let slot = w.iter().position(Option::is_none).ok_or_else(|| {
             Error::Invalid("all four hardware watchpoint slots are in use".into())
         })?;
@@ -252,7 +240,7 @@ impl Timeline {
 
     /// Removes the watchpoints on `addr`; false if there were none.
     pub fn remove_watchpoint(&mut self, addr: u64) -> bool {
-        let mut w = self.engine.watches;
+        let mut w = self.engine.watches();
         let before = w.iter().filter(|x| x.is_some()).count();
         for slot in w.iter_mut() {
             if slot.is_some_and(|x| x.addr == addr) {
@@ -268,43 +256,20 @@ impl Timeline {
     /// events); returns its position.
     pub fn checkpoint(&mut self) -> Result<Position> {
         let pos = self.position()?;
-        if self.checkpoints.contains_key(&pos) {
+        if self.checkpoints.contains(&pos) {
             return Ok(pos);
         }
-        if self.engine.exit.is_some() {
+        if self.engine.exited().is_some() {
             return Err(Error::Invalid(
                 "the program has ended: nothing to checkpoint".into(),
             ));
         }
-        if let Kind::SyscallExit(_) = self.engine.kind {
-            if self.engine_event_needs_exit_stop() {
-                return Err(Error::Invalid(format!(
-                    "cannot checkpoint at {pos}: a signal is placed at this syscall's return; step first"
-                )));
-            }
+        if self.engine.signal_due_at_this_exit() {
+            return Err(Error::Invalid(format!(
+                "cannot checkpoint at {pos}: a signal is placed at this syscall's return; step first"
+            )));
         }
-        let ck = self.fork_live(pos)?;
-        self.checkpoints.insert(pos, ck);
-        self.thin();
-        Ok(pos)
-    }
-
-    /// A stopped copy of the live tracee, which is at `pos`.
-    fn fork_live(&mut self, pos: Position) -> Result<Checkpoint> {
-        let s = self.engine.take_live()?;
-        let (live, copy) = match s.fork_stopped() {
-            Ok(pair) => pair,
-            Err(e) => return Err(self.engine.t::<()>(Err(e)).unwrap_err()),
-        };
-        self.engine.live = Some(live);
-        self.engine.kind = Kind::SignalDelivery;
-        Ok(Checkpoint {
-            proc: copy,
-            pos,
-            kind: Kind::SignalDelivery,
-            last_signal: self.engine.last_signal,
-            at_event_stop: self.engine.at_event_stop,
-        })
+        self.checkpoints.take(&mut self.engine)
     }
 
     /// Before a forward run that may stop at a hit: keeps a copy of the tracee here, so
@@ -312,108 +277,26 @@ impl Timeline {
     /// (which may be hundreds of events back). Only at a known position that is not a
     /// checkpoint already and where a copy can be taken.
     fn keep_scratch(&mut self) -> Result<()> {
-        let Some(pos) = self.engine.pos else {
+        let Some(pos) = self.engine.position() else {
             return Ok(());
         };
-        let nothing_to_hit =
-            self.engine.breakpoints.is_empty() && self.engine.watches.iter().all(Option::is_none);
-        if nothing_to_hit
-            || self.engine.exit.is_some()
-            || self.engine.live.is_none()
-            || self.engine.pending_fault.is_some()
-            || self.checkpoints.contains_key(&pos)
-            || self.scratch.as_ref().is_some_and(|s| s.pos == pos)
+        if !self.engine.has_hits_to_report()
+            || self.engine.exited().is_some()
+            || !self.engine.is_live()
+            || self.engine.has_pending_fault()
+            || self.checkpoints.contains(&pos)
+            || self.checkpoints.scratch_position() == Some(pos)
+            || self.engine.signal_due_at_this_exit()
         {
             return Ok(());
         }
-        if let Kind::SyscallExit(_) = self.engine.kind {
-            if self.engine_event_needs_exit_stop() {
-                return Ok(());
-            }
-        }
-        let ck = self.fork_live(pos)?;
-        if let Some(old) = self.scratch.replace(ck) {
-            let _ = old.proc.kill();
-        }
-        Ok(())
-    }
-
-    fn engine_event_needs_exit_stop(&self) -> bool {
-        matches!(
-            self.engine.event(self.engine.next),
-            Some(Event::Signal(s)) if matches!(s.placement, trace::Placement::SyscallExit { .. })
-        )
-    }
-
-    fn thin(&mut self) {
-        while self.checkpoints.len() > self.opts.max_checkpoints {
-            // Keep e0; drop every second one of the rest.
-            let keys: Vec<Position> = self
-                .checkpoints
-                .keys()
-                .copied()
-                .skip(1)
-                .step_by(2)
-                .collect();
-            for k in keys {
-                if let Some(ck) = self.checkpoints.remove(&k) {
-                    let _ = ck.proc.kill();
-                }
-            }
-        }
-    }
-
-    /// The latest copy to restore for going to `target`: a checkpoint or the scratch copy
-    /// at or before it.
-    fn base_for(&self, target: &Position) -> Option<Position> {
-        let ck = self
-            .checkpoints
-            .range(..=*target)
-            .next_back()
-            .map(|(p, _)| *p);
-        let scratch = self.scratch.as_ref().map(|s| s.pos).filter(|p| p <= target);
-        ck.max(scratch)
+        self.checkpoints.take_scratch(&mut self.engine)
     }
 
     /// Restores checkpoint `at` (or the scratch copy there): the live tracee becomes a
     /// fresh copy of it.
     fn restore(&mut self, at: Position) -> Result<()> {
-        let from_scratch = !self.checkpoints.contains_key(&at)
-            && self.scratch.as_ref().is_some_and(|s| s.pos == at);
-        let ck = if from_scratch {
-            self.scratch.take()
-        } else {
-            self.checkpoints.remove(&at)
-        }
-        .ok_or_else(|| Error::Invalid(format!("no checkpoint at {at}")))?;
-        let (kept, fresh) = match ck.proc.fork_stopped() {
-            Ok(p) => p,
-            Err(e) => return Err(self.engine.t::<()>(Err(e)).unwrap_err()),
-        };
-        let kept = Checkpoint { proc: kept, ..ck };
-        if from_scratch {
-            self.scratch = Some(kept);
-        } else {
-            self.checkpoints.insert(at, kept);
-        }
-        if let Some(old) = self.engine.live.take() {
-            let _ = old.kill();
-        }
-        let e = &mut self.engine;
-        e.live = Some(fresh);
-        e.kind = ck.kind;
-        e.next = ck.pos.event;
-        e.exit = None;
-        e.pos = Some(ck.pos);
-        e.at_event_stop = ck.at_event_stop;
-        e.pending_fault = None;
-        e.last_signal = ck.last_signal;
-        e.forget_live_state();
-        e.mark_ticks = match ck.pos.ticks {
-            Some(t) => t,
-            None => e.boundary_ticks(ck.pos.event),
-        };
-        Ok(())
+        self.checkpoints.restore(at, &mut self.engine)
     }
 
     /// Runs the engine toward `goal`, taking automatic checkpoints at boundaries reached
@@ -422,17 +305,18 @@ impl Timeline {
         loop {
             let chunk_end = self.last_auto + self.opts.spacing;
             let sub = match goal {
-                Goal::Boundary(n) if n <= chunk_end || self.engine.next >= chunk_end => goal,
-                Goal::End | Goal::Boundary(_) if self.engine.next < chunk_end => {
+                Goal::Boundary(n) if n <= chunk_end || self.engine.next_event() >= chunk_end => {
+                    goal
+                }
+                Goal::End | Goal::Boundary(_) if self.engine.next_event() < chunk_end => {
                     Goal::Boundary(chunk_end)
                 }
                 _ => goal,
             };
             let r = self.engine.run(sub, hits)?;
-            self.high_water = self.high_water.max(self.engine.next);
             if sub != goal && r == Reached::Goal {
                 self.last_auto = chunk_end;
-                if !self.checkpoints.keys().any(|p| p.event == chunk_end) {
+                if !self.checkpoints.any_before_event(chunk_end) {
                     // Not possible right at a syscall-exit signal: the next boundary will do.
                     if self.checkpoint().is_err() {
                         self.last_auto = chunk_end.saturating_sub(self.opts.spacing) + 1;
@@ -450,16 +334,16 @@ impl Timeline {
     /// The current position, computed (by re-execution from the previous mark) if the
     /// last stop was a breakpoint or watchpoint hit reached by running.
     pub fn position(&mut self) -> Result<Position> {
-        if let Some(p) = self.engine.pos {
+        if let Some(p) = self.engine.position() {
             return Ok(p);
         }
         let s = self.engine.live()?;
         let regs = gprs(&self.engine.t(s.regs())?);
         let ticks = self.engine.read_ticks(s)?;
-        let n = self.engine.next;
+        let n = self.engine.next_event();
         let boundary = self.engine.boundary_ticks(n);
         let tick_mark = |k: u64| {
-            if self.engine.ticks.is_some() && k > boundary {
+            if self.engine.has_tick_abi() && k > boundary {
                 Position {
                     event: n,
                     ticks: Some(k),
@@ -479,7 +363,7 @@ impl Timeline {
         for mark in candidates {
             match self.find_from(mark, n, &regs) {
                 Ok(p) => {
-                    self.engine.pos = Some(p);
+                    self.engine.set_position(p);
                     return Ok(p);
                 }
                 Err(e) => last_err = Some(e),
@@ -488,11 +372,19 @@ impl Timeline {
         Err(last_err.unwrap_or_else(|| Error::Invalid("no mark to count from".into())))
     }
 
+    /// The latest mark at or before the current stop, without re-execution: the boundary
+    /// `eN`, or the preemption point `eN+tK` when the guest's tick counter moved past the
+    /// boundary's. Seeking to it and running forward reaches the stop again; the exact
+    /// position, with its steps, is [`Timeline::position`] (which may re-execute).
+    pub fn mark_here(&self) -> Position {
+        self.engine.mark_here()
+    }
+
     /// Steps from `mark` until the registers are `regs` (still before event `n`).
     fn find_from(&mut self, mark: Position, n: u64, regs: &Gprs) -> Result<Position> {
         // The run that stopped here began at the scratch copy (if any): when that lies
         // after the mark, count on from it instead of from the mark.
-        let mut steps = match self.scratch.as_ref().map(|s| s.pos) {
+        let mut steps = match self.checkpoints.scratch_position() {
             Some(p) if p.mark() == mark && p.steps > 0 => {
                 self.restore(p)?;
                 p.steps
@@ -505,14 +397,14 @@ impl Timeline {
         let first = steps;
         loop {
             let now = gprs(&self.engine.t(self.engine.live()?.regs())?);
-            if same_regs(&now, regs) && self.engine.next == n {
+            if same_regs(&now, regs) && self.engine.next_event() == n {
                 return Ok(mark.with_steps(steps));
             }
             let past = self
                 .engine
-                .pos
+                .position()
                 .is_some_and(|p| p.mark() != mark && p.steps == 0 && steps > first);
-            if steps >= STEP_LIMIT || self.engine.next > n || past {
+            if steps >= STEP_LIMIT || self.engine.next_event() > n || past {
                 return Err(Error::Invalid(format!(
                     "cannot place the current stop after {mark}: not found within {steps} steps"
                 )));
@@ -536,12 +428,13 @@ impl Timeline {
         if target.event as usize > self.events().len() {
             return Err(out("past the last event"));
         }
-        let here = self.engine.pos;
+        let here = self.engine.position();
         let ck = self
+            .checkpoints
             .base_for(target)
             .ok_or_else(|| out("before the first checkpoint"))?;
         let continue_here = match here {
-            Some(h) => h <= *target && h >= ck && self.engine.live.is_some(),
+            Some(h) => h <= *target && h >= ck && self.engine.is_live(),
             None => false,
         };
         if !continue_here {
@@ -557,7 +450,7 @@ impl Timeline {
             why,
         };
         let is_end = target.event as usize >= self.events().len();
-        let watches = self.engine.watches;
+        let watches = self.engine.watches();
         let on_reached = |r: Reached| -> Result<Option<StopReason>> {
             Ok(match r {
                 Reached::Goal => None,
@@ -571,18 +464,18 @@ impl Timeline {
                 Reached::End => return Err(out("the recording ends first".into())),
             })
         };
-        if self.engine.next < target.event {
+        if self.engine.next_event() < target.event {
             if let Some(stop) = on_reached(self.drive(Goal::Boundary(target.event), hits)?)? {
                 return Ok(Some(stop));
             }
         }
-        if is_end && self.engine.exit.is_some() {
+        if is_end && self.engine.exited().is_some() {
             return Ok(None);
         }
-        if self.engine.next != target.event {
+        if self.engine.next_event() != target.event {
             return Err(out(format!(
                 "the replay is already at event {}",
-                self.engine.next
+                self.engine.next_event()
             )));
         }
         if let Some(k) = target.ticks {
@@ -593,31 +486,31 @@ impl Timeline {
                 }
             }
         }
-        if self.engine.pos.is_none() {
+        if self.engine.position().is_none() {
             // Resuming after a hit inside the target's interval: where exactly are we?
             self.position()?;
         }
-        if self.engine.pos.map(|p| p.mark()) != Some(target.mark()) {
+        if self.engine.position().map(|p| p.mark()) != Some(target.mark()) {
             return Err(out(format!(
                 "not reachable: the replay reaches {} instead",
-                self.engine.pos.map_or("?".into(), |p| p.to_string())
+                self.engine.position().map_or("?".into(), |p| p.to_string())
             )));
         }
-        let done = self.engine.pos.map_or(0, |p| p.steps);
+        let done = self.engine.position().map_or(0, |p| p.steps);
         for i in done..target.steps {
             on_reached(self.engine.run(Goal::Step, false)?)?;
             // The engine names the marks it reaches; any other step is one more from ours.
-            match self.engine.pos {
+            match self.engine.position() {
                 Some(p) if p.mark() != target.mark() => {
                     return Err(out(format!(
                         "the steps run past the next mark ({p}): not a canonical position"
                     )))
                 }
-                _ => self.engine.pos = Some(target.mark().with_steps(i + 1)),
+                _ => self.engine.set_position(target.mark().with_steps(i + 1)),
             }
             if hits && i + 1 < target.steps {
                 let rip = self.engine.t(self.engine.live()?.regs())?.rip();
-                if self.engine.breakpoints.contains(&rip) {
+                if self.engine.breakpoints().contains(&rip) {
                     return Ok(Some(StopReason::Breakpoint(rip)));
                 }
             }
@@ -633,8 +526,9 @@ impl Timeline {
             Reached::End => return Ok(StopReason::EndOfHistory),
             _ => {}
         }
-        if self.engine.pos.is_none() {
-            self.engine.pos = Some(before.with_steps(before.steps + 1));
+        if self.engine.position().is_none() {
+            self.engine
+                .set_position(before.with_steps(before.steps + 1));
         }
         Ok(StopReason::Done)
     }
@@ -642,14 +536,8 @@ impl Timeline {
     /// The latest mark at or before the boundary before event `n`'s application point:
     /// the tick mark where event `n` was recorded, or the boundary before it.
     fn mark_of_event(&self, n: u64) -> Position {
-        let t = match self.engine.event(n) {
-            Some(Event::Signal(s)) => s.ticks,
-            Some(Event::Syscall(s)) => s.ticks,
-            Some(Event::Rdtsc(r)) => r.ticks,
-            Some(Event::Cpuid(c)) => c.ticks,
-            _ => 0,
-        };
-        if self.engine.ticks.is_some() && t > self.engine.boundary_ticks(n) {
+        let t = self.engine.event(n).and_then(Event::ticks).unwrap_or(0);
+        if self.engine.has_tick_abi() && t > self.engine.boundary_ticks(n) {
             Position {
                 event: n,
                 ticks: Some(t),
@@ -667,7 +555,7 @@ impl Timeline {
             self.seek(&p.with_steps(p.steps - 1))?;
             return Ok(StopReason::Done);
         }
-        let ended = self.engine.exit.is_some();
+        let ended = self.engine.exited().is_some();
         // At a mark: the previous mark, and how many steps lead from it to here.
         let killed = p
             .event
@@ -703,16 +591,16 @@ impl Timeline {
             }
             let r = self.engine.run(Goal::Step, false)?;
             steps += 1;
-            if matches!(r, Reached::Exited(_)) || self.engine.pos == Some(p) {
+            if matches!(r, Reached::Exited(_)) || self.engine.position() == Some(p) {
                 break;
             }
-            match self.engine.pos {
+            match self.engine.position() {
                 Some(x) if x.mark() != prev => {
                     return Err(Error::Invalid(format!(
                         "step back from {p}: reached {x} while counting from {prev}"
                     )))
                 }
-                _ => self.engine.pos = Some(prev.with_steps(steps)),
+                _ => self.engine.set_position(prev.with_steps(steps)),
             }
         }
         self.seek(&prev.with_steps(steps - 1))?;
@@ -721,7 +609,7 @@ impl Timeline {
 
     /// Runs forward to the next breakpoint or watchpoint hit, or the end.
     pub fn run_forward(&mut self) -> Result<StopReason> {
-        if self.engine.exit.is_some() {
+        if self.engine.exited().is_some() {
             return Ok(StopReason::EndOfHistory);
         }
         self.keep_scratch()?;
@@ -729,7 +617,7 @@ impl Timeline {
         Ok(match r {
             Reached::Breakpoint(a) => StopReason::Breakpoint(a),
             Reached::Watchpoint(hits) => {
-                StopReason::Watchpoint(watch_addr(&self.engine.watches, hits))
+                StopReason::Watchpoint(watch_addr(&self.engine.watches(), hits))
             }
             Reached::Exited(e) => StopReason::Exited(e),
             Reached::End | Reached::Goal => StopReason::EndOfHistory,
@@ -739,7 +627,7 @@ impl Timeline {
     /// Runs backward to the previous breakpoint or watchpoint hit, or the start.
     pub fn run_backward(&mut self) -> Result<StopReason> {
         let here = self.position()?;
-        let marks: Vec<Position> = self.checkpoints.range(..here).map(|(p, _)| *p).collect();
+        let marks = self.checkpoints.before(here);
         let mut upto = here;
         for &ck in marks.iter().rev() {
             // Count the hits between `ck` and `upto`.
@@ -773,7 +661,7 @@ impl Timeline {
     /// the instruction that ended it, where registers and memory can still be read.
     /// Anywhere else it stays put.
     pub fn seek_last_live(&mut self) -> Result<()> {
-        if self.engine.exit.is_some() {
+        if self.engine.exited().is_some() {
             self.step_back()?;
         }
         Ok(())
@@ -782,11 +670,11 @@ impl Timeline {
     /// The position of the end of the recording: replays to it (and comes back is the
     /// caller's choice).
     pub fn seek_end(&mut self) -> Result<StopReason> {
-        let saved = std::mem::take(&mut self.engine.breakpoints);
-        let w = self.engine.watches;
+        let saved = self.engine.take_breakpoints();
+        let w = self.engine.watches();
         self.engine.set_watch([None; 4]);
         let r = self.run_forward();
-        self.engine.breakpoints = saved;
+        self.engine.set_breakpoints(saved);
         self.engine.set_watch(w);
         r
     }
@@ -805,15 +693,8 @@ fn watch_addr(watches: &[Option<Watch>; 4], hits: u8) -> u64 {
 
 impl Drop for Timeline {
     fn drop(&mut self) {
-        if let Some(s) = self.engine.live.take() {
-            let _ = s.kill();
-        }
-        for (_, ck) in std::mem::take(&mut self.checkpoints) {
-            let _ = ck.proc.kill();
-        }
-        if let Some(ck) = self.scratch.take() {
-            let _ = ck.proc.kill();
-        }
+        self.engine.kill_live();
+        // The checkpoints go with their own drop.
         // `open` pinned the driving thread next to the tracee.
         let _ = tracee::cpu::unpin_current_thread();
     }

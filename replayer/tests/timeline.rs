@@ -1,5 +1,6 @@
-//! The timeline on real umk recordings: positions round-trip, step_back retraces a
-//! forward single-step run exactly, run_backward finds the last hit of a breakpoint on
+//! The timeline on real umk recordings: positions round-trip, the cheap `mark_here` of a
+//! breakpoint hit is its exact position without the steps, step_back retraces a forward
+//! single-step run exactly, run_backward finds the last hit of a breakpoint on
 //! a lock function, and watchpoints report the slot that fired and, backward, stop
 //! before the write.
 
@@ -181,11 +182,18 @@ fn positions_of_breakpoint_hits_seek_back_to_the_same_state() {
         hits += 1;
         let regs = tl.regs().unwrap();
         assert_eq!(regs.rip, addr);
+        // The cheap mark (no re-execution) is the exact position without its steps.
+        let mark = tl.mark_here();
         let t0 = std::time::Instant::now();
         let p = tl
             .position()
             .unwrap_or_else(|e| panic!("hit {hits} at {addr:#x}: {e}"));
         placing += t0.elapsed();
+        assert_eq!(
+            (mark.event, mark.ticks, mark.steps),
+            (p.event, p.ticks, 0),
+            "hit {hits}: mark_here() {mark}, position() {p}"
+        );
         assert!(p > last || hits == 1, "hit {hits}: {p} after {last}");
         last = p;
         assert_eq!(
@@ -207,6 +215,7 @@ fn positions_of_breakpoint_hits_seek_back_to_the_same_state() {
             tl.seek(&p).unwrap();
             assert_eq!(tl.regs().unwrap(), regs, "at {p}");
             assert_eq!(tl.position().unwrap(), p);
+            assert_eq!(tl.mark_here(), p.mark(), "after seeking to {p}");
             seeking += t0.elapsed();
         }
     }

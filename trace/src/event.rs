@@ -86,6 +86,17 @@ impl Gprs {
             gs,
         }
     }
+
+    /// The 27 words of `user_regs_struct`, in kernel order (what `tracee::Regs::from_array`
+    /// takes): the inverse of [`Gprs::from_user_regs`].
+    pub fn to_user_regs(&self) -> [u64; 27] {
+        let g = self;
+        [
+            g.r15, g.r14, g.r13, g.r12, g.rbp, g.rbx, g.r11, g.r10, g.r9, g.r8, g.rax, g.rcx,
+            g.rdx, g.rsi, g.rdi, g.orig_rax, g.rip, g.cs, g.eflags, g.rsp, g.ss, g.fs_base,
+            g.gs_base, g.ds, g.es, g.fs, g.gs,
+        ]
+    }
 }
 
 /// Bytes that a system call wrote into tracee memory.
@@ -311,6 +322,18 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// Decodes the status word wait(2) reports (what `tracee::Exit::wait_status` returns),
+    /// so recorder and replayer convert a tracee's end the same way.
+    pub fn from_wait_status(w: i32) -> ExitStatus {
+        match w & 0x7f {
+            0 => ExitStatus::Exited((w >> 8) & 0xff),
+            signo => ExitStatus::Signaled {
+                signo,
+                core: w & 0x80 != 0,
+            },
+        }
+    }
+
     /// The shell convention: the status, or 128 + signal.
     pub fn code(self) -> i32 {
         match self {
@@ -364,6 +387,18 @@ impl Event {
         out
     }
 
+    /// REWIND_TICKS when the event was recorded (0 for a program without the ABI); `None`
+    /// for the end of the program or of the recording, which record no execution point.
+    pub fn ticks(&self) -> Option<u64> {
+        match self {
+            Event::Syscall(s) => Some(s.ticks),
+            Event::Signal(s) => Some(s.ticks),
+            Event::Rdtsc(r) => Some(r.ticks),
+            Event::Cpuid(c) => Some(c.ticks),
+            Event::Exit(_) | Event::Aborted { .. } => None,
+        }
+    }
+
     /// A short name for the kind of event.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -374,5 +409,36 @@ impl Event {
             Event::Exit(_) => "exit",
             Event::Aborted { .. } => "aborted",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wait_status_words_decode_to_the_exit_or_signal() {
+        assert_eq!(ExitStatus::from_wait_status(0), ExitStatus::Exited(0));
+        assert_eq!(ExitStatus::from_wait_status(3 << 8), ExitStatus::Exited(3));
+        assert_eq!(
+            ExitStatus::from_wait_status(11 | 0x80),
+            ExitStatus::Signaled {
+                signo: 11,
+                core: true
+            }
+        );
+        assert_eq!(
+            ExitStatus::from_wait_status(9),
+            ExitStatus::Signaled {
+                signo: 9,
+                core: false
+            }
+        );
+    }
+
+    #[test]
+    fn user_regs_words_round_trip() {
+        let words: [u64; 27] = std::array::from_fn(|i| 0x100 + i as u64);
+        assert_eq!(Gprs::from_user_regs(words).to_user_regs(), words);
     }
 }

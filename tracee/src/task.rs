@@ -52,6 +52,17 @@ pub enum Exit {
     Signaled(Signal, bool),
 }
 
+impl Exit {
+    /// The status word wait(2) reported, in the kernel's encoding: how a tracee's end
+    /// crosses to crates that do not know this type (`trace::ExitStatus::from_wait_status`).
+    pub fn wait_status(self) -> i32 {
+        match self {
+            Exit::Exited(code) => (code & 0xff) << 8,
+            Exit::Signaled(sig, core) => sig as i32 | if core { 0x80 } else { 0 },
+        }
+    }
+}
+
 /// The result of waiting for a running tracee.
 #[derive(Debug)]
 pub enum Waited {
@@ -325,4 +336,23 @@ pub fn kill_pid(pid: Pid) {
 /// while the thread that owns the tracee's handle goes on waiting and sees it die.
 pub fn send_kill(pid: Pid) {
     let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_status_is_the_kernels_encoding() {
+        let w = Exit::Exited(3).wait_status();
+        assert!(libc::WIFEXITED(w));
+        assert_eq!(libc::WEXITSTATUS(w), 3);
+        let w = Exit::Signaled(Signal::SIGSEGV, true).wait_status();
+        assert!(libc::WIFSIGNALED(w));
+        assert_eq!(libc::WTERMSIG(w), libc::SIGSEGV);
+        assert!(libc::WCOREDUMP(w));
+        assert!(!libc::WCOREDUMP(
+            Exit::Signaled(Signal::SIGKILL, false).wait_status()
+        ));
+    }
 }
