@@ -12,12 +12,10 @@
 //! * irqrace: what the analyzer can see (the handler takes no lock: see the test).
 //! * stress 2 2: no order cycle, no actual deadlock.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use support::{arg, make_ext2, script, umk_binary, Scratch};
+use testsupport::{arg, make_ext2, script, umk_binary, Scratch};
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 
@@ -99,27 +97,13 @@ fn profile() -> &'static str {
     }
 }
 
+/// Compares `actual` with tests/golden/`name`.<profile>.txt (the stacks differ by profile).
 #[track_caller]
 fn golden(name: &str, actual: &str) {
-    let p = support::workspace()
+    let p = testsupport::workspace()
         .join("tests/golden")
         .join(format!("{name}.{}.txt", profile()));
-    if std::env::var_os("REWIND_BLESS").is_some() {
-        std::fs::write(&p, actual).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&p).unwrap_or_else(|e| {
-        panic!(
-            "no golden file {} ({e}); run with REWIND_BLESS=1 to create it deliberately",
-            p.display()
-        )
-    });
-    assert_eq!(
-        want,
-        actual,
-        "differs from {} (REWIND_BLESS=1 to regenerate)",
-        p.display()
-    );
+    testsupport::golden(&p, actual);
 }
 
 #[test]

@@ -4,13 +4,11 @@
 //! reproduces when re-recorded with the kernel built now — into a scratch directory, never
 //! over the shipped files.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{run_with_timeout, sha256, workspace, Run, Scratch};
+use testsupport::{run_with_timeout, sha256, workspace, Run, Scratch};
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 const SCENARIOS: [&str; 6] = ["abba", "hotplug", "uaf", "lostwake", "irqrace", "input"];

@@ -1,9 +1,6 @@
 //! Symbolization against the real umk binary (built on demand with the test profile, as
 //! the workspace's end-to-end tests do).
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
@@ -11,7 +8,7 @@ use analyzer::symbols::{disassemble, Resolve, Symbolizer};
 use analyzer::Error;
 
 fn umk_binary() -> &'static Path {
-    support::umk_binary()
+    testsupport::umk_binary()
 }
 
 /// The Symbolizer caches lazily and is not Sync, so each test opens its own.

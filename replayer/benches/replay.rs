@@ -6,14 +6,11 @@
 //!
 //! `CARGO_TARGET_DIR=/work/target-rep cargo bench -p replayer --bench replay`
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cc;
+use testsupport::cc;
 
 const RUNS: usize = 5;
 

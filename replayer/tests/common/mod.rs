@@ -3,16 +3,13 @@
 
 #![allow(dead_code)]
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use trace::{Event, TraceReader, TraceWriter};
 
 // Not every test binary that includes this module compiles C.
 #[allow(unused_imports)]
-pub use support::cc;
+pub use testsupport::cc;
 
 /// Records `program args` into `dir/trace`; returns the recording and its stdout.
 pub fn record(
@@ -55,17 +52,17 @@ pub fn replay(trace: &Path) -> replayer::Outcome {
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    support::workspace().to_path_buf()
+    testsupport::workspace().to_path_buf()
 }
 
 /// umk, built once per test process in this target directory's profile.
 pub fn umk() -> &'static Path {
-    support::umk_binary()
+    testsupport::umk_binary()
 }
 
 /// An ext2 image with `files`, made by mke2fs.
 pub fn make_ext2(image: &Path, files: &[(&str, &str)]) {
-    support::make_ext2(image, "8M", files);
+    testsupport::make_ext2(image, "8M", files);
 }
 
 /// Records umk with an init script of `lines` (plus `extra` arguments) into `dir/name`.
