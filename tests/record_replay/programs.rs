@@ -1,9 +1,7 @@
 //! Every kind of recording the recorder's tests make replays to the same console output
 //! and the same end, 20 times in a row; the replay writes nothing on the host.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use trace::ExitStatus;
 
 const RUNS: usize = 20;
