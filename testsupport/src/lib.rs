@@ -5,6 +5,7 @@
 //! * [`host`]: scratch directories, init scripts, ext2 images and the host tools that
 //!   check them (mke2fs, e2fsck, debugfs, sha256sum, cc).
 //! * [`golden`]: golden-file comparison with the `REWIND_BLESS=1` switch.
+//! * [`switches`]: the `REWIND_SOAK` and `REWIND_SLOW_TESTS` environment switches.
 //! * [`corpus`]: the shipped recordings under corpus/.
 //! * `record` (feature `record`): recordings made in-process with the recorder.
 //!
@@ -16,6 +17,7 @@ pub mod host;
 pub mod process;
 #[cfg(feature = "record")]
 pub mod record;
+pub mod switches;
 pub mod umk;
 
 pub use golden::golden;
@@ -24,4 +26,5 @@ pub use host::{
     script, sha256, Scratch,
 };
 pub use process::{run_umk, run_umk_fed, run_with_timeout, tool, Run, UMK_TIMEOUT};
+pub use switches::{repetitions, slow_tests};
 pub use umk::{umk_binary, umk_release_binary, workspace};
