@@ -2,11 +2,9 @@
 //! until it happens, packs it, replays it as recorded and writes the lock-order diagram
 //! and report.
 
-mod support;
-
 use std::process::Command;
 
-use support::Scratch;
+use testsupport::Scratch;
 
 #[test]
 fn demo_records_replays_and_draws_the_deadlock() {
@@ -14,7 +12,7 @@ fn demo_records_replays_and_draws_the_deadlock() {
     let out = Command::new(env!("CARGO_BIN_EXE_rewind"))
         .args(["demo", "--dir"])
         .arg(&d.0)
-        .env("REWIND_UMK", support::umk_binary())
+        .env("REWIND_UMK", testsupport::umk_binary())
         .output()
         .expect("running rewind demo");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -8,8 +8,6 @@
 //! `time`'s maximum RSS, from wait4) is printed for each run and must stay under
 //! [`RSS_LIMIT_KIB`].
 
-mod support;
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,7 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use support::Scratch;
+use testsupport::Scratch;
 use trace::pack::Entry;
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");

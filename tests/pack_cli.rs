@@ -2,12 +2,10 @@
 //! recorded binary, and a flipped byte or a cut-short file is refused with the entry and
 //! offset named, never a panic.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{run_with_timeout, Run, Scratch};
+use testsupport::{run_with_timeout, Run, Scratch};
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 
@@ -19,9 +17,9 @@ fn rewind(args: &[&std::ffi::OsStr]) -> Run {
 
 /// A chaos recording of umk halting right away, and its pack.
 fn recorded(d: &Scratch) -> (PathBuf, PathBuf) {
-    let init = support::script(d, "init", &["echo packed", "halt"]);
+    let init = testsupport::script(d, "init", &["echo packed", "halt"]);
     let dir = d.path("trace");
-    let umk = support::umk_binary();
+    let umk = testsupport::umk_binary();
     let r = rewind(&[
         "record".as_ref(),
         "--chaos".as_ref(),
@@ -30,7 +28,7 @@ fn recorded(d: &Scratch) -> (PathBuf, PathBuf) {
         dir.as_os_str(),
         "--".as_ref(),
         umk.as_os_str(),
-        support::arg("init", &init).as_ref(),
+        testsupport::arg("init", &init).as_ref(),
     ]);
     r.assert_success();
     let pack = d.path("trace.rwpack");
@@ -65,8 +63,8 @@ fn a_pack_dumps_like_its_directory_and_unpacks_the_binary() {
     assert!(reader.is_packed());
     let bin = reader.packed_binary().unwrap();
     assert_eq!(
-        support::sha256(&bin),
-        support::sha256(support::umk_binary()),
+        testsupport::sha256(&bin),
+        testsupport::sha256(testsupport::umk_binary()),
         "the packed binary is the recorded one"
     );
     let out = d.path("unpacked");
@@ -79,12 +77,12 @@ fn a_pack_dumps_like_its_directory_and_unpacks_the_binary() {
     ])
     .assert_success();
     assert_eq!(
-        support::sha256(&out.join("binary")),
-        support::sha256(support::umk_binary())
+        testsupport::sha256(&out.join("binary")),
+        testsupport::sha256(testsupport::umk_binary())
     );
     // The binary is stored once even though the trace also holds it as a blob.
     let size = std::fs::metadata(&pack).unwrap().len();
-    let bin_size = std::fs::metadata(support::umk_binary()).unwrap().len();
+    let bin_size = std::fs::metadata(testsupport::umk_binary()).unwrap().len();
     assert!(
         size < bin_size,
         "pack {size} B is not deduplicated (binary {bin_size} B)"
@@ -184,10 +182,10 @@ fn a_pack_alone_in_an_empty_directory_replays_analyzes_and_debugs() {
     let build = d.path("build");
     std::fs::create_dir_all(&build).unwrap();
     let umk = build.join("umk");
-    std::fs::copy(support::umk_binary(), &umk).unwrap();
+    std::fs::copy(testsupport::umk_binary(), &umk).unwrap();
     let img = d.path("disk.img");
-    support::make_ext2(&img, "8M", &[("etc/motd", "motd\n")]);
-    let init = support::script(&d, "init", &["bug abba", "halt"]);
+    testsupport::make_ext2(&img, "8M", &[("etc/motd", "motd\n")]);
+    let init = testsupport::script(&d, "init", &["bug abba", "halt"]);
     let trace = d.path("trace");
     let rec = rewind(&[
         "record".as_ref(),
@@ -196,8 +194,8 @@ fn a_pack_alone_in_an_empty_directory_replays_analyzes_and_debugs() {
         "--".as_ref(),
         umk.as_os_str(),
         "mem=32M".as_ref(),
-        support::arg("ubd0", &img).as_ref(),
-        support::arg("init", &init).as_ref(),
+        testsupport::arg("ubd0", &img).as_ref(),
+        testsupport::arg("init", &init).as_ref(),
         "bug_window=1".as_ref(),
     ]);
     assert_eq!(rec.signal(), None, "{}", rec.dump());

@@ -3,14 +3,12 @@
 //! gdb, Ctrl-C (SIGINT) is gdb's and does not end rewind. And `pack --unpack` never
 //! writes into an existing trace directory.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Scratch;
+use testsupport::Scratch;
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 

@@ -3,38 +3,22 @@
 //! trace, and a clean workload exhausts `--max-runs` with every run accounted for and
 //! nothing left behind.
 
-mod support;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
-use support::{make_ext2, run_with_timeout, Run, Scratch};
+use testsupport::{make_ext2, run_with_timeout, Run, Scratch};
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 
-/// The release umk (chaos placement is about ticks, but the scenarios' work loops are
-/// sized for an optimized kernel), built into this test's target directory.
+/// The release umk: chaos placement is about ticks, but the scenarios' work loops are
+/// sized for an optimized kernel.
 fn umk() -> &'static Path {
-    static UMK: OnceLock<PathBuf> = OnceLock::new();
-    UMK.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let target = exe.parent().and_then(Path::parent).and_then(Path::parent);
-        let target = target.expect("target directory");
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--release", "-p", "umk", "--bin", "umk"])
-            .current_dir(support::workspace())
-            .env("CARGO_TARGET_DIR", target)
-            .status()
-            .unwrap();
-        assert!(st.success(), "building umk failed");
-        target.join("release/umk")
-    })
+    testsupport::umk_release_binary()
 }
 
 fn script(d: &Scratch, lines: &[&str]) -> String {
-    let p = support::script(d, "init", lines);
-    support::arg("init", &p)
+    let p = testsupport::script(d, "init", lines);
+    testsupport::arg("init", &p)
 }
 
 fn rewind(args: &[&std::ffi::OsStr]) -> Run {
@@ -70,7 +54,7 @@ fn chaos_adds_tick_placed_interrupts_that_dump_shows() {
     let img = d.path("disk.img");
     make_ext2(&img, "8M", &[]);
     let guest = vec![
-        support::arg("ubd0", &img),
+        testsupport::arg("ubd0", &img),
         script(&d, &["mount ubd0", "stress 2 20", "halt"]),
     ];
     let plain = d.path("plain");
@@ -233,7 +217,10 @@ fn until_stops_at_once_when_the_guest_fails_before_any_interrupt() {
     // A missing disk image: umk refuses it before booting, the same way under every seed.
     let d = Scratch::new("until-no-disk");
     let missing = d.path("missing.img");
-    let guest = vec![support::arg("ubd0", &missing), script(&d, &["bug abba"])];
+    let guest = vec![
+        testsupport::arg("ubd0", &missing),
+        script(&d, &["bug abba"]),
+    ];
     let out = d.path("trace");
     let r = record(&out, &["--until", "crash", "--max-runs", "5"], &guest);
     assert_ne!(r.status.code(), Some(0), "{}", r.dump());

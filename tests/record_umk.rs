@@ -1,8 +1,6 @@
 //! Recording umk, the guest kernel, booting, sleeping on its timer and halting: the
 //! execution-point ABI is found and every timer interrupt is a placed signal event.
 
-mod support;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -11,7 +9,7 @@ const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 
 /// The umk binary of this test's profile, brought up to date by cargo.
 fn umk() -> PathBuf {
-    support::umk_binary().to_path_buf()
+    testsupport::umk_binary().to_path_buf()
 }
 
 #[test]

@@ -5,11 +5,9 @@
 //! are cancelled at their seccomp stop with orig_rax = -1; strace follows only the
 //! replayer, as a second tracer cannot attach to our tracee.)
 
-mod support;
-
 use std::process::Command;
 
-use support::{arg, make_ext2, script, umk_binary, Scratch};
+use testsupport::{arg, make_ext2, script, umk_binary, Scratch};
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 
@@ -149,7 +147,7 @@ fn replay_has_no_host_side_effects_under_strace() {
 #[test]
 fn replay_of_a_tampered_binary_names_the_expected_file() {
     let d = Scratch::new("replay-binary");
-    let exe = support::cc(
+    let exe = testsupport::cc(
         &d.0,
         "prog",
         "#include <stdio.h>\nint main(void){puts(\"a\");return 3;}\n",
@@ -167,7 +165,7 @@ fn replay_of_a_tampered_binary_names_the_expected_file() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(out.stdout, b"a\n");
     // The same path, rebuilt with other contents.
-    support::cc(
+    testsupport::cc(
         &d.0,
         "prog",
         "#include <stdio.h>\nint main(void){puts(\"b\");return 4;}\n",
@@ -193,7 +191,7 @@ fn replay_of_a_program_killed_from_outside_ends_with_sigkill_and_says_where() {
     use std::io::BufRead;
     let d = Scratch::new("replay-killed");
     // A handled signal first, so that a stale "last signal" would show in the message.
-    let exe = support::cc(
+    let exe = testsupport::cc(
         &d.0,
         "sleeper",
         r#"

@@ -4,12 +4,10 @@
 //! inherits, and the net under all of them — a trace whose recorded output bytes were
 //! altered is refused at that event.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use support::{cc, Scratch};
+use testsupport::{cc, Scratch};
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 /// The interpreter itself: a `python3` found first in PATH may be a pyenv shim, a shell

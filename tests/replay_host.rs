@@ -3,14 +3,12 @@
 //! run in the replayed program — seen by the kernel's raw_syscalls tracepoint through
 //! `perf`, since strace cannot attach to a traced process — are only the reviewed few.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{cc, Scratch};
+use testsupport::{cc, Scratch};
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 
@@ -140,7 +138,7 @@ fn refused_quickly(trace: &Path, command: &[&str]) -> String {
     let mut cmd = Command::new(REWIND);
     cmd.args(command).arg(trace);
     // run_with_timeout fails the test if the command hangs.
-    let out = support::run_with_timeout(cmd, Duration::from_secs(20), None);
+    let out = testsupport::run_with_timeout(cmd, Duration::from_secs(20), None);
     assert!(
         !out.status.success(),
         "{command:?} accepted {}",

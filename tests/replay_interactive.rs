@@ -3,17 +3,13 @@
 //! source lines) and `tasks` lists umk's task table with what each task waits on — the
 //! same reader gdb's `info threads` uses.
 
-mod support;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
-
-use support::workspace;
 
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 
 fn prompt(commands: &str) -> String {
-    let pack = workspace().join("corpus/abba/recording.rwpack");
+    let pack = testsupport::corpus::pack("abba");
     let mut child = Command::new(REWIND)
         .args(["replay", "-i"])
         .arg(&pack)

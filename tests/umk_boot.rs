@@ -1,9 +1,7 @@
 //! umk boots from an ext2 image, runs its shell (init script and console input), halts
 //! with status 0, and refuses bad command lines before printing any boot log.
 
-mod support;
-
-use support::{arg, make_ext2, run_umk, run_umk_fed, script, Run, Scratch};
+use testsupport::{arg, make_ext2, run_umk, run_umk_fed, script, Run, Scratch};
 
 /// Parses an `uptime` line: (seconds, jiffies).
 fn parse_uptime(section: &str) -> (f64, u64) {

@@ -2,12 +2,10 @@
 //! own report and, where it panics, dies by SIGABRT as a crashed kernel should. A clean
 //! workload under the same settings does not panic, and a bad scenario name is refused.
 
-mod support;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::{arg, make_ext2, run_umk, run_umk_fed, script, Run, Scratch};
+use testsupport::{arg, make_ext2, run_umk, run_umk_fed, script, Run, Scratch};
 
 const SIGABRT: i32 = 6;
 
@@ -255,7 +253,7 @@ fn hung_task_report_without_panic_keeps_the_kernel_alive() {
         "umk ended although hung_task_panic=0"
     );
     let mc = |req: &str| {
-        support::tool(
+        testsupport::tool(
             "uml_mconsole",
             &[sock.display().to_string(), req.to_string()],
         )

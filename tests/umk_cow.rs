@@ -2,11 +2,9 @@
 //! by umk itself) and never touches the backing file; uml_moo merges the COW file into a
 //! new image that e2fsprogs finds clean and that holds what umk wrote.
 
-mod support;
-
 use std::path::Path;
 
-use support::{
+use testsupport::{
     arg, assert_fsck_clean, debugfs_cat, debugfs_ls, make_ext2, run_umk, script, sha256, tool,
     Scratch,
 };

@@ -2,9 +2,7 @@
 //! and debugfs reads back byte for byte; what mke2fs wrote (including files that need
 //! indirect blocks), umk reads back exactly.
 
-mod support;
-
-use support::{
+use testsupport::{
     arg, assert_fsck_clean, debugfs, debugfs_cat, debugfs_errors, debugfs_ls, make_ext2, run_umk,
     script, Scratch,
 };

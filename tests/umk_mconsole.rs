@@ -1,12 +1,10 @@
 //! The management console, driven by UML's own client (uml_mconsole) over the host unix
 //! socket: version, sysrq, hot-plugging and removing a disk, refusals, and halt.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{
+use testsupport::{
     arg, assert_fsck_clean, debugfs_cat, make_ext2, run_umk, script, tool, Run, Scratch,
 };
 

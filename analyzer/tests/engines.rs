@@ -11,25 +11,13 @@ use analyzer::kasan::{Access, FoundLoad, KasanReport, ObjectTracker, NO_CRASH};
 use analyzer::lockdep::LockReport;
 use analyzer::symbols::StaticSymbols;
 
+/// Compares `actual` with analyzer/tests/golden/`name`.
+#[track_caller]
 fn golden(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name);
-    if std::env::var_os("REWIND_BLESS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; run with REWIND_BLESS=1 to create it",
-            path.display()
-        )
-    });
-    assert!(
-        expected == actual,
-        "{} differs (REWIND_BLESS=1 regenerates it); actual:\n{actual}",
-        path.display()
-    );
+    testsupport::golden(&path, actual);
 }
 
 // Made-up code layout: one function per 0x100..0x400 bytes.

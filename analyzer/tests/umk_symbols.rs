@@ -1,9 +1,6 @@
 //! Symbolization against the real umk binary (built on demand with the test profile, as
 //! the workspace's end-to-end tests do).
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
@@ -12,7 +9,7 @@ use analyzer::symbols::{self, Binary};
 use analyzer::Error;
 
 fn umk_binary() -> &'static Path {
-    support::umk_binary()
+    testsupport::umk_binary()
 }
 
 /// Each test opens its own: the DWARF context caches lazily and is not Sync.

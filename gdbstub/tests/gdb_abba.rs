@@ -3,58 +3,24 @@
 //! and to a watchpoint, reverse-stepi/stepi round trips, reverse-finish, monitor commands
 //! and reconnecting. Each test starts the stub in-process on an ephemeral port.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use object::{Object, ObjectSymbol};
 use rewind_gdb::{Server, ServerOptions};
-use support::{arg, make_ext2, script, Scratch};
 
 /// The abba recording, made once per test process (bug_window=1: it always deadlocks and
 /// ends in the hung-task panic's SIGABRT).
 fn abba_trace() -> &'static Path {
-    static TRACE: OnceLock<(Scratch, PathBuf)> = OnceLock::new();
-    &TRACE
-        .get_or_init(|| {
-            let d = Scratch::new("gdb-abba");
-            let img = d.path("disk.img");
-            make_ext2(&img, "8M", &[("etc/motd", "motd\n")]);
-            let s = script(&d, "init", &["bug abba", "echo scenario returned", "halt"]);
-            let args = vec![
-                "mem=32M".to_string(),
-                arg("ubd0", &img),
-                arg("init", &s),
-                "bug_window=1".to_string(),
-            ];
-            let mut opts = recorder::RecordOptions::new(support::umk_binary(), args);
-            let out = d.path("trace");
-            opts.out_dir = Some(out.clone());
-            let console = std::fs::File::create(d.path("console.txt")).unwrap();
-            opts.stdout = Some(console.into());
-            let rec = recorder::record(&opts).expect("recording abba");
-            assert!(
-                matches!(rec.exit, trace::ExitStatus::Signaled { signo: 6, .. }),
-                "abba did not end in SIGABRT: {:?}",
-                rec.exit
-            );
-            (d, out)
-        })
-        .1
+    testsupport::record::abba()
 }
 
-/// A symbol's address in umk, by a fragment of its (mangled) name.
-fn umk_symbol(fragment: &str) -> u64 {
-    let data = std::fs::read(support::umk_binary()).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    file.symbols()
-        .find(|s| s.name().is_ok_and(|n| n.contains(fragment)))
-        .unwrap_or_else(|| panic!("no symbol like {fragment}"))
-        .address()
+/// A symbol's address in umk, by its demangled name.
+fn umk_symbol(name: &str) -> u64 {
+    guest::Binary::load(testsupport::umk_binary())
+        .unwrap()
+        .require(name)
+        .unwrap()
 }
 
 /// Runs gdb in batch mode with `cmds` against a fresh stub on the abba trace, over
@@ -81,8 +47,8 @@ fn gdb_sessions(cmds: &[&str], sessions: usize) -> (Vec<String>, Vec<String>) {
         for c in cmds {
             cmd.arg("-ex").arg(c);
         }
-        cmd.arg(support::umk_binary());
-        let run = support::run_with_timeout(cmd, Duration::from_secs(180), None);
+        cmd.arg(testsupport::umk_binary());
+        let run = testsupport::run_with_timeout(cmd, Duration::from_secs(180), None);
         outputs.push(format!("{}{}", run.stdout, run.stderr));
     }
     let lat = stub.join().expect("stub thread");
@@ -151,7 +117,7 @@ fn reverse_continue_to_the_lock_call_and_reverse_finish_to_the_caller() {
 
 #[test]
 fn reverse_watch_on_lock_b_owner_stops_at_the_write_that_took_it() {
-    let owner = umk_symbol("4abba6LOCK_B") + 12;
+    let owner = umk_symbol("umk::bugs::abba::LOCK_B") + 12;
     let out = gdb(&[
         "continue",
         "set language c",

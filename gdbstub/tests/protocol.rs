@@ -1,16 +1,13 @@
 //! A hand-written client sends malformed and unsupported packets: the stub answers with
 //! protocol errors ('-' NAK, empty reply, `E` errors) and still serves a valid `?`.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use rewind_gdb::{Server, ServerOptions};
-use support::Scratch;
+use testsupport::Scratch;
 
 /// A recording of a short host program (`true`): no task table, one thread.
 fn small_trace(d: &Scratch) -> PathBuf {

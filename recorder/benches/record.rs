@@ -4,14 +4,11 @@
 //!
 //! `CARGO_TARGET_DIR=/work/target-rec cargo bench -p recorder --bench record`
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cc;
+use testsupport::cc;
 
 const RUNS: usize = 5;
 
@@ -115,14 +112,7 @@ fn main() {
 
 /// umk running a CPU-heavy and an I/O-heavy script on a fresh ext2 image each time.
 fn umk_workloads(dir: &Path) {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = Command::new(env!("CARGO"))
-        .current_dir(&workspace)
-        .args(["build", "--quiet", "--release", "-p", "umk", "--bin", "umk"])
-        .status()
-        .expect("running cargo build -p umk");
-    assert!(status.success(), "building umk failed");
-    let umk = workspace.join("target/release/umk");
+    let umk = testsupport::umk_release_binary();
     let image = dir.join("umk.img");
     let status = Command::new("mke2fs")
         .args(["-q", "-F", "-t", "ext2"])

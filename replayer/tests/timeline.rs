@@ -1,25 +1,24 @@
-//! The timeline on real umk recordings: positions round-trip, the cheap `mark_here` of a
+//! The timeline on a real umk recording, the shipped corpus/abba pack (so these tests
+//! need no recorder and record nothing): positions round-trip, the cheap `mark_here` of a
 //! breakpoint hit is its exact position without the steps, step_back retraces a forward
 //! single-step run exactly, run_backward finds the last hit of a breakpoint on
 //! a lock function, and watchpoints report the slot that fired and, backward, stop
 //! before the write.
 
-mod common;
-
-use common::*;
+use guest::Binary;
 use replayer::{Position, StopReason, Timeline};
 
-fn boot_trace(d: &std::path::Path) -> std::path::PathBuf {
-    let (rec, t, _) = record_umk(d, "boot", &["ls /", "sleep 1", "halt"], &["hz=250"]);
-    assert_eq!(rec.exit, trace::ExitStatus::Exited(0));
-    t
+/// A timeline on the shipped abba recording, and the symbols of the umk packed in it
+/// (the corpus umk is its own build, not this profile's).
+fn abba() -> (Timeline, Binary) {
+    let tl = Timeline::open(&testsupport::corpus::pack("abba")).unwrap();
+    let syms = tl.load_binary().unwrap();
+    (tl, syms)
 }
 
 #[test]
 fn step_back_retraces_forward_steps_and_positions_round_trip() {
-    let d = tempfile::tempdir().unwrap();
-    let t = boot_trace(d.path());
-    let mut tl = Timeline::open(&t).unwrap();
+    let (mut tl, _) = abba();
     let n = tl.events().len() as u64;
     let late = Position::event(n * 3 / 4);
     tl.seek(&late).unwrap();
@@ -56,11 +55,8 @@ fn step_back_retraces_forward_steps_and_positions_round_trip() {
 
 #[test]
 fn run_backward_from_the_end_stops_at_the_last_lock_acquire() {
-    let d = tempfile::tempdir().unwrap();
-    let t = boot_trace(d.path());
-    let syms = guest::Binary::load(umk()).unwrap();
+    let (mut tl, syms) = abba();
     let acquire = syms.address("umk_lock_acquire").unwrap();
-    let mut tl = Timeline::open(&t).unwrap();
     assert!(matches!(tl.run_forward().unwrap(), StopReason::Exited(_)));
     tl.set_breakpoint(acquire);
     let r = tl.run_backward().unwrap();
@@ -83,9 +79,7 @@ fn run_backward_from_the_end_stops_at_the_last_lock_acquire() {
 
 #[test]
 fn watchpoint_on_the_tick_counter_fires_forward() {
-    let d = tempfile::tempdir().unwrap();
-    let t = boot_trace(d.path());
-    let mut tl = Timeline::open(&t).unwrap();
+    let (mut tl, _) = abba();
     let ticks = tl.header().tick_abi.unwrap().ticks.0;
     tl.seek(&Position::event(50)).unwrap();
     let before = u64::from_le_bytes(tl.read_memory(ticks, 8).unwrap().try_into().unwrap());
@@ -102,13 +96,10 @@ fn u64_at(tl: &Timeline, addr: u64) -> u64 {
 
 #[test]
 fn the_second_watchpoint_fires_and_reverse_stops_before_the_write() {
-    let d = tempfile::tempdir().unwrap();
-    let t = boot_trace(d.path());
-    let syms = guest::Binary::load(umk()).unwrap();
+    let (mut tl, syms) = abba();
     // A constant the guest never writes takes slot 0, so a report of "the first slot"
     // would name the wrong address.
     let quiet = syms.address("UMK_TASK_SIZE").unwrap();
-    let mut tl = Timeline::open(&t).unwrap();
     let ticks = tl.header().tick_abi.unwrap().ticks.0;
     let late = Position::event(tl.events().len() as u64 / 2);
     tl.seek(&late).unwrap();
@@ -159,10 +150,7 @@ const PROBES: [&str; 10] = [
 
 #[test]
 fn positions_of_breakpoint_hits_seek_back_to_the_same_state() {
-    let d = tempfile::tempdir().unwrap();
-    let (_, t, _) = record_umk(d.path(), "abba", &["bug abba"], &["bug_window=1"]);
-    let syms = guest::Binary::load(umk()).unwrap();
-    let mut tl = Timeline::open(&t).unwrap();
+    let (mut tl, syms) = abba();
     let ticks = tl.header().tick_abi.unwrap().ticks.0;
     for name in PROBES {
         tl.set_breakpoint(syms.address(name).unwrap());

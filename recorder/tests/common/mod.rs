@@ -2,16 +2,13 @@
 
 #![allow(dead_code)]
 
-#[path = "../../../tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use trace::{Event, TraceReader};
 
 // Not every test binary that includes this module compiles C.
 #[allow(unused_imports)]
-pub use support::cc;
+pub use testsupport::cc;
 
 /// Records `program args` into `dir/trace`, the program's stdout going to `dir/stdout`.
 pub fn record(

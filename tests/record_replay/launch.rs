@@ -2,11 +2,9 @@
 //! directory, and from a pack once the script and its interpreter are gone), and an
 //! unpacked trace runs the binary it holds once the original is gone.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use trace::ExitStatus;
 
 const RUNS: usize = 3;

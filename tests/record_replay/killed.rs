@@ -2,12 +2,10 @@
 //! the last recorded event, ends with the same SIGKILL and the same output, and the
 //! timeline's end agrees with it.
 
-mod common;
-
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use replayer::{Position, StopReason, Timeline};
 use trace::{Event, ExitStatus};
 

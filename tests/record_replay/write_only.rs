@@ -2,9 +2,7 @@
 //! maps its kernel stacks so): the recorder records all of them, and replay writes them
 //! back there.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use trace::{Event, ExitStatus};
 
 const RUNS: usize = 3;

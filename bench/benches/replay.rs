@@ -4,16 +4,16 @@
 //! the idle tail of the recording (`sleep 1` then `halt`, a breakpoint hit only at the
 //! start of the sleep).
 //!
-//! `CARGO_TARGET_DIR=/work/target-rep cargo bench -p replayer --bench replay`
-
-#[path = "../../tests/support/mod.rs"]
-mod support;
+//! It lives in rewind-bench rather than in replayer/ because it records, and the replayer
+//! does not depend on the recorder, not even for its benches.
+//!
+//! `CARGO_TARGET_DIR=/work/target-rep cargo bench -p rewind-bench --bench replay`
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cc;
+use testsupport::cc;
 
 const RUNS: usize = 5;
 
@@ -123,14 +123,7 @@ fn main() {
     );
     bench("ls -l /usr/lib", "/bin/ls", &["-l", "/usr/lib"], dir.path());
 
-    let umk = bin("umk");
-    if !umk.exists() {
-        println!(
-            "umk: {} not built; skipping the umk workloads",
-            umk.display()
-        );
-        return;
-    }
+    let umk = testsupport::umk_release_binary();
     let input = dir.path().join("console");
     std::fs::write(&input, "sleep 1\nhalt\n").unwrap();
     let t = dir.path().join("umk");
@@ -166,7 +159,7 @@ fn main() {
         ms(t0.elapsed()) / steps as f64,
         tl.checkpoints().len()
     );
-    let syms = guest::Binary::load(&umk).unwrap();
+    let syms = guest::Binary::load(umk).unwrap();
     let sleep = syms.address("umk::shell::commands::sleep").unwrap();
     let end = tl.run_forward().unwrap();
     tl.set_breakpoint(sleep);

@@ -1,17 +1,15 @@
 //! Every kind of recording the recorder's tests make replays to the same console output
-//! and the same end, 20 times in a row; the replay writes nothing on the host.
+//! and the same end, several times in a row (3; 20 with `REWIND_SOAK=1`); the replay
+//! writes nothing on the host.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use trace::ExitStatus;
 
-const RUNS: usize = 20;
-
-/// Replays `trace` RUNS times; each must print `stdout` and end with `exit`.
+/// Replays `trace` 3 times (20 under `REWIND_SOAK=1`); each must print `stdout` and end
+/// with `exit`.
 #[track_caller]
 fn replays_identically(trace: &std::path::Path, stdout: &[u8], exit: ExitStatus) {
-    for i in 0..RUNS {
+    for i in 0..testsupport::repetitions(3, 20) {
         let out = replay(trace);
         assert_eq!(out.exit, Some(exit), "run {i}: end differs");
         assert!(
@@ -50,7 +48,7 @@ fn python_time_and_urandom_replay_and_write_no_file() {
     let (rec, t, out) = record(d.path(), "/usr/bin/python3", &["-c", &script]);
     assert_eq!(rec.exit, ExitStatus::Exited(0));
     std::fs::remove_file(&file).unwrap();
-    for _ in 0..RUNS {
+    for _ in 0..testsupport::repetitions(3, 20) {
         let o = replay(&t);
         assert_eq!(o.console, out);
         assert_eq!(o.exit, Some(rec.exit));

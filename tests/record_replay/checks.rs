@@ -1,9 +1,7 @@
 //! A replay proves itself: a tampered trace or a different binary is caught with a
 //! precise message.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use trace::Event;
 
 #[test]

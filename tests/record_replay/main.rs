@@ -1,0 +1,14 @@
+//! Recordings made in-process by the recorder and replayed in-process by the replayer:
+//! tampered traces and a changed binary are refused, killed programs and `#!` scripts
+//! replay, every kind of recording replays identically, and memory mapped write-only is
+//! restored. These tests were replayer/tests/; they live in the root package because
+//! they record, and the replayer does not depend on the recorder. One test binary, so
+//! that the modules cost one link.
+
+mod common;
+
+mod checks;
+mod killed;
+mod launch;
+mod programs;
+mod write_only;
