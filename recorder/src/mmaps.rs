@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::files::FileCache;
 
 /// For a successful file-backed mmap(addr, len, prot, flags, fd, off): the file's contents.
-pub fn record_mmap(
+pub fn on_mmap(
     cache: &mut FileCache,
     writer: &mut TraceWriter,
     pid: Pid,

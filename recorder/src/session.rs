@@ -258,25 +258,12 @@ impl Session {
             self.append(Event::Syscall(event))?;
             return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
         }
-        let running = self.t(s.resume(Resume::Syscall(None)))?;
-        let s = match self.t(running.wait())? {
-            Waited::Stopped(s, Stop::Syscall) => s,
-            Waited::Exited(e) => {
+        let s = match self.t(s.finish_syscall("waiting for syscall exit"))? {
+            Ok(s) => s,
+            Err(e) => {
                 event.ret = -(libc::EINTR as i64);
                 self.append(Event::Syscall(event))?;
                 return Ok(Flow::Exited(e));
-            }
-            Waited::Stopped(s, other) => {
-                let pid = s.pid().as_raw();
-                let _ = s.kill();
-                return Err(Error::Tracee {
-                    event: self.writer.next_index(),
-                    source: tracee::Error::Unexpected {
-                        pid,
-                        op: "waiting for syscall exit",
-                        what: format!("{other:?}"),
-                    },
-                });
             }
         };
         let exit_regs = self.t(s.regs())?;
@@ -340,7 +327,7 @@ impl Session {
             None => {}
         }
         if nr == libc::SYS_mmap as u64 {
-            event.mapping = crate::mmaps::record_mmap(
+            event.mapping = crate::mmaps::on_mmap(
                 &mut self.files,
                 &mut self.writer,
                 self.pid,

@@ -40,7 +40,7 @@ use trace::{Event, Placement, SignalEvent};
 use tracee::siginfo::code;
 use tracee::{Addr, Regs, Resume, Running, SigInfo, Signal, Stop, Stopped, Waited};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::session::{gprs, Flow, Session};
 use guest::ticks::NEVER;
 
@@ -291,22 +291,9 @@ impl Session {
         let mut skip = regs;
         skip.set_orig_rax(u64::MAX);
         self.t(s.set_regs(&skip))?;
-        let running = self.t(s.resume(Resume::Syscall(None)))?;
-        let s = match self.t(running.wait())? {
-            Waited::Stopped(s, Stop::Syscall) => s,
-            Waited::Exited(e) => return Ok(Flow::Exited(e)),
-            Waited::Stopped(s, other) => {
-                let pid = s.pid().as_raw();
-                let _ = s.kill();
-                return Err(Error::Tracee {
-                    event: self.writer.next_index(),
-                    source: tracee::Error::Unexpected {
-                        pid,
-                        op: "cancelling a syscall",
-                        what: format!("{other:?}"),
-                    },
-                });
-            }
+        let s = match self.t(s.finish_syscall("cancelling a syscall"))? {
+            Ok(s) => s,
+            Err(e) => return Ok(Flow::Exited(e)),
         };
         let mut back = regs;
         back.set_rip(back.rip() - 2);

@@ -10,7 +10,7 @@ use crate::session::{Engine, Kind};
 
 impl Engine {
     /// rr's `process_mmap`: at the seccomp stop of a recorded file-backed mmap.
-    pub(crate) fn replay_mmap(
+    pub(crate) fn on_mmap(
         &mut self,
         s: Stopped,
         regs: Regs,

@@ -20,7 +20,7 @@
 
 use trace::{BlobHash, Data, Event, FileMapping, Output, SyscallEvent};
 use tracee::syscalls::sent::Source;
-use tracee::{Addr, Regs, Resume, Stop, Stopped, Waited};
+use tracee::{Addr, Regs, Resume, Stopped, Waited};
 
 use crate::error::Result;
 use crate::session::{Engine, Kind};
@@ -80,7 +80,7 @@ impl Engine {
     pub(crate) fn on_seccomp(&mut self, s: Stopped, ev: &Event) -> Result<()> {
         let regs = self.t(s.regs())?;
         match ev {
-            Event::Syscall(sc) => self.replay_syscall(s, regs, sc),
+            Event::Syscall(sc) => self.on_syscall(s, regs, sc),
             Event::Signal(sig) if sig.placement == trace::Placement::SyscallEntry => {
                 self.signal_at_entry(s, regs, sig)
             }
@@ -125,30 +125,21 @@ impl Engine {
 
     /// Waits for the syscall-exit stop after resuming from a seccomp stop.
     pub(crate) fn run_to_exit_stop(&mut self, s: Stopped) -> Result<Stopped> {
-        let running = self.t(s.resume(Resume::Syscall(None)))?;
-        match self.t(running.wait())? {
-            Waited::Stopped(s, Stop::Syscall) => Ok(s),
-            Waited::Stopped(s, other) => {
-                let _ = s.kill();
-                Err(self.diverged(
-                    "the syscall-exit stop".into(),
-                    format!("{other:?} before it"),
-                ))
-            }
-            Waited::Exited(e) => Err(self.diverged(
+        match s.finish_syscall("running a call to its exit") {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(self.diverged(
                 "the syscall-exit stop".into(),
                 format!("the tracee ended: {e:?}"),
             )),
+            Err(tracee::Error::Unexpected { what, .. }) => {
+                Err(self.diverged("the syscall-exit stop".into(), format!("{what} before it")))
+            }
+            Err(e) => self.t(Err(e)),
         }
     }
 
     /// The recorded call at its seccomp stop (rr's `rep_process_syscall`).
-    pub(crate) fn replay_syscall(
-        &mut self,
-        s: Stopped,
-        regs: Regs,
-        sc: &SyscallEvent,
-    ) -> Result<()> {
+    pub(crate) fn on_syscall(&mut self, s: Stopped, regs: Regs, sc: &SyscallEvent) -> Result<()> {
         if let Err(e) = self.check_call(&s, &regs, sc) {
             self.put_live(s);
             return Err(e);
@@ -199,7 +190,7 @@ impl Engine {
                 self.at_boundary(s, Kind::SyscallExit(n));
                 Ok(())
             }
-            ReplayClass::MapFile(m) => self.replay_mmap(s, regs, sc, m),
+            ReplayClass::MapFile(m) => self.on_mmap(s, regs, sc, m),
             ReplayClass::Emulate => {
                 let mut skip = regs;
                 skip.set_orig_rax(u64::MAX);

@@ -156,6 +156,26 @@ impl Stopped {
         ptrace::setoptions(self.pid, options).map_err(Error::os("PTRACE_SETOPTIONS", self.pid))
     }
 
+    /// Runs the call this tracee is stopped in (at its seccomp or syscall-entry stop) to
+    /// its syscall-exit stop: `Ok(Err(exit))` when the tracee ended instead (a fatal signal
+    /// during the call). Any other stop first is [`Error::Unexpected`] naming `op`, and the
+    /// tracee is killed: the caller cannot tell what the call did.
+    pub fn finish_syscall(self, op: &'static str) -> Result<std::result::Result<Stopped, Exit>> {
+        match self.resume(Resume::Syscall(None))?.wait()? {
+            Waited::Stopped(s, Stop::Syscall) => Ok(Ok(s)),
+            Waited::Exited(e) => Ok(Err(e)),
+            Waited::Stopped(s, other) => {
+                let pid = s.pid.as_raw();
+                let _ = s.kill();
+                Err(Error::Unexpected {
+                    pid,
+                    op,
+                    what: format!("{other:?}"),
+                })
+            }
+        }
+    }
+
     /// Resumes the tracee.
     pub fn resume(self, how: Resume) -> Result<Running> {
         let pid = self.pid;
