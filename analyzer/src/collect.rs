@@ -29,6 +29,14 @@ pub(crate) const MAX_FRAMES: usize = 24;
 /// umk's SIGSEGV handler, where a fault becomes an oops.
 pub(crate) const FAULT_HANDLER: &str = "umk::irq::sigsegv";
 
+/// A probe's `u32` argument (`ctx`, `irq`: kernel/PROBES.md) from its 64-bit register.
+// why: the System V x86-64 calling convention passes a 32-bit argument in the low half
+// of the register and leaves the upper half unspecified, so the low half is the value.
+#[allow(clippy::cast_possible_truncation)]
+fn arg32(reg: u64) -> u32 {
+    reg as u32
+}
+
 /// What a collection produced.
 #[derive(Debug)]
 pub struct Collection {
@@ -138,7 +146,7 @@ impl<'a> Reader<'a> {
             addr,
             class,
             kind: LockKind::from_header(header.kind),
-            ctx: Ctx::from_bits(ctx as u32),
+            ctx: Ctx::from_bits(arg32(ctx)),
         })
     }
 
@@ -271,8 +279,13 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
             Some("umk_lock_acquired") => EventKind::LockAcquired(rd.lock(g.rdi, g.rsi)?),
             Some("umk_lock_release") => EventKind::LockRelease(rd.lock(g.rdi, g.rsi)?),
             Some(p @ ("umk_alloc" | "umk_free")) => {
+                // umk's cache indices are below 32, or 0xff for pages (kernel/PROBES.md);
+                // anything past a u8 is corrupt, and cutting it would alias another cache.
+                let cache_index = u8::try_from(g.rdi).map_err(|_| {
+                    Error::GuestLayout(format!("{p} with cache index {:#x}, beyond a u8", g.rdi))
+                })?;
                 let op = ObjectOp {
-                    cache_index: g.rdi as u8,
+                    cache_index,
                     cache: rd.cache_name(g.rdi)?,
                     ptr: g.rsi,
                     size: g.rdx,
@@ -287,8 +300,8 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
                 prev: rd.task(g.rdi)?,
                 next: rd.task(g.rsi)?,
             },
-            Some("umk_irq_enter") => EventKind::IrqEnter { irq: g.rdi as u32 },
-            Some("umk_irq_exit") => EventKind::IrqExit { irq: g.rdi as u32 },
+            Some("umk_irq_enter") => EventKind::IrqEnter { irq: arg32(g.rdi) },
+            Some("umk_irq_exit") => EventKind::IrqExit { irq: arg32(g.rdi) },
             Some("umk_task_exit") => EventKind::TaskExit,
             _ => continue,
         };

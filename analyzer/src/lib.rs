@@ -22,6 +22,7 @@
 //! nothing depends on hashing or on the host, so one trace gives byte-identical output.
 
 #![forbid(unsafe_code)]
+#![warn(clippy::cast_possible_truncation)]
 
 pub mod chrome;
 pub mod collect;

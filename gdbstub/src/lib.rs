@@ -14,6 +14,7 @@
 //! show what the recording never did.
 
 #![forbid(unsafe_code)]
+#![warn(clippy::cast_possible_truncation)]
 
 pub mod conn;
 pub mod error;

@@ -93,12 +93,14 @@ pub fn run(target: &mut ReplayTarget, cmd: Command) -> Vec<String> {
             Err(e) => vec![Error::timeline("checkpoint", here(tl), e).to_string()],
         },
         Command::Events(n) => {
-            let first = tl.next_event() as usize;
+            let first = tl.next_event();
             let evs = tl.events();
+            // Past usize there are no events to list (the list is in memory).
+            let skip = usize::try_from(first).unwrap_or(usize::MAX);
             let mut out: Vec<String> = evs
                 .iter()
                 .enumerate()
-                .skip(first)
+                .skip(skip)
                 .take(n)
                 .map(|(i, ev)| format!("e{i}: {}", replayer::describe(ev)))
                 .collect();

@@ -101,22 +101,31 @@ fn nonfatal<T>(_: replayer::Error) -> TargetResult<T, ReplayTarget> {
     Err(TargetError::NonFatal)
 }
 
+/// A register gdb's x86-64 description (`64bit-core.xml`) declares 32 bits wide:
+/// `eflags` and the segment selectors. ptrace hands them over in 64-bit slots whose
+/// upper half is zero (RFLAGS' reserved bits, 16-bit selectors).
+// why: the gdb remote protocol's register layout defines these as 32-bit fields.
+#[allow(clippy::cast_possible_truncation)]
+fn gdb_reg32(v: u64) -> u32 {
+    v as u32
+}
+
 fn to_gdb(g: &Gprs) -> X86_64CoreRegs {
     let mut r = X86_64CoreRegs {
         regs: [
             g.rax, g.rbx, g.rcx, g.rdx, g.rsi, g.rdi, g.rbp, g.rsp, g.r8, g.r9, g.r10, g.r11,
             g.r12, g.r13, g.r14, g.r15,
         ],
-        eflags: g.eflags as u32,
+        eflags: gdb_reg32(g.eflags),
         rip: g.rip,
         ..Default::default()
     };
-    r.segments.cs = g.cs as u32;
-    r.segments.ss = g.ss as u32;
-    r.segments.ds = g.ds as u32;
-    r.segments.es = g.es as u32;
-    r.segments.fs = g.fs as u32;
-    r.segments.gs = g.gs as u32;
+    r.segments.cs = gdb_reg32(g.cs);
+    r.segments.ss = gdb_reg32(g.ss);
+    r.segments.ds = gdb_reg32(g.ds);
+    r.segments.es = gdb_reg32(g.es);
+    r.segments.fs = gdb_reg32(g.fs);
+    r.segments.gs = gdb_reg32(g.gs);
     // The x87 control word as the kernel initialises it, so gdb shows a sane FPU.
     r.fpu.fctrl = 0x37f;
     r.mxcsr = 0x1f80;
@@ -551,7 +560,11 @@ impl HwWatchpoint for ReplayTarget {
         if self.watches.contains_key(&addr) {
             return Ok(false);
         }
-        match self.tl.set_watchpoint(addr, len as usize, k) {
+        // A length beyond usize is no watchpoint the debug registers can cover.
+        let Ok(len) = usize::try_from(len) else {
+            return Ok(false);
+        };
+        match self.tl.set_watchpoint(addr, len, k) {
             Ok(_) => {
                 self.watches.insert(addr, kind);
                 Ok(true)

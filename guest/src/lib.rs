@@ -14,6 +14,7 @@
 //! it is checked before use, and a malformed structure is an [`Error`], never a panic.
 
 #![forbid(unsafe_code)]
+#![warn(clippy::cast_possible_truncation)]
 
 pub mod binary;
 pub mod error;

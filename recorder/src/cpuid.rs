@@ -62,7 +62,11 @@ pub fn records(hide_random: bool) -> Vec<CpuidRecord> {
 impl Session {
     /// A trapped `cpuid` at `regs.rip`: answer it, log it, step over it.
     pub(crate) fn on_cpuid(&mut self, s: Stopped, mut regs: Regs) -> Result<Running> {
-        let (leaf, subleaf) = (regs.rax() as u32, regs.rcx() as u32);
+        // cpuid reads its leaf and subleaf from eax and ecx, the registers' low halves.
+        let (leaf, subleaf) = (
+            tracee::abi::low32(regs.rax()),
+            tracee::abi::low32(regs.rcx()),
+        );
         let a = answer(leaf, subleaf, true);
         let ticks = self.read_ticks(&s)?;
         let rip = regs.rip();

@@ -47,7 +47,8 @@ impl FileCache {
         if let Some(hit) = self.by_identity.get(&key) {
             return Ok(*hit);
         }
-        let mut bytes = Vec::with_capacity(m.size() as usize);
+        // A capacity hint only: read_to_end reads what is there.
+        let mut bytes = Vec::with_capacity(usize::try_from(m.size()).unwrap_or(0));
         file.read_to_end(&mut bytes).map_err(io("read"))?;
         let hash = writer.put_blob(&bytes)?;
         let hit = (hash, bytes.len() as u64);

@@ -25,6 +25,7 @@
 //! Synchronous faults are not events: the same instruction faults again at replay.
 
 #![forbid(unsafe_code)]
+#![warn(clippy::cast_possible_truncation)]
 
 pub mod chaos;
 pub mod cpuid;

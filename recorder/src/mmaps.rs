@@ -20,7 +20,7 @@ pub fn on_mmap(
     if ret < 0 || args[3] & libc::MAP_ANONYMOUS as u64 != 0 {
         return Ok(None);
     }
-    let fd = args[4] as i32;
+    let fd = tracee::abi::as_c_int(args[4]);
     let path = maps::fd_path(pid, fd).unwrap_or_default();
     let file = maps::open_fd(pid, fd).map_err(|source| Error::Io {
         op: "open mapped file",

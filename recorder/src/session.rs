@@ -249,7 +249,7 @@ impl Session {
             } else {
                 (args[0], args[1])
             };
-            crate::output::source_offset(&s, fd as i32, ptr)
+            crate::output::source_offset(&s, tracee::abi::as_c_int(fd), ptr)
         } else {
             None
         };
@@ -301,9 +301,11 @@ impl Session {
                 data,
             });
         }
-        match tracee::syscalls::sent::sent(nr, args, event.ret, &s) {
-            Some(sent) => {
-                let len = event.ret as usize;
+        // `sent` is `Some` only for a positive result, which is then a usize.
+        let sent = tracee::syscalls::sent::sent(nr, args, event.ret, &s)
+            .zip(usize::try_from(event.ret).ok());
+        match sent {
+            Some((sent, len)) => {
                 match crate::output::record(
                     &s,
                     &mut self.writer,

@@ -283,7 +283,7 @@ mod tests {
 
     fn run(seed: u64, outcome: Outcome) -> Run {
         Run {
-            run: seed as u32,
+            run: u32::try_from(seed).unwrap(),
             seed,
             outcome,
         }

@@ -43,14 +43,12 @@ impl Engine {
             let rip = regs.rip();
             return Err(self.diverged(crate::describe(ev), format!("a cpuid at rip {rip:#x}")));
         };
-        if c.rip != RemoteAddr(regs.rip()) || regs.rax() as u32 != c.leaf {
+        // cpuid reads its leaf from eax, the low half of rax.
+        let leaf = tracee::abi::low32(regs.rax());
+        if c.rip != RemoteAddr(regs.rip()) || leaf != c.leaf {
             return Err(self.diverged(
                 format!("cpuid leaf {:#x} at rip {}", c.leaf, c.rip),
-                format!(
-                    "cpuid leaf {:#x} at rip {:#x}",
-                    regs.rax() as u32,
-                    regs.rip()
-                ),
+                format!("cpuid leaf {leaf:#x} at rip {:#x}", regs.rip()),
             ));
         }
         regs.set_rax(u64::from(c.answer[0]));

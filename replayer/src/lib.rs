@@ -17,6 +17,7 @@
 //! through, in the trace directory's `launch/` (`files::launch`). Core dumps are off.
 
 #![forbid(unsafe_code)]
+#![warn(clippy::cast_possible_truncation)]
 
 mod checkpoints;
 pub mod cpuid;

@@ -425,7 +425,8 @@ impl Timeline {
             position: target.to_string(),
             why: why.to_string(),
         };
-        if target.event as usize > self.events().len() {
+        // Compared as u64: a position from gdb or the prompt is not cut to a usize first.
+        if target.event > self.events().len() as u64 {
             return Err(out("past the last event"));
         }
         let here = self.engine.position();
@@ -449,7 +450,7 @@ impl Timeline {
             position: target.to_string(),
             why,
         };
-        let is_end = target.event as usize >= self.events().len();
+        let is_end = target.event >= self.events().len() as u64;
         let watches = self.engine.watches();
         let on_reached = |r: Reached| -> Result<Option<StopReason>> {
             Ok(match r {

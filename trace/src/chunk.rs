@@ -94,8 +94,14 @@ pub fn encode(raw: &[u8], count: u32, first_event: u64, binding: u32) -> std::io
         )));
     }
     let payload = zstd::bulk::compress(raw, 3)?;
-    // Below the raw limit, so zstd's bound keeps it well inside a u32.
-    let compressed_len = payload.len() as u32;
+    // Below the raw limit, so zstd's bound keeps it well inside a u32; checked anyway,
+    // since a cut length would make the frame lie about its payload.
+    let compressed_len = u32::try_from(payload.len()).map_err(|_| {
+        too_big(format!(
+            "chunk compressed to {} bytes, beyond a u32 frame length",
+            payload.len()
+        ))
+    })?;
     let mut out = Vec::with_capacity(FRAME_LEN + payload.len());
     out.extend_from_slice(&CHUNK_MAGIC);
     out.extend_from_slice(&compressed_len.to_le_bytes());

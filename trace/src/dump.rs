@@ -68,6 +68,15 @@ fn show_path(p: Option<&[u8]>) -> String {
     }
 }
 
+/// An `int` argument (fd, dirfd, signal number) as the kernel reads it: the low 32 bits
+/// of the register, signed. Shown that way so the dump agrees with what the call did.
+// why: the x86-64 syscall ABI defines an `int` argument as the register's low half
+// (the same rule as `tracee::abi::as_c_int`; this crate does not depend on tracee).
+#[allow(clippy::cast_possible_truncation)]
+fn int_arg(v: u64) -> i32 {
+    v as i32
+}
+
 /// `name(args…)` with arguments decoded as far as the table knows them.
 pub fn syscall_call(s: &SyscallEvent) -> String {
     let name = sysno::name(s.nr)
@@ -78,12 +87,12 @@ pub fn syscall_call(s: &SyscallEvent) -> String {
         .zip(s.args)
         .map(|(kind, v)| match kind {
             Arg::Int => (v as i64).to_string(),
-            Arg::Fd => (v as i32).to_string(),
-            Arg::DirFd if v as i32 == -100 => "AT_FDCWD".into(),
-            Arg::DirFd => (v as i32).to_string(),
+            Arg::Fd => int_arg(v).to_string(),
+            Arg::DirFd if int_arg(v) == -100 => "AT_FDCWD".into(),
+            Arg::DirFd => int_arg(v).to_string(),
             Arg::Hex => format!("{v:#x}"),
             Arg::Path => show_path(s.path.as_deref()),
-            Arg::Sig => signal_name(v as i32)
+            Arg::Sig => signal_name(int_arg(v))
                 .map(str::to_owned)
                 .unwrap_or_else(|| v.to_string()),
         })

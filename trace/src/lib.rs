@@ -43,6 +43,7 @@
 //! file, or an events file from another recording is refused by every reader.
 
 #![forbid(unsafe_code)]
+#![warn(clippy::cast_possible_truncation)]
 
 pub mod blob;
 pub mod chaos;

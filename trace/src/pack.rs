@@ -55,7 +55,8 @@ pub const PACK_VERSION: u32 = 1;
 /// Name of the guest binary's entry, and of the file it is unpacked to.
 pub const BINARY_ENTRY: &str = "binary";
 
-const FRAME_LEN: u64 = 20;
+const FRAME_BYTES: usize = 20;
+const FRAME_LEN: u64 = FRAME_BYTES as u64;
 /// The smallest table row: the shortest allowed name (`end`) and the fixed fields.
 pub const MIN_ROW: u64 = 2 + 3 + 1 + 8 + 8 + 32;
 /// Largest guest binary a pack may unpack (what a blob may hold).
@@ -213,13 +214,42 @@ pub fn write(dir: &Path, binary: &Path, out: &Path) -> Result<PackStats> {
         }
     }
 
-    let mut head = Vec::with_capacity((FRAME_LEN + toc_len + 32) as usize);
+    // The frame's fields are u32 and a row's name length u16: a trace whose table does
+    // not fit them cannot be packed (a cut field would write a pack that lies).
+    let unpackable = |offset: u64, entry: &str, what: String| Error::Pack {
+        path: out.to_path_buf(),
+        offset,
+        entry: entry.to_string(),
+        what,
+    };
+    let count32 = u32::try_from(entries.len()).map_err(|_| {
+        unpackable(
+            12,
+            "frame",
+            format!("{} entries, beyond the frame's u32 count", entries.len()),
+        )
+    })?;
+    let toc32 = u32::try_from(toc_len).map_err(|_| {
+        unpackable(
+            16,
+            "table of contents",
+            format!("{toc_len} bytes, beyond the frame's u32 length"),
+        )
+    })?;
+    let mut head = Vec::with_capacity(FRAME_BYTES + toc32 as usize + 32);
     head.extend_from_slice(&PACK_MAGIC);
     head.extend_from_slice(&PACK_VERSION.to_le_bytes());
-    head.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    head.extend_from_slice(&(toc_len as u32).to_le_bytes());
+    head.extend_from_slice(&count32.to_le_bytes());
+    head.extend_from_slice(&toc32.to_le_bytes());
     for e in &entries {
-        head.extend_from_slice(&(e.name.len() as u16).to_le_bytes());
+        let name_len = u16::try_from(e.name.len()).map_err(|_| {
+            unpackable(
+                head.len() as u64,
+                &e.name,
+                format!("a {}-byte name, beyond a row's u16 length", e.name.len()),
+            )
+        })?;
+        head.extend_from_slice(&name_len.to_le_bytes());
         head.extend_from_slice(e.name.as_bytes());
         head.push(if e.compressed { ZSTD } else { RAW });
         head.extend_from_slice(&e.offset.to_le_bytes());
@@ -312,7 +342,7 @@ impl Pack {
             entry: entry.to_string(),
             what,
         };
-        let mut frame = [0u8; FRAME_LEN as usize];
+        let mut frame = [0u8; FRAME_BYTES];
         if size < FRAME_LEN {
             return Err(err(
                 0,
@@ -360,9 +390,17 @@ impl Pack {
                 ),
             ));
         }
-        let mut toc = vec![0u8; toc_len as usize + 32];
+        // A u32 from the frame; on a host whose usize is narrower it cannot be read.
+        let toc_bytes = usize::try_from(toc_len).map_err(|_| {
+            err(
+                16,
+                "table of contents",
+                format!("{toc_len} bytes of table do not fit in this host's memory"),
+            )
+        })?;
+        let mut toc = vec![0u8; toc_bytes + 32];
         file.read_exact(&mut toc).map_err(io("read", path))?;
-        let (body, stored_sha) = toc.split_at(toc_len as usize);
+        let (body, stored_sha) = toc.split_at(toc_bytes);
         let mut hasher = Sha256::new();
         hasher.update(frame);
         hasher.update(body);
@@ -374,8 +412,8 @@ impl Pack {
                 "sha256 mismatch (the pack was modified or damaged)".into(),
             ));
         }
-        // Bounded by the table's length, checked above.
-        let mut entries = Vec::with_capacity(count as usize);
+        // Bounded by the table's length, checked above; only a capacity hint.
+        let mut entries = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
         let mut names = HashSet::new();
         let data_start = FRAME_LEN + toc_len + 32;
         let mut p = 0usize;

@@ -132,10 +132,10 @@ impl TraceWriter {
                 source,
             }
         })?;
-        if body.len() as u64 + 16 > MAX_HEADER_BYTES {
-            return Err(Error::Usage("header larger than the reader's 16 MiB limit"));
-        }
-        let len = body.len() as u32;
+        let len = u32::try_from(body.len())
+            .ok()
+            .filter(|&n| u64::from(n) + 16 <= MAX_HEADER_BYTES)
+            .ok_or(Error::Usage("header larger than the reader's 16 MiB limit"))?;
         let mut out = Vec::with_capacity(body.len() + 16);
         out.extend_from_slice(&HEADER_MAGIC);
         out.extend_from_slice(&header.format_version.to_le_bytes());

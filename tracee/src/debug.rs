@@ -58,7 +58,7 @@ impl Stopped {
         while done < bytes.len() {
             let at = addr.raw() + done as u64;
             let word_at = at & !7;
-            let skip = (at - word_at) as usize;
+            let skip = (at & 7) as usize; // 0..=7, the offset in its word
             let mut w = self.peek_word(word_at)?.to_le_bytes();
             let n = (8 - skip).min(bytes.len() - done);
             w[skip..skip + n].copy_from_slice(&bytes[done..done + n]);
@@ -168,7 +168,11 @@ impl Stopped {
                     running = s.resume(Resume::Step(None))?;
                 }
                 Waited::Stopped(s, Stop::NewTask) => {
-                    child = Some(nix::unistd::Pid::from_raw(s.event_msg()? as i32));
+                    let msg = s.event_msg()?;
+                    // PTRACE_EVENT_FORK's message is the child's pid_t in an unsigned long.
+                    let pid = i32::try_from(msg)
+                        .map_err(|_| unexpected(format!("fork event with pid {msg}")))?;
+                    child = Some(nix::unistd::Pid::from_raw(pid));
                     running = s.resume(Resume::Step(None))?;
                 }
                 Waited::Stopped(s, Stop::Signal(Signal::SIGTRAP)) => break s,

@@ -5,7 +5,9 @@
 //! [`Running`] (it can only be waited for or signalled). Resuming consumes the `Stopped`
 //! value, so code that needs a stopped tracee cannot be written against a running one.
 //! A tracee that vanishes under an operation (`ESRCH`) yields [`Error::Died`].
+#![warn(clippy::cast_possible_truncation)]
 
+pub mod abi;
 pub mod addr;
 pub mod cpu;
 pub mod debug;

@@ -31,8 +31,11 @@ impl Stopped {
     fn read_vm(&self, addr: Addr, buf: &mut [u8]) -> Result<usize> {
         let mut done = 0;
         while done < buf.len() {
+            let Ok(base) = usize::try_from(addr.raw() + done as u64) else {
+                break; // not an address this host can name: unreadable, a short read
+            };
             let remote = [RemoteIoVec {
-                base: (addr.raw() + done as u64) as usize,
+                base,
                 len: buf.len() - done,
             }];
             let mut local = [IoSliceMut::new(&mut buf[done..])];
@@ -134,8 +137,15 @@ impl Stopped {
 
     /// Writes `bytes` at `addr`, even into pages the tracee cannot write.
     pub fn write_bytes(&self, addr: Addr, bytes: &[u8]) -> Result<()> {
+        let base = usize::try_from(addr.raw()).map_err(|_| Error::ShortAccess {
+            op: "write",
+            pid: self.pid().as_raw(),
+            addr: addr.raw(),
+            len: bytes.len(),
+            done: 0,
+        })?;
         let remote = [RemoteIoVec {
-            base: addr.raw() as usize,
+            base,
             len: bytes.len(),
         }];
         let local = [IoSlice::new(bytes)];

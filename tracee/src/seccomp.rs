@@ -51,11 +51,21 @@ pub struct Program {
     insns: Vec<libc::sock_filter>,
 }
 
-const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
-const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
-const BPF_JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
-const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
-const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+/// A BPF opcode as `sock_filter.code` holds it. libc spells the opcode bits as `u32`;
+/// the field is 16 bits (linux/filter.h), and a value that did not fit would fail the
+/// build here rather than be cut.
+// why: the classic-BPF ABI defines `code` as a __u16; the assert proves nothing is lost.
+#[allow(clippy::cast_possible_truncation)]
+const fn bpf_code(bits: u32) -> u16 {
+    assert!(bits <= 0xffff, "a BPF opcode is 16 bits");
+    bits as u16
+}
+
+const BPF_LD_W_ABS: u16 = bpf_code(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS);
+const BPF_JEQ_K: u16 = bpf_code(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K);
+const BPF_JGE_K: u16 = bpf_code(libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K);
+const BPF_JSET_K: u16 = bpf_code(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K);
+const BPF_RET_K: u16 = bpf_code(libc::BPF_RET | libc::BPF_K);
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
@@ -120,7 +130,16 @@ impl Program {
     pub fn from_words(words: &[u64]) -> Program {
         let insns = words
             .iter()
-            .map(|&w| insn(w as u16, (w >> 16) as u8, (w >> 24) as u8, (w >> 32) as u32))
+            .map(|&w| {
+                // The fields of `to_words`' packing, byte by byte: nothing to cut.
+                let [c0, c1, jt, jf, k0, k1, k2, k3] = w.to_le_bytes();
+                insn(
+                    u16::from_le_bytes([c0, c1]),
+                    jt,
+                    jf,
+                    u32::from_le_bytes([k0, k1, k2, k3]),
+                )
+            })
             .collect();
         Program { insns }
     }
@@ -128,8 +147,13 @@ impl Program {
     /// Installs the filter on the calling thread, after PR_SET_NO_NEW_PRIVS. Uses only
     /// async-signal-safe calls and no allocation, so it may run between fork and exec.
     pub fn install(&self) -> std::io::Result<()> {
+        // `sock_fprog.len` is an unsigned short; a longer program must be refused, not
+        // installed as its first `len % 65536` instructions. EINVAL is what the kernel
+        // answers for a program over BPF_MAXINSNS, and needs no allocation after fork.
+        let len = u16::try_from(self.insns.len())
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
         let prog = libc::sock_fprog {
-            len: self.insns.len() as u16,
+            len,
             filter: self.insns.as_ptr() as *mut libc::sock_filter,
         };
         // SAFETY: prctl with integer arguments only.

@@ -9,7 +9,9 @@ use crate::memory::{self, c_str, le_u32, le_u64, Memory};
 use crate::task::{SavedContext, Task, TaskState, Wait, WaitKind};
 
 /// `size_of::<Task>()` that this reader knows.
-pub const TASK_SIZE: u64 = 184;
+pub const TASK_SIZE: u64 = TASK_BYTES as u64;
+/// [`TASK_SIZE`] as a byte count for slices.
+const TASK_BYTES: usize = 184;
 /// The most slots a table may claim: umk has 64; anything far beyond is corrupt memory,
 /// not a bigger kernel.
 pub const MAX_TASKS: u64 = 4096;
@@ -112,7 +114,7 @@ impl Table {
         let raw = memory::bytes(
             mem,
             self.umk.tasks + slot * TASK_SIZE,
-            TASK_SIZE as usize,
+            TASK_BYTES,
             "a task-table slot",
         )?;
         Ok(decode(mem, &raw, slot, current))
@@ -121,7 +123,7 @@ impl Table {
     /// Every used slot.
     pub fn tasks(&self, mem: &dyn Memory) -> Result<Vec<Task>> {
         let current = self.current_slot(mem)?;
-        let size = TASK_SIZE as usize;
+        let size = TASK_BYTES;
         let len = usize::try_from(self.nr).map_or(usize::MAX, |n| n * size);
         let table = memory::bytes(mem, self.umk.tasks, len, "UMK_TASKS")?;
         Ok(table
@@ -208,7 +210,7 @@ mod tests {
 
     fn memory(nr: u64) -> Fake {
         let mut m = Fake::default();
-        m.put(TABLE, &vec![0; (nr * TASK_SIZE) as usize]);
+        m.put(TABLE, &vec![0; usize::try_from(nr).unwrap() * TASK_BYTES]);
         m.put(CURRENT, &0u32.to_le_bytes());
         m.put(NR, &nr.to_le_bytes());
         m.put(SIZE, &TASK_SIZE.to_le_bytes());

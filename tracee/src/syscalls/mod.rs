@@ -14,6 +14,17 @@ pub use outputs::{outputs, NotCovered, Peek, Range};
 
 use crate::seccomp::{Action, Program, Rule};
 
+/// ENOSYS as `SECCOMP_RET_ERRNO` carries it: the errno travels in the 16-bit
+/// `SECCOMP_RET_DATA` field of the filter's return value.
+// why: the seccomp ABI defines that field as 16 bits; errno values (ENOSYS is 38) fit.
+#[allow(clippy::cast_possible_truncation)]
+const ENOSYS_ERRNO: u16 = libc::ENOSYS as u16;
+
+/// mmap's number as `seccomp_data.nr` holds it (an `int`), for the filter's rule.
+// why: the seccomp ABI's `nr` field is 32 bits; libc spells the numbers as c_long (9).
+#[allow(clippy::cast_possible_truncation)]
+const SYS_MMAP: u32 = libc::SYS_mmap as u32;
+
 /// What the recorder does with a system call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -48,7 +59,7 @@ pub fn class(nr: u64) -> Option<Class> {
         SYS_mprotect | SYS_munmap | SYS_brk | SYS_madvise | SYS_mremap | SYS_rt_sigprocmask
         | SYS_rt_sigreturn | SYS_sched_yield | SYS_arch_prctl | SYS_set_robust_list
         | SYS_sigaltstack | SYS_execve => Class::Allow,
-        SYS_rseq => Class::Fail(libc::ENOSYS as u16),
+        SYS_rseq => Class::Fail(ENOSYS_ERRNO),
         // mmap: anonymous mappings are allowed by the filter (see `filter`); file-backed
         // ones come here and get their contents recorded.
         SYS_mmap => NONE,
@@ -170,7 +181,7 @@ pub fn class(nr: u64) -> Option<Class> {
 /// everything else (known or not) traced.
 pub fn filter() -> Program {
     let mut rules = vec![Rule::ArgMask {
-        nr: libc::SYS_mmap as u32,
+        nr: SYS_MMAP,
         arg: 3,
         mask: libc::MAP_ANONYMOUS as u32,
         when_set: Action::Allow,

@@ -32,6 +32,13 @@ impl Peek for crate::Stopped {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotCovered(pub String);
 
+/// A length the tracee passed (an iovec's `iov_len`, a `msg_controllen`, a count), as a
+/// `usize`. Every caller caps it by what the call can have written, so a value beyond
+/// `usize` (only possible on a 32-bit host) saturates into that cap instead of wrapping.
+fn saturating_len(len: u64) -> usize {
+    usize::try_from(len).unwrap_or(usize::MAX)
+}
+
 fn fixed(out: &mut Vec<Range>, ptr: u64, len: usize) {
     if ptr != 0 && len > 0 {
         out.push((ptr, len));
@@ -49,7 +56,7 @@ pub(crate) fn iov(out: &mut Vec<Range>, mem: &dyn Peek, iov: u64, count: u64, mu
         else {
             break;
         };
-        let n = (len as usize).min(total);
+        let n = saturating_len(len).min(total);
         fixed(out, base, n);
         total -= n;
     }
@@ -90,7 +97,8 @@ pub fn outputs(nr: u64, a: [u64; 6], ret: i64, mem: &dyn Peek) -> Result<Vec<Ran
         }
         return Ok(out);
     }
-    let r = ret as usize;
+    // Non-negative here (checked above).
+    let r = saturating_len(ret.unsigned_abs());
     match nr {
         SYS_read | SYS_pread64 | SYS_getdents | SYS_getdents64 | SYS_readlink | SYS_listxattr
         | SYS_llistxattr | SYS_flistxattr => fixed(&mut out, a[1], r),
@@ -131,13 +139,13 @@ pub fn outputs(nr: u64, a: [u64; 6], ret: i64, mem: &dyn Peek) -> Result<Vec<Ran
         SYS_getrlimit => fixed(&mut out, a[1], 16),
         SYS_capget => fixed(&mut out, a[1], 24),
         SYS_poll | SYS_ppoll => {
-            fixed(&mut out, a[0], 8 * (a[1] as usize).min(1 << 16));
+            fixed(&mut out, a[0], 8 * saturating_len(a[1]).min(1 << 16));
             if nr == SYS_ppoll {
                 fixed(&mut out, a[2], 16);
             }
         }
         SYS_select | SYS_pselect6 => {
-            let set = (a[0] as usize).min(1 << 16).div_ceil(64) * 8;
+            let set = saturating_len(a[0]).min(1 << 16).div_ceil(64) * 8;
             fixed(&mut out, a[1], set);
             fixed(&mut out, a[2], set);
             fixed(&mut out, a[3], set);
@@ -165,7 +173,7 @@ pub fn outputs(nr: u64, a: [u64; 6], ret: i64, mem: &dyn Peek) -> Result<Vec<Ran
             let controllen = mem.peek_u64(h + 40).unwrap_or(0);
             fixed(&mut out, name, namelen as usize);
             iov(&mut out, mem, iov_base, iovlen, r);
-            fixed(&mut out, control, controllen as usize);
+            fixed(&mut out, control, saturating_len(controllen));
             fixed(&mut out, h, 56);
         }
         SYS_sendfile => fixed(&mut out, a[2], 8),
@@ -174,7 +182,7 @@ pub fn outputs(nr: u64, a: [u64; 6], ret: i64, mem: &dyn Peek) -> Result<Vec<Ran
             fixed(&mut out, a[3], 8);
         }
         SYS_rt_sigaction => fixed(&mut out, a[2], 32),
-        SYS_rt_sigpending => fixed(&mut out, a[0], (a[1] as usize).min(128)),
+        SYS_rt_sigpending => fixed(&mut out, a[0], saturating_len(a[1]).min(128)),
         SYS_rt_sigtimedwait => fixed(&mut out, a[1], 128),
         SYS_setitimer => fixed(&mut out, a[2], 32),
         SYS_getitimer => fixed(&mut out, a[1], 32),
@@ -190,12 +198,12 @@ pub fn outputs(nr: u64, a: [u64; 6], ret: i64, mem: &dyn Peek) -> Result<Vec<Ran
             fixed(&mut out, a[4], 144);
         }
         SYS_ioctl => ioctl_outputs(&mut out, a)?,
-        SYS_fcntl => match a[1] as c_int {
+        SYS_fcntl => match crate::abi::as_c_int(a[1]) {
             F_GETLK | F_OFD_GETLK => fixed(&mut out, a[2], 32),
             F_GETOWN_EX_ => fixed(&mut out, a[2], 8),
             _ => {}
         },
-        SYS_prctl => match a[0] as c_int {
+        SYS_prctl => match crate::abi::as_c_int(a[0]) {
             PR_GET_NAME => fixed(&mut out, a[1], 16),
             PR_GET_PDEATHSIG | PR_GET_CHILD_SUBREAPER | PR_GET_TSC => fixed(&mut out, a[1], 4),
             _ => {}
@@ -227,7 +235,7 @@ fn ioctl_outputs(out: &mut Vec<Range>, a: [u64; 6]) -> Result<(), NotCovered> {
         req => {
             return Err(NotCovered(format!(
                 "ioctl({}, {req:#x}) is not in the recorder's ioctl table",
-                a[0] as i32
+                crate::abi::as_c_int(a[0])
             )))
         }
     }

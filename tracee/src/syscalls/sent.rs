@@ -39,7 +39,7 @@ pub fn sent(nr: u64, a: [u64; 6], ret: i64, mem: &dyn Peek) -> Option<Sent> {
     use libc::*;
     let n = usize::try_from(ret).ok().filter(|&n| n > 0)?;
     let nr = c_long::try_from(nr).ok()?;
-    let fd = |i: usize| a[i] as i32;
+    let fd = |i: usize| crate::abi::as_c_int(a[i]);
     let mut ranges = Vec::new();
     let (to, source) = match nr {
         SYS_write | SYS_pwrite64 | SYS_sendto => {
