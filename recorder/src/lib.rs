@@ -37,6 +37,7 @@ pub mod mmaps;
 mod output;
 mod session;
 pub mod signals;
+mod syscalls;
 pub mod time;
 pub mod tracedir;
 pub mod until;

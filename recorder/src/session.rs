@@ -1,16 +1,15 @@
-//! The record session: the wait loop that turns each ptrace stop into events, and the
-//! handling of traced system calls (entry at the seccomp stop, result and output buffers
-//! at the syscall-exit stop).
+//! The record session: the state of one recording and the wait loop that turns each
+//! ptrace stop into events, handing each to the module of its source of nondeterminism
+//! (`syscalls`, `signals`, `time`, `cpuid`, `exec`).
 
 use std::time::Instant;
 
-use trace::{Event, ExitStatus, MemWrite, RemoteAddr, SyscallEvent, TraceWriter};
+use trace::{Event, ExitStatus, TraceWriter};
 use tracee::{Addr, Exit, Pid, Regs, Resume, Running, Stop, Stopped, Waited};
 
 use crate::error::{Error, Result};
-use crate::files::{self, FileCache};
+use crate::files::FileCache;
 use crate::signals::SignalState;
-use tracee::syscalls::{self, Class};
 
 /// Addresses of the execution-point ABI symbols in the tracee.
 #[derive(Debug, Clone, Copy)]
@@ -186,160 +185,6 @@ impl Session {
             return e;
         }
         err
-    }
-
-    fn on_syscall(&mut self, s: Stopped) -> Result<Flow> {
-        self.last_exit = None;
-        let regs = self.t(s.regs())?;
-        let nr = regs.syscall_nr();
-        let args = regs.syscall_args();
-        let name = trace::sysno::name(nr)
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("syscall_{nr}"));
-        let path_arg = match syscalls::class(nr) {
-            None => {
-                let event = self.writer.next_index();
-                let err = Error::UnknownSyscall {
-                    name,
-                    nr,
-                    rip: regs.rip(),
-                    event,
-                    pid: self.pid.as_raw(),
-                    trace: self.writer.dir().to_path_buf(),
-                };
-                self.append(Event::Aborted {
-                    reason: err.to_string(),
-                })?;
-                let _ = s.kill();
-                return Err(err);
-            }
-            Some(Class::Refuse(why)) => {
-                let what = format!("{name}({:#x}, {:#x}, …)", args[0], args[1]);
-                return self.abort(s, what, why.into(), regs.rip());
-            }
-            Some(Class::Record { path }) => path,
-            // Only reaches here for calls the filter could not classify (other ABIs).
-            Some(Class::Allow) | Some(Class::Fail(_)) => None,
-        };
-        if self.sig.has_held() {
-            return self.place_before_syscall(s, regs);
-        }
-        self.arm_chaos_tick(&s)?;
-        let path = path_arg.and_then(|i| {
-            (args[i] != 0)
-                .then(|| s.read_cstr(Addr::new(args[i]), 4096).ok())
-                .flatten()
-        });
-        let ticks = self.read_ticks(&s)?;
-        let mut event = SyscallEvent {
-            nr,
-            args,
-            ret: 0,
-            ticks,
-            rip: RemoteAddr(regs.rip()),
-            path,
-            writes: Vec::new(),
-            mapping: None,
-            output: None,
-        };
-        // A copying call's source position, before the call moves it.
-        let copy_from = if tracee::syscalls::sent::copies_from_file(nr) {
-            let (fd, ptr) = if nr == libc::SYS_sendfile as u64 {
-                (args[1], args[2])
-            } else {
-                (args[0], args[1])
-            };
-            crate::output::source_offset(&s, tracee::abi::as_c_int(fd), ptr)
-        } else {
-            None
-        };
-        if nr == libc::SYS_exit_group as u64 || nr == libc::SYS_exit as u64 {
-            // These do not return: log them now, the exit status follows.
-            self.append(Event::Syscall(event))?;
-            return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
-        }
-        let s = match self.t(s.finish_syscall("waiting for syscall exit"))? {
-            Ok(s) => s,
-            Err(e) => {
-                event.ret = -(libc::EINTR as i64);
-                self.append(Event::Syscall(event))?;
-                return Ok(Flow::Exited(e));
-            }
-        };
-        let exit_regs = self.t(s.regs())?;
-        event.ret = exit_regs.syscall_ret();
-        let ranges = match syscalls::outputs(nr, args, event.ret, &s) {
-            Ok(r) => r,
-            Err(why) => {
-                return self.abort(
-                    s,
-                    format!("{name} returning {}", event.ret),
-                    why.0,
-                    regs.rip(),
-                )
-            }
-        };
-        for (addr, len) in ranges {
-            let mut buf = vec![0u8; len];
-            let got = self.t(s.read_partial(Addr::new(addr), &mut buf))?;
-            if got < len {
-                // Recording fewer bytes than the call wrote would make the replay silently
-                // wrong; read_partial already reads what only a ptracer can.
-                return self.abort(
-                    s,
-                    format!("{name} returning {}", event.ret),
-                    format!(
-                        "its output at {addr:#x} ({len} bytes) cannot be read back from the \
-                         tracee beyond byte {got}"
-                    ),
-                    regs.rip(),
-                );
-            }
-            let data = files::data(&mut self.writer, buf)?;
-            event.writes.push(MemWrite {
-                addr: RemoteAddr(addr),
-                data,
-            });
-        }
-        // `sent` is `Some` only for a positive result, which is then a usize.
-        let sent = tracee::syscalls::sent::sent(nr, args, event.ret, &s)
-            .zip(usize::try_from(event.ret).ok());
-        match sent {
-            Some((sent, len)) => {
-                match crate::output::record(
-                    &s,
-                    &mut self.writer,
-                    &mut self.console,
-                    &sent,
-                    len,
-                    copy_from,
-                ) {
-                    Ok(out) => event.output = Some(out),
-                    Err(why) => {
-                        return self.abort(
-                            s,
-                            format!("{name} returning {}", event.ret),
-                            why,
-                            regs.rip(),
-                        )
-                    }
-                }
-            }
-            None if tracee::syscalls::sent::may_change_descriptors(nr) => self.console.invalidate(),
-            None => {}
-        }
-        if nr == libc::SYS_mmap as u64 {
-            event.mapping = crate::mmaps::on_mmap(
-                &mut self.files,
-                &mut self.writer,
-                self.pid,
-                args,
-                event.ret,
-            )?;
-        }
-        let index = self.append(Event::Syscall(event))?;
-        self.last_exit = Some((exit_regs, index));
-        self.t(s.resume(Resume::Cont(None))).map(Flow::Running)
     }
 
     /// Waits for the next stop. While a signal is held for placement, polls, and after

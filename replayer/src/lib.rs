@@ -7,8 +7,11 @@
 //! * [`Timeline`] (module `timeline`) is the random-access API: positions, seek,
 //!   run forward/backward to breakpoints and watchpoints, step back.
 //!
-//! Files mirror the recorder's, by source of nondeterminism: `syscalls`, `signals`,
-//! `time`, `cpuid`, `files`, `mmaps`, `ticks`, `exec`; `session` is the engine loop.
+//! Files mirror the recorder's, by source of nondeterminism, with the same handler names
+//! (`on_syscall`, `on_mmap`, `on_rdtsc`, `on_cpuid`): `syscalls`, `signals`, `time`,
+//! `cpuid`, `files`, `mmaps`, `exec`, and `ticks` (the tick trap, which the recorder
+//! handles in its `signals`); `session` is the engine loop, `checkpoints` the timeline's
+//! store of forked copies.
 //!
 //! Replay has no host side effects: every traced call that reads, writes, opens, sends or
 //! signals is emulated from the trace; the only files it opens are the trace's, the
