@@ -10,12 +10,12 @@ use crate::memory::{self, Memory};
 /// Return addresses up the chain from `rbp`, appended to `out` until it holds `max`.
 pub fn walk(bin: &Binary, mem: &dyn Memory, mut rbp: u64, max: usize, out: &mut Vec<u64>) {
     while out.len() < max && rbp != 0 && rbp & 7 == 0 {
-        let (Ok(next), Ok(ret)) = (
-            memory::u64_at(mem, rbp, "a saved frame pointer"),
-            memory::u64_at(mem, rbp.wrapping_add(8), "a return address"),
-        ) else {
+        // One read per frame: at an analyzer's probe stop every guest read is a host
+        // system call, and stacks are read at every stop.
+        let Ok(frame) = memory::bytes(mem, rbp, 16, "a stack frame") else {
             break;
         };
+        let (next, ret) = (memory::le_u64(&frame, 0), memory::le_u64(&frame, 8));
         if ret == 0 || bin.symbol(ret - 1).is_none() {
             break;
         }

@@ -5,9 +5,10 @@
 use crate::error::Result;
 use crate::memory::{self, le_u32, le_u64, Memory};
 
-const CLASS: u64 = 0;
-const OWNER: u64 = 12;
-const KIND: u64 = 16;
+const CLASS: usize = 0;
+const OWNER: usize = 12;
+const KIND: usize = 16;
+const HEADER_SIZE: usize = 20;
 /// `LockClass`: name_ptr, name_len, file_ptr, file_len (u64 each), line (u32).
 const CLASS_SIZE: usize = 36;
 /// Class names and files are short; a huge length is a corrupt class.
@@ -37,16 +38,22 @@ pub struct ClassInfo {
 
 /// The header of the lock at `addr`.
 pub fn header(mem: &dyn Memory, addr: u64) -> Result<LockHeader> {
+    // The whole header in one read: the analyzer reads one at every lock probe.
+    let h = memory::bytes(mem, addr, HEADER_SIZE, "a lock header")?;
     Ok(LockHeader {
-        class: memory::u64_at(mem, addr.wrapping_add(CLASS), "a lock header's class")?,
-        owner: owner(mem, addr)?,
-        kind: memory::u32_at(mem, addr.wrapping_add(KIND), "a lock header's kind")?,
+        class: le_u64(&h, CLASS),
+        owner: le_u32(&h, OWNER),
+        kind: le_u32(&h, KIND),
     })
 }
 
 /// The holder of the lock at `addr` (0 when free).
 pub fn owner(mem: &dyn Memory, addr: u64) -> Result<u32> {
-    memory::u32_at(mem, addr.wrapping_add(OWNER), "a lock header's owner")
+    memory::u32_at(
+        mem,
+        addr.wrapping_add(OWNER as u64),
+        "a lock header's owner",
+    )
 }
 
 /// The lock class at `addr`.
