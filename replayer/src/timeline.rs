@@ -131,12 +131,11 @@ impl Timeline {
     /// The guest binary's symbols and DWARF as the program ran: a position-independent
     /// binary is moved by where the loader put it (the recorded AT_ENTRY).
     pub fn load_binary(&self) -> guest::Result<guest::Binary> {
-        const AT_ENTRY: u64 = 9;
         let entry = self
             .header()
             .auxv
             .iter()
-            .find(|(k, _)| *k == AT_ENTRY)
+            .find(|(k, _)| *k == libc::AT_ENTRY)
             .map(|&(_, v)| v);
         guest::Binary::load_at(self.binary(), entry)
     }
