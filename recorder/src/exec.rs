@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use trace::{CpuidInfo, Header, RemoteAddr, TickAbi, TraceWriter};
+use trace::{CpuidInfo, ExecEvent, Header, RemoteAddr, TickAbi, TraceWriter};
 use tracee::{maps, Addr, Stopped};
 
 use crate::error::{Error, Result};
@@ -70,22 +70,27 @@ pub(crate) struct Settings<'a> {
     pub cpu: Option<usize>,
 }
 
-/// Handles the exec stop and writes the header.
-pub(crate) fn prepare(
+/// A new program image at its exec stop, prepared: vDSO hidden, CPUID faulting back on
+/// (execve resets it), and what the trace says of it.
+pub(crate) struct Image {
+    pub stopped: Stopped,
+    pub exec: ExecEvent,
+    /// The execution-point ABI, with the load bias applied.
+    pub ticks: Option<TickAddrs>,
+    pub cpuid_faulting: bool,
+}
+
+/// Prepares the program image `s` stands at the exec stop of: the part of the exec stop
+/// that is the same for the recording's first program and for every later execve.
+pub(crate) fn image(
     s: Stopped,
     writer: &mut TraceWriter,
     files: &mut FileCache,
-    settings: Settings<'_>,
-) -> Result<Prepared> {
-    let Settings {
-        program,
-        seccomp,
-        tsc_trapped,
-        want_cpuid_faulting,
-        cpu,
-    } = settings;
+    want_cpuid_faulting: bool,
+    event: u64,
+) -> Result<Image> {
     let pid = s.pid();
-    let regs = s.regs().map_err(tr(0))?;
+    let regs = s.regs().map_err(tr(event))?;
     let proc_io = |what: &str, source| Error::Io {
         op: "read",
         path: PathBuf::from(format!("/proc/{pid}/{what}")),
@@ -97,7 +102,7 @@ pub(crate) fn prepare(
     let mut vdso_hidden_at = None;
     for &(at, t, _) in &auxv_before {
         if t == AT_SYSINFO_EHDR {
-            s.write_u64(Addr::new(at), AT_IGNORE).map_err(tr(0))?;
+            s.write_u64(Addr::new(at), AT_IGNORE).map_err(tr(event))?;
             vdso_hidden_at = Some(RemoteAddr(at));
         }
     }
@@ -108,19 +113,11 @@ pub(crate) fn prepare(
     let at_random = match auxv.iter().find(|(t, _)| *t == AT_RANDOM) {
         Some(&(_, addr)) => {
             let mut b = [0u8; 16];
-            s.read_exact(Addr::new(addr), &mut b).map_err(tr(0))?;
+            s.read_exact(Addr::new(addr), &mut b).map_err(tr(event))?;
             Some((RemoteAddr(addr), b))
         }
         None => None,
     };
-
-    let argv = split_nul(
-        &std::fs::read(format!("/proc/{pid}/cmdline")).map_err(|e| proc_io("cmdline", e))?,
-    );
-    let env = split_nul(
-        &std::fs::read(format!("/proc/{pid}/environ")).map_err(|e| proc_io("environ", e))?,
-    );
-    let cwd = maps::cwd(pid).map_err(|e| proc_io("cwd", e))?;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|e| proc_io("exe", e))?;
     let contents = std::fs::read(&exe).map_err(|source| Error::Io {
         op: "read",
@@ -131,11 +128,11 @@ pub(crate) fn prepare(
     let symbols = guest::ticks::find(&contents).map_err(|why| crate::files::not_elf(&exe, why))?;
     drop(contents);
 
-    let initial_mappings = crate::mmaps::initial_mappings(files, writer, pid)?;
+    let mappings = crate::mmaps::initial_mappings(files, writer, pid)?;
     let ticks = symbols.map(|sym| {
         let bias = if sym.relocatable {
             let exe_s = exe.to_string_lossy();
-            initial_mappings
+            mappings
                 .iter()
                 .find(|m| m.offset == 0 && m.path == exe_s.as_bytes())
                 .map_or(0, |m| m.start.0)
@@ -157,10 +154,58 @@ pub(crate) fn prepare(
                 libc::SYS_arch_prctl as u64,
                 [tracee::cpu::ARCH_SET_CPUID_CODE, 0, 0, 0, 0, 0],
             )
-            .map_err(tr(0))?;
+            .map_err(tr(event))?;
         stopped = st;
         cpuid_faulting = ret == 0;
     }
+    Ok(Image {
+        stopped,
+        exec: ExecEvent {
+            binary,
+            auxv,
+            vdso_hidden_at,
+            at_random,
+            regs: gprs(&regs),
+            mappings,
+        },
+        ticks,
+        cpuid_faulting,
+    })
+}
+
+/// Handles the exec stop and writes the header.
+pub(crate) fn prepare(
+    s: Stopped,
+    writer: &mut TraceWriter,
+    files: &mut FileCache,
+    settings: Settings<'_>,
+) -> Result<Prepared> {
+    let Settings {
+        program,
+        seccomp,
+        tsc_trapped,
+        want_cpuid_faulting,
+        cpu,
+    } = settings;
+    let pid = s.pid();
+    let proc_io = |what: &str, source| Error::Io {
+        op: "read",
+        path: PathBuf::from(format!("/proc/{pid}/{what}")),
+        source,
+    };
+    let argv = split_nul(
+        &std::fs::read(format!("/proc/{pid}/cmdline")).map_err(|e| proc_io("cmdline", e))?,
+    );
+    let env = split_nul(
+        &std::fs::read(format!("/proc/{pid}/environ")).map_err(|e| proc_io("environ", e))?,
+    );
+    let cwd = maps::cwd(pid).map_err(|e| proc_io("cwd", e))?;
+    let Image {
+        stopped,
+        exec,
+        ticks,
+        cpuid_faulting,
+    } = image(s, writer, files, want_cpuid_faulting, 0)?;
 
     let sets = maps::inherited_signals(pid).map_err(|e| proc_io("status", e))?;
     let signals = trace::InheritedSignals {
@@ -174,18 +219,18 @@ pub(crate) fn prepare(
         argv,
         env,
         cwd: cwd.as_os_str().as_encoded_bytes().to_vec(),
-        binary,
+        binary: exec.binary,
         script: trace::Script::of(program).map_err(|source| Error::Io {
             op: "read",
             path: program.to_path_buf(),
             source,
         })?,
         signals,
-        auxv,
-        vdso_hidden_at,
-        at_random,
-        initial_regs: gprs(&regs),
-        initial_mappings,
+        auxv: exec.auxv,
+        vdso_hidden_at: exec.vdso_hidden_at,
+        at_random: exec.at_random,
+        initial_regs: exec.regs,
+        initial_mappings: exec.mappings,
         cpuid: CpuidInfo {
             faulting: cpuid_faulting,
             records: crate::cpuid::records(cpuid_faulting),
@@ -207,4 +252,28 @@ pub(crate) fn prepare(
         ticks,
         cpuid_faulting,
     })
+}
+
+impl crate::session::Session {
+    /// A later execve of the running task, at its exec stop: the new image is prepared
+    /// as the first one was and recorded as an `Event::Exec`. Its execution-point ABI,
+    /// if it has one, is not followed (only the first program's is).
+    pub(crate) fn on_exec(&mut self, s: Stopped) -> Result<crate::session::Flow> {
+        let event = self.writer.next_index();
+        let img = image(
+            s,
+            &mut self.writer,
+            &mut self.files,
+            self.cpuid_faulting,
+            event,
+        )?;
+        self.task.ticks = None;
+        self.task.last_exit = None;
+        // The descriptors that reached the console are still open (close-on-exec ones
+        // are gone, and a new program may use the others for anything).
+        self.console.invalidate();
+        self.append(trace::Event::Exec(img.exec))?;
+        self.t(img.stopped.resume(tracee::Resume::Cont(None)))
+            .map(crate::session::Flow::Running)
+    }
 }

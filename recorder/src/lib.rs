@@ -38,6 +38,7 @@ mod output;
 mod session;
 pub mod signals;
 mod syscalls;
+mod tasks;
 pub mod time;
 pub mod tracedir;
 pub mod until;
@@ -248,10 +249,9 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     let watchdog = opts.timeout.map(|t| watchdog::Watchdog::start(pid, t));
     let mut session = session::Session {
         writer,
-        pid,
-        ticks: prepared.ticks,
-        sig: signals::SignalState::default(),
-        last_exit: None,
+        task: tasks::TaskCtx::new(pid, prepared.ticks),
+        tasks: tasks::Tasks::default(),
+        first: pid,
         files,
         console: output::Console::new(opts.stdout.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)),
         tsc_trapped: trap_tsc,

@@ -17,8 +17,8 @@ type Identity = (u64, u64);
 pub(crate) struct Console {
     stdout: Option<Identity>,
     stderr: Option<Identity>,
-    /// Tracee descriptor → stream, valid until the descriptor table may have changed.
-    known: HashMap<i32, Option<Stream>>,
+    /// (Task, descriptor) → stream, valid until a descriptor table may have changed.
+    known: HashMap<(Pid, i32), Option<Stream>>,
 }
 
 fn own(fd: &str) -> Option<Identity> {
@@ -46,7 +46,7 @@ impl Console {
     }
 
     fn stream(&mut self, pid: Pid, fd: i32) -> Option<Stream> {
-        if let Some(s) = self.known.get(&fd) {
+        if let Some(s) = self.known.get(&(pid, fd)) {
             return *s;
         }
         let id = maps::fd_identity(pid, fd).ok();
@@ -58,7 +58,7 @@ impl Console {
             Some(id) if Some(id) == self.stdout => Some(Stream::Stdout),
             Some(_) => None,
         };
-        self.known.insert(fd, s);
+        self.known.insert((pid, fd), s);
         s
     }
 }

@@ -9,7 +9,7 @@ use tracee::{Addr, Exit, Pid, Regs, Resume, Running, Stop, Stopped, Waited};
 
 use crate::error::{Error, Result};
 use crate::files::FileCache;
-use crate::signals::SignalState;
+use crate::tasks::{PendingCall, TaskCtx, Tasks};
 
 /// Addresses of the execution-point ABI symbols in the tracee.
 #[derive(Debug, Clone, Copy)]
@@ -18,21 +18,23 @@ pub(crate) struct TickAddrs {
     pub target: Addr<u64>,
 }
 
-/// What became of the tracee after a stop was handled.
+/// What became of the running task after a stop was handled.
 pub(crate) enum Flow {
     Running(Running),
     Exited(Exit),
+    /// Its call waits in the kernel (its `Event::Blocked` written): other tasks run.
+    Blocked(Running, Box<PendingCall>),
 }
 
 /// State of one recording.
 pub(crate) struct Session {
     pub writer: TraceWriter,
-    pub pid: Pid,
-    pub ticks: Option<TickAddrs>,
-    pub sig: SignalState,
-    /// Registers at the last syscall-exit stop and that event's index, while no user
-    /// instruction can have run since (cleared at every other stop).
-    pub last_exit: Option<(Regs, u64)>,
+    /// The running task.
+    pub task: TaskCtx,
+    /// The others.
+    pub tasks: Tasks,
+    /// The recording's first task: its end is the recording's.
+    pub first: Pid,
     pub files: FileCache,
     /// Which tracee descriptors reach the recorder's stdout and stderr.
     pub console: crate::output::Console,
@@ -64,32 +66,50 @@ impl Session {
 
     /// `REWIND_TICKS` now, or 0 without the ABI.
     pub(crate) fn read_ticks(&self, s: &Stopped) -> Result<u64> {
-        match self.ticks {
+        match self.task.ticks {
             Some(t) => self.t(s.read_u64(t.ticks)),
             None => Ok(0),
         }
     }
 
-    /// Runs the tracee from its exec stop to its end. On `Err` the tracee is dead and the
-    /// trace holds everything up to the failure.
+    /// Runs the program from its exec stop until its every task has ended; the first
+    /// task's end is returned. On `Err` the tasks are dead and the trace holds
+    /// everything up to the failure.
     pub(crate) fn run(&mut self, first: Stopped) -> Result<ExitStatus> {
-        let mut running = self.t(first.resume(Resume::Cont(None)))?;
+        let result = self.run_tasks(first);
+        if result.is_err() {
+            self.tasks.kill_all();
+        }
+        result
+    }
+
+    fn run_tasks(&mut self, first: Stopped) -> Result<ExitStatus> {
+        let mut flow = Flow::Running(self.t(first.resume(Resume::Cont(None)))?);
+        let mut first_end = None;
         loop {
-            let waited = self.wait(running)?;
-            let flow = match waited {
-                Waited::Exited(e) => Flow::Exited(e),
-                Waited::Stopped(s, stop) => self.on_stop(s, stop)?,
-            };
-            match flow {
-                Flow::Running(r) => running = r,
+            flow = match flow {
+                Flow::Running(r) => match self.wait(r)? {
+                    Waited::Exited(e) => Flow::Exited(e),
+                    Waited::Stopped(s, stop) => self.on_stop(s, stop)?,
+                },
                 Flow::Exited(_) if self.was_timed_out() => {
                     return Err(self.timeout_abort());
                 }
                 Flow::Exited(e) => {
                     let status = ExitStatus::from_wait_status(e.wait_status());
                     self.append(Event::Exit(status))?;
-                    return Ok(status);
+                    if self.task.pid == self.first {
+                        first_end = Some(status);
+                    }
+                    match self.switch_away(None)? {
+                        Some(f) => f,
+                        None => return Ok(first_end.unwrap_or(status)),
+                    }
                 }
+                Flow::Blocked(r, call) => match self.switch_away(Some((r, call)))? {
+                    Some(f) => f,
+                    None => unreachable!("the blocked task itself is parked"),
+                },
             }
         }
     }
@@ -106,7 +126,7 @@ impl Session {
         let event = self.writer.next_index();
         let err = Error::TimedOut {
             event,
-            pid: self.pid.as_raw(),
+            pid: self.task.pid.as_raw(),
             trace: self.writer.dir().to_path_buf(),
         };
         if let Err(e) = self.append(Event::Aborted {
@@ -122,21 +142,15 @@ impl Session {
             Stop::Seccomp => self.on_syscall(s),
             Stop::Signal(tracee::Signal::SIGSTOP) if self.is_our_stop(&s)? => self.on_our_stop(s),
             Stop::Signal(sig) => self.on_signal(s, sig).map(Flow::Running),
-            Stop::Exec => {
-                let rip = self.t(s.regs())?.rip();
-                self.abort(
-                    s,
-                    "execve of a new program".into(),
-                    "a second exec is not supported".into(),
-                    rip,
-                )
-            }
+            Stop::Exec => self.on_exec(s),
             Stop::NewTask => {
+                // Every task-creating call is traced and run by `run_call`, which sees
+                // this stop; one here came from a call the table let run unseen.
                 let rip = self.t(s.regs())?.rip();
                 self.abort(
                     s,
                     "a new thread or process".into(),
-                    "not supported".into(),
+                    "created by a call the recorder did not trace".into(),
                     rip,
                 )
             }
@@ -175,7 +189,7 @@ impl Session {
             why,
             rip,
             event,
-            pid: self.pid.as_raw(),
+            pid: self.task.pid.as_raw(),
             trace: self.writer.dir().to_path_buf(),
         };
         let _ = s.kill();
@@ -191,13 +205,13 @@ impl Session {
     /// `signals::HOLD_LIMIT` (or at the next probe, or the deadline) stops the tracee with
     /// SIGSTOP so the signal can be placed where it is (`Placement::Registers`).
     fn wait(&mut self, running: Running) -> Result<Waited> {
-        let Some(since) = self.sig.held_since() else {
+        let Some(since) = self.task.sig.held_since() else {
             return self.t(running.wait());
         };
-        if self.sig.stop_sent {
+        if self.task.sig.stop_sent {
             return self.t(running.wait());
         }
-        let stop_at = self.sig.next_stop(since);
+        let stop_at = self.task.sig.next_stop(since);
         let mut r = running;
         let mut nap = std::time::Duration::from_micros(20);
         loop {
@@ -207,7 +221,7 @@ impl Session {
             }
             if Instant::now() >= stop_at {
                 self.t(r.signal(tracee::Signal::SIGSTOP))?;
-                self.sig.stop_sent = true;
+                self.task.sig.stop_sent = true;
                 return self.t(r.wait());
             }
             std::thread::sleep(nap);

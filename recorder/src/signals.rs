@@ -118,21 +118,21 @@ fn signal_of(info: &SigInfo) -> Option<Signal> {
 impl Session {
     pub(crate) fn on_signal(&mut self, s: Stopped, sig: Signal) -> Result<Running> {
         let info = self.t(s.siginfo())?;
-        let last_exit = self.last_exit.take();
+        let last_exit = self.task.last_exit.take();
 
-        if let Some(inj) = self.sig.injecting {
+        if let Some(inj) = self.task.sig.injecting {
             if inj.signo() == sig as i32 {
-                self.sig.injecting = None;
+                self.task.sig.injecting = None;
                 self.t(s.set_siginfo(&inj))?;
                 return self.t(s.resume(Resume::Cont(Some(sig))));
             }
         }
         if sig == Signal::SIGTRAP && info.code() == code::SI_KERNEL {
             let regs = self.t(s.regs())?;
-            if self.sig.probe.as_ref().map(|p| p.rip) == Some(regs.rip().wrapping_sub(1)) {
+            if self.task.sig.probe.as_ref().map(|p| p.rip) == Some(regs.rip().wrapping_sub(1)) {
                 return self.on_probe_hit(s);
             }
-            if let (Some(target), Some(t)) = (self.sig.armed, self.ticks) {
+            if let (Some(target), Some(t)) = (self.task.sig.armed, self.task.ticks) {
                 let ticks = self.t(s.read_u64(t.ticks))?;
                 if ticks == target {
                     return self.on_tick(s, ticks);
@@ -172,11 +172,11 @@ impl Session {
         }
         // A standard signal that is already held is pending, and the kernel keeps one
         // instance of a pending standard signal: so does the recorder.
-        if !self.sig.held.iter().any(|h| h.signo() == info.signo()) {
-            self.sig.held.push_back(info);
+        if !self.task.sig.held.iter().any(|h| h.signo() == info.signo()) {
+            self.task.sig.held.push_back(info);
         }
-        if self.sig.held.len() == 1 && self.sig.since.is_none() {
-            self.sig.since = Some(Instant::now());
+        if self.task.sig.held.len() == 1 && self.task.sig.since.is_none() {
+            self.task.sig.since = Some(Instant::now());
             self.arm(&s)?;
         }
         self.t(s.resume(Resume::Cont(None)))
@@ -185,13 +185,13 @@ impl Session {
     /// Sets the tick target to the next preemption point (under chaos, a seeded number of
     /// points later), if the guest has the ABI.
     fn arm(&mut self, s: &Stopped) -> Result<()> {
-        if let Some(t) = self.ticks {
+        if let Some(t) = self.task.ticks {
             let now = self.t(s.read_u64(t.ticks))?;
             let delay = self.chaos.as_mut().map_or(1, |c| c.delay());
             let target = now.wrapping_add(delay);
             self.t(s.write_u64(t.target, target))?;
-            self.sig.armed = Some(target);
-            self.sig.chaos_armed = false;
+            self.task.sig.armed = Some(target);
+            self.task.sig.chaos_armed = false;
         }
         Ok(())
     }
@@ -199,32 +199,33 @@ impl Session {
     /// Under chaos, with nothing held or armed: aim a synthetic timer interrupt at a
     /// seeded tick ahead. The tracee must be stopped, which it is at every stop anyway.
     pub(crate) fn arm_chaos_tick(&mut self, s: &Stopped) -> Result<()> {
-        if self.sig.armed.is_some() || self.sig.has_held() {
+        if self.task.sig.armed.is_some() || self.task.sig.has_held() {
             return Ok(());
         }
-        let (Some(t), Some(gap)) = (self.ticks, self.chaos.as_mut().and_then(|c| c.gap())) else {
+        let (Some(t), Some(gap)) = (self.task.ticks, self.chaos.as_mut().and_then(|c| c.gap()))
+        else {
             return Ok(());
         };
         let now = self.t(s.read_u64(t.ticks))?;
         let target = now.wrapping_add(gap);
         self.t(s.write_u64(t.target, target))?;
-        self.sig.armed = Some(target);
-        self.sig.chaos_armed = true;
+        self.task.sig.armed = Some(target);
+        self.task.sig.chaos_armed = true;
         Ok(())
     }
 
     /// After placing one held signal: aim at the next one, or disarm.
     fn rearm(&mut self, s: &Stopped) -> Result<()> {
-        self.sig.next_probe = None;
-        if self.sig.has_held() {
-            self.sig.since = Some(Instant::now());
+        self.task.sig.next_probe = None;
+        if self.task.sig.has_held() {
+            self.task.sig.since = Some(Instant::now());
             self.arm(s)
         } else {
-            self.sig.since = None;
-            if let (Some(_), Some(t)) = (self.sig.armed.take(), self.ticks) {
+            self.task.sig.since = None;
+            if let (Some(_), Some(t)) = (self.task.sig.armed.take(), self.task.ticks) {
                 self.t(s.write_u64(t.target, NEVER))?;
             }
-            self.sig.chaos_armed = false;
+            self.task.sig.chaos_armed = false;
             self.arm_chaos_tick(s)
         }
     }
@@ -232,7 +233,7 @@ impl Session {
     /// The oldest held signal. (Real-time signals cannot be held: ptrace resumption here
     /// takes only the standard signals, so they never reach the queue.)
     fn take_held(&mut self) -> Option<(SigInfo, Signal)> {
-        while let Some(info) = self.sig.held.pop_front() {
+        while let Some(info) = self.task.sig.held.pop_front() {
             if let Some(sig) = signal_of(&info) {
                 return Some((info, sig));
             }
@@ -242,9 +243,9 @@ impl Session {
 
     /// The `int3` at the armed preemption point: deliver the first held signal here.
     fn on_tick(&mut self, s: Stopped, ticks: u64) -> Result<Running> {
-        self.sig.armed = None;
+        self.task.sig.armed = None;
         self.clear_probe(&s)?;
-        if !self.sig.has_held() && std::mem::take(&mut self.sig.chaos_armed) {
+        if !self.task.sig.has_held() && std::mem::take(&mut self.task.sig.chaos_armed) {
             return self.on_chaos_tick(s, ticks);
         }
         let Some((info, sig)) = self.take_held() else {
@@ -284,6 +285,19 @@ impl Session {
         self.t(s.resume(Resume::Cont(Some(sig))))
     }
 
+    /// Whether the program blocks the first held signal now (it blocked it after the
+    /// signal arrived, as a fork does around its clone): the kernel would only mark it
+    /// pending, so it stays held, to be placed at a later call, where it is unblocked.
+    pub(crate) fn held_is_blocked(&self, s: &Stopped) -> tracee::Result<bool> {
+        let Some(signo) = self.task.sig.held.front().map(SigInfo::signo) else {
+            return Ok(false);
+        };
+        let Some(bit) = u32::try_from(signo).ok().and_then(|n| n.checked_sub(1)) else {
+            return Ok(false);
+        };
+        Ok(bit < 64 && s.signal_mask()? & (1u64 << bit) != 0)
+    }
+
     /// At the seccomp stop of a recorded syscall with a signal held: cancel the call,
     /// rewind to its `syscall` instruction and deliver the signal there.
     pub(crate) fn place_before_syscall(&mut self, s: Stopped, regs: Regs) -> Result<Flow> {
@@ -312,13 +326,13 @@ impl Session {
             regs: gprs(&back),
         }))?;
         self.rearm(&s)?;
-        self.sig.injecting = Some(info);
+        self.task.sig.injecting = Some(info);
         self.t(s.resume(Resume::Cont(Some(sig)))).map(Flow::Running)
     }
 
     /// Whether a SIGSTOP stop is the one the recorder sent (see `Session::wait`).
     pub(crate) fn is_our_stop(&self, s: &Stopped) -> Result<bool> {
-        if !self.sig.stop_sent {
+        if !self.task.sig.stop_sent {
             return Ok(false);
         }
         let info = self.t(s.siginfo())?;
@@ -329,8 +343,8 @@ impl Session {
     /// one instruction and set a probe where the tracee stood, to see whether it comes
     /// back to the same state.
     pub(crate) fn on_our_stop(&mut self, s: Stopped) -> Result<Flow> {
-        self.sig.stop_sent = false;
-        if !self.sig.has_held() {
+        self.task.sig.stop_sent = false;
+        if !self.task.sig.has_held() {
             return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
         }
         self.place_by_registers(s)
@@ -338,16 +352,17 @@ impl Session {
 
     fn place_by_registers(&mut self, s: Stopped) -> Result<Flow> {
         let regs = self.t(s.regs())?;
-        let held_for = self.sig.since.map_or(Duration::ZERO, |t| t.elapsed());
+        let held_for = self.task.sig.since.map_or(Duration::ZERO, |t| t.elapsed());
         if held_for >= HOLD_DEADLINE {
             self.clear_probe(&s)?;
             let name = self
+                .task
                 .sig
                 .held
                 .front()
                 .and_then(signal_of)
                 .map_or_else(|| "a signal".to_string(), |g| g.as_str().to_string());
-            let at_tick = match self.ticks {
+            let at_tick = match self.task.ticks {
                 Some(t) => format!(
                     " (REWIND_TICKS {}, target {})",
                     self.t(s.read_u64(t.ticks))?,
@@ -367,14 +382,14 @@ impl Session {
                 regs.rip(),
             ));
         }
-        if self.sig.probe.is_some() {
+        if self.task.sig.probe.is_some() {
             return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
         }
-        if self.ticks.is_some() && self.sig.armed.is_some() {
+        if self.task.ticks.is_some() && self.task.sig.armed.is_some() {
             // A guest with execution points places the signal at its next point: aim
             // there again from where it stands, should the target have been passed.
             self.arm(&s)?;
-            self.sig.next_probe = Some(Instant::now() + PROBE_GAP);
+            self.task.sig.next_probe = Some(Instant::now() + PROBE_GAP);
             return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
         }
         let digest = self.t(s.state_digest())?;
@@ -392,7 +407,7 @@ impl Session {
         let mut orig = [0u8; 1];
         self.t(s.read_exact(at, &mut orig))?;
         self.t(s.poke_bytes(at, &[0xcc]))?;
-        self.sig.probe = Some(Probe {
+        self.task.sig.probe = Some(Probe {
             rip: regs.rip(),
             orig: orig[0],
             regs,
@@ -403,7 +418,7 @@ impl Session {
 
     /// Takes out the probe's breakpoint, if one is set.
     pub(crate) fn clear_probe(&mut self, s: &Stopped) -> Result<()> {
-        if let Some(p) = self.sig.probe.take() {
+        if let Some(p) = self.task.sig.probe.take() {
             self.t(s.poke_bytes(Addr::new(p.rip), &[p.orig]))?;
         }
         Ok(())
@@ -412,7 +427,7 @@ impl Session {
     /// The tracee came back to the probe: deliver there if its state repeated, else
     /// keep holding and probe again later.
     fn on_probe_hit(&mut self, s: Stopped) -> Result<Running> {
-        let Some(probe) = self.sig.probe.take() else {
+        let Some(probe) = self.task.sig.probe.take() else {
             return self.t(s.resume(Resume::Cont(None)));
         };
         self.t(s.poke_bytes(Addr::new(probe.rip), &[probe.orig]))?;
@@ -422,7 +437,7 @@ impl Session {
         let repeated =
             regs.same_user_state(&probe.regs) && self.t(s.state_digest())? == probe.digest;
         if !repeated {
-            self.sig.next_probe = Some(Instant::now() + PROBE_GAP);
+            self.task.sig.next_probe = Some(Instant::now() + PROBE_GAP);
             return self.t(s.resume(Resume::Cont(None)));
         }
         let Some((info, sig)) = self.take_held() else {

@@ -10,12 +10,13 @@ use tracee::{Addr, Resume, Stopped};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::session::{Flow, Session};
+use crate::tasks::{CallEnd, PendingCall};
 
 impl Session {
     /// A traced call at its seccomp stop: refuse what the table refuses, run it to its
     /// exit stop, and record its result, the memory it wrote and what it sent.
     pub(crate) fn on_syscall(&mut self, s: Stopped) -> Result<Flow> {
-        self.last_exit = None;
+        self.task.last_exit = None;
         let regs = self.t(s.regs())?;
         let nr = regs.syscall_nr();
         let args = regs.syscall_args();
@@ -30,7 +31,7 @@ impl Session {
                     nr,
                     rip: regs.rip(),
                     event,
-                    pid: self.pid.as_raw(),
+                    pid: self.task.pid.as_raw(),
                     trace: self.writer.dir().to_path_buf(),
                 };
                 self.append(Event::Aborted {
@@ -47,7 +48,7 @@ impl Session {
             // Only reaches here for calls the filter could not classify (other ABIs).
             Some(Class::Allow) | Some(Class::Fail(_)) => None,
         };
-        if self.sig.has_held() {
+        if self.task.sig.has_held() && !self.t(self.held_is_blocked(&s))? {
             return self.place_before_syscall(s, regs);
         }
         self.arm_chaos_tick(&s)?;
@@ -57,7 +58,7 @@ impl Session {
                 .flatten()
         });
         let ticks = self.read_ticks(&s)?;
-        let mut event = SyscallEvent {
+        let event = SyscallEvent {
             nr,
             args,
             ret: 0,
@@ -84,14 +85,48 @@ impl Session {
             self.append(Event::Syscall(event))?;
             return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
         }
-        let s = match self.t(s.finish_syscall("waiting for syscall exit"))? {
-            Ok(s) => s,
-            Err(e) => {
+        if crate::tasks::creates_task(nr) {
+            if let Some(why) = self.t(crate::tasks::refused_clone(&s, nr, args))? {
+                let what = format!("{name}({:#x}, …)", args[0]);
+                return self.abort(s, what, why.into(), regs.rip());
+            }
+            // The child would inherit a probe's breakpoint, and trap on it.
+            self.clear_probe(&s)?;
+        }
+        let call = PendingCall {
+            event,
+            name,
+            entry_rip: regs.rip(),
+            copy_from,
+        };
+        match self.run_call(s, nr)? {
+            CallEnd::Returned(s) => self.complete_call(s, call),
+            CallEnd::Died(e) => {
+                let mut event = call.event;
                 event.ret = -(libc::EINTR as i64);
                 self.append(Event::Syscall(event))?;
-                return Ok(Flow::Exited(e));
+                Ok(Flow::Exited(e))
             }
-        };
+            CallEnd::Blocked(r) => {
+                self.append(Event::Blocked {
+                    nr,
+                    rip: RemoteAddr(call.entry_rip),
+                })?;
+                Ok(Flow::Blocked(r, Box::new(call)))
+            }
+        }
+    }
+
+    /// The rest of a recorded call at its syscall-exit stop: its result, the memory it
+    /// wrote and what it sent, appended as its event.
+    pub(crate) fn complete_call(&mut self, s: Stopped, call: PendingCall) -> Result<Flow> {
+        let PendingCall {
+            mut event,
+            name,
+            entry_rip,
+            copy_from,
+        } = call;
+        let (nr, args) = (event.nr, event.args);
         let exit_regs = self.t(s.regs())?;
         event.ret = exit_regs.syscall_ret();
         let ranges = match syscalls::outputs(nr, args, event.ret, &s) {
@@ -101,7 +136,7 @@ impl Session {
                     s,
                     format!("{name} returning {}", event.ret),
                     why.0,
-                    regs.rip(),
+                    entry_rip,
                 )
             }
         };
@@ -118,7 +153,7 @@ impl Session {
                         "its output at {addr:#x} ({len} bytes) cannot be read back from the \
                          tracee beyond byte {got}"
                     ),
-                    regs.rip(),
+                    entry_rip,
                 );
             }
             let data = files::data(&mut self.writer, buf)?;
@@ -146,7 +181,7 @@ impl Session {
                             s,
                             format!("{name} returning {}", event.ret),
                             why,
-                            regs.rip(),
+                            entry_rip,
                         )
                     }
                 }
@@ -158,13 +193,13 @@ impl Session {
             event.mapping = crate::mmaps::on_mmap(
                 &mut self.files,
                 &mut self.writer,
-                self.pid,
+                self.task.pid,
                 args,
                 event.ret,
             )?;
         }
         let index = self.append(Event::Syscall(event))?;
-        self.last_exit = Some((exit_regs, index));
+        self.task.last_exit = Some((exit_regs, index));
         self.t(s.resume(Resume::Cont(None))).map(Flow::Running)
     }
 }

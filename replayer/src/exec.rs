@@ -53,7 +53,7 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
         )));
     }
     let program = launch.program.clone();
-    crate::files::check_binary(trace, h, &launch.binary)?;
+    crate::files::check_binary(trace, &h.binary, &launch.binary)?;
     // A replayed crash must not leave a core file behind.
     let _ = tracee::debug::disable_core_dumps();
     let env = h
@@ -163,17 +163,11 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
             return fail(s, tr(e));
         }
     }
-    let mut stopped = s;
-    if h.cpuid.faulting {
-        match stopped.inject_syscall(
-            libc::SYS_arch_prctl as u64,
-            [tracee::cpu::ARCH_SET_CPUID_CODE, 0, 0, 0, 0, 0],
-        ) {
-            Ok((st, 0)) => stopped = st,
-            Ok((st, r)) => return fail(st, setup(format!("ARCH_SET_CPUID failed: {r}"))),
-            Err(e) => return Err(tr(e)),
-        }
-    }
+    let stopped = match cpuid_faulting_on(s, h.cpuid.faulting) {
+        Ok(st) => st,
+        Err(Ok((st, r))) => return fail(st, setup(format!("ARCH_SET_CPUID failed: {r}"))),
+        Err(Err(e)) => return Err(tr(e)),
+    };
     let ticks = h.tick_abi.map(|t| TickAddrs {
         ticks: Addr::new(t.ticks.0),
         target: Addr::new(t.target.0),
@@ -190,6 +184,73 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
         ticks,
         start_ticks,
     })
+}
+
+/// Turns CPUID faulting on in a new image (execve resets it) when the recording had it:
+/// `Err(Ok((s, ret)))` when the kernel refused it.
+fn cpuid_faulting_on(
+    s: Stopped,
+    faulting: bool,
+) -> std::result::Result<Stopped, tracee::Result<(Stopped, i64)>> {
+    if !faulting {
+        return Ok(s);
+    }
+    match s.inject_syscall(
+        libc::SYS_arch_prctl as u64,
+        [tracee::cpu::ARCH_SET_CPUID_CODE, 0, 0, 0, 0, 0],
+    ) {
+        Ok((st, 0)) => Ok(st),
+        other => Err(other),
+    }
+}
+
+impl crate::session::Engine {
+    /// `Event::Exec`: the current task executed a new program, at its exec stop here.
+    /// The binary must be the recorded one, byte for byte, and stand where it stood;
+    /// then the exec stop is prepared as the first program's was (vDSO hidden, AT_RANDOM
+    /// bytes back, CPUID faulting on). Only the first program's execution points are
+    /// followed.
+    pub(crate) fn on_exec(&mut self, s: Stopped, x: &trace::ExecEvent) -> Result<()> {
+        let exe = std::path::PathBuf::from(format!("/proc/{}/exe", s.pid()));
+        if let Err(e) = crate::files::check_binary(&self.data().path, &x.binary, &exe) {
+            let _ = s.kill();
+            return Err(e);
+        }
+        let regs = self.t(s.regs())?;
+        if !same_regs(&x.regs, &gprs(&regs)) {
+            let why = regs_diff(&x.regs, &gprs(&regs));
+            let _ = s.kill();
+            return Err(self.diverged(
+                format!(
+                    "the recorded registers at the exec of {}",
+                    String::from_utf8_lossy(&x.binary.path)
+                ),
+                why,
+            ));
+        }
+        if let Some(at) = x.vdso_hidden_at {
+            self.t(s.write_u64(Addr::new(at.0), AT_IGNORE))?;
+        }
+        if let Some((at, bytes)) = x.at_random {
+            self.t(s.write_bytes(Addr::new(at.0), &bytes))?;
+        }
+        let s = match cpuid_faulting_on(s, self.data().header().cpuid.faulting) {
+            Ok(st) => st,
+            Err(Ok((st, r))) => {
+                let _ = st.kill();
+                return Err(self.diverged(
+                    "CPUID faulting on in the new program".into(),
+                    format!("ARCH_SET_CPUID returned {r}"),
+                ));
+            }
+            Err(Err(e)) => return self.t(Err(e)),
+        };
+        self.cur_mut().ticks = None;
+        self.cur_mut().armed = None;
+        self.applied();
+        self.at_boundary(s, crate::session::Kind::SignalDelivery);
+        Ok(())
+    }
 }
 
 /// Makes the argv strings on the initial stack the recorded ones: each must already be,

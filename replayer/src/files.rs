@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use trace::{BlobHash, Header};
+use trace::{BinaryId, BlobHash, Header};
 
 use crate::error::{Error, Result};
 
@@ -32,18 +32,18 @@ pub fn program_path(h: &Header) -> PathBuf {
     prog.to_path_buf()
 }
 
-/// Refuses a binary whose contents differ from the recorded one.
-pub fn check_binary(trace: &Path, h: &Header, found: &Path) -> Result<()> {
-    let expected = PathBuf::from(OsStr::from_bytes(&h.binary.path));
+/// Refuses a binary whose contents differ from the recorded one, `id`.
+pub fn check_binary(trace: &Path, id: &BinaryId, found: &Path) -> Result<()> {
+    let expected = PathBuf::from(OsStr::from_bytes(&id.path));
     let mismatch = |why: String| Error::BinaryMismatch {
         trace: trace.to_path_buf(),
         expected: expected.clone(),
-        expected_sha: h.binary.sha256.hex(),
+        expected_sha: id.sha256.hex(),
         found: found.to_path_buf(),
         why,
     };
     let bytes = std::fs::read(found).map_err(|e| mismatch(format!("cannot be read ({e})")))?;
-    if bytes.len() as u64 != h.binary.size || BlobHash::of(&bytes) != h.binary.sha256 {
+    if bytes.len() as u64 != id.size || BlobHash::of(&bytes) != id.sha256 {
         let build = guest::binary::build_id(&bytes);
         let hex = |b: &Option<Vec<u8>>| {
             b.as_ref().map_or("none".to_string(), |v| {
@@ -54,7 +54,7 @@ pub fn check_binary(trace: &Path, h: &Header, found: &Path) -> Result<()> {
             "has sha256 {} and build-id {} (recorded build-id {})",
             BlobHash::of(&bytes).hex(),
             hex(&build),
-            hex(&h.binary.build_id)
+            hex(&id.build_id)
         )));
     }
     Ok(())

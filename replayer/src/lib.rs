@@ -32,6 +32,7 @@ pub mod position;
 mod session;
 mod signals;
 pub mod syscalls;
+mod tasks;
 mod ticks;
 pub mod time;
 pub mod timeline;
@@ -63,6 +64,17 @@ pub fn describe(ev: &Event) -> String {
         Event::Cpuid(c) => format!("cpuid leaf {:#x} at rip {}", c.leaf, c.rip),
         Event::Exit(e) => format!("the end of the program ({e:?})"),
         Event::Aborted { reason } => format!("the end of the recording ({reason})"),
+        Event::Switch { from, to } => format!("a switch from task {from} to task {to}"),
+        Event::Blocked { nr, rip } => format!(
+            "syscall {} at {rip} blocking in the kernel",
+            syscalls::name(*nr)
+        ),
+        Event::NewTask { tid } => format!("a fork, vfork or clone creating task {tid}"),
+        Event::Exec(x) => format!(
+            "an exec of {} (sha256 {})",
+            String::from_utf8_lossy(&x.binary.path),
+            x.binary.sha256
+        ),
     }
 }
 

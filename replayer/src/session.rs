@@ -12,7 +12,7 @@
 //! named for what happened, and a checkpoint keeps a [`Snapshot`] beside its copy of the
 //! tracee, which [`Engine::restore`] puts back.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use trace::{Event, ExitStatus, Gprs, Header, Placement, SignalEvent};
@@ -110,17 +110,18 @@ pub struct Watch {
 /// The live replay.
 pub(crate) struct Engine {
     data: Arc<TraceData>,
-    live: Option<Stopped>,
-    kind: Kind,
+    /// The task whose events come next.
+    cur: TaskState,
+    /// The recording's other tasks, by recording-time id.
+    parked: BTreeMap<u32, TaskState>,
+    /// The first task's end, once replayed: the replay's end, as it was the recording's.
+    first_exit: Option<ExitStatus>,
     /// Index of the next event to apply.
     next: u64,
-    /// Set once the tracee is gone.
+    /// Set once every task is gone.
     exit: Option<ExitStatus>,
-    ticks: Option<TickAddrs>,
     /// REWIND_TICKS at the exec stop.
     start_ticks: u64,
-    /// The value last written to REWIND_TICK_TARGET in the live tracee, if known.
-    armed: Option<u64>,
     console: Console,
     /// Console output is printed for events below this only once.
     printed_upto: u64,
@@ -128,19 +129,70 @@ pub(crate) struct Engine {
     /// The current position, when known (None after a breakpoint stop reached by
     /// continuing, until the timeline computes it).
     pos: Option<Position>,
-    /// The tracee is at the stop of event `next`, not yet applied.
-    at_event_stop: bool,
-    /// A synchronous fault to deliver at the next resume.
-    pending_fault: Option<Signal>,
     /// The last signal delivered (number, registers at delivery).
     last_signal: Option<(i32, Gprs)>,
     breakpoints: BTreeSet<u64>,
     watches: [Option<Watch>; 4],
-    hw_applied: bool,
     cpuid_faulting: bool,
     /// REWIND_TICKS at the latest mark (boundary or tick mark) reached: while stepping,
     /// the next mark is the one after it.
     mark_ticks: u64,
+}
+
+/// One task's replay state: the current task's is `Engine::cur`, the others' wait in
+/// `Engine::parked` until a switch brings them back.
+pub(crate) struct TaskState {
+    /// The recording-time id; `None` for the first task until the first switch names it.
+    pub(crate) tid: Option<u32>,
+    pub(crate) live: Option<Stopped>,
+    pub(crate) kind: Kind,
+    /// Where the task stands in a call of the task schedule (see `tasks`).
+    pub(crate) call: crate::tasks::Call,
+    /// The task has ended.
+    pub(crate) ended: bool,
+    /// The recording's first task, whose end is the replay's.
+    pub(crate) first: bool,
+    pub(crate) ticks: Option<TickAddrs>,
+    /// The value last written to REWIND_TICK_TARGET in the live tracee, if known.
+    pub(crate) armed: Option<u64>,
+    /// The tracee is at the stop of event `next`, not yet applied.
+    pub(crate) at_event_stop: bool,
+    /// A synchronous fault to deliver at the next resume.
+    pub(crate) pending_fault: Option<Signal>,
+    pub(crate) hw_applied: bool,
+}
+
+impl TaskState {
+    /// Kills the task's tracee, wherever it stands.
+    pub(crate) fn kill(self) {
+        if let Some(s) = self.live {
+            let _ = s.kill();
+        }
+        if let crate::tasks::Call::New(r, _) | crate::tasks::Call::InKernel(r, ..) = self.call {
+            let _ = r.kill();
+        }
+    }
+
+    /// A task that starts with no stop to rest at yet (`call` says where it is).
+    pub(crate) fn new(
+        tid: Option<u32>,
+        ticks: Option<TickAddrs>,
+        call: crate::tasks::Call,
+    ) -> TaskState {
+        TaskState {
+            tid,
+            live: None,
+            kind: Kind::SignalDelivery,
+            call,
+            ended: false,
+            first: false,
+            ticks,
+            armed: None,
+            at_event_stop: false,
+            pending_fault: None,
+            hw_applied: false,
+        }
+    }
 }
 
 /// The engine's logical state at a known position, as a checkpoint keeps it beside its
@@ -221,25 +273,24 @@ impl Engine {
         console: Console,
     ) -> Engine {
         let cpuid_faulting = data.header().cpuid.faulting;
+        let mut first = TaskState::new(None, started.ticks, crate::tasks::Call::None);
+        first.live = Some(started.stopped);
+        first.first = true;
         Engine {
             data,
-            live: Some(started.stopped),
-            kind: Kind::SignalDelivery,
+            cur: first,
+            parked: BTreeMap::new(),
+            first_exit: None,
             next: 0,
             exit: None,
-            ticks: started.ticks,
             start_ticks: started.start_ticks,
-            armed: None,
             console,
             printed_upto: 0,
             pacer: None,
             pos: Some(Position::START),
-            at_event_stop: false,
-            pending_fault: None,
             last_signal: None,
             breakpoints: BTreeSet::new(),
             watches: [None; 4],
-            hw_applied: false,
             cpuid_faulting,
             mark_ticks: started.start_ticks,
         }
@@ -263,7 +314,7 @@ impl Engine {
 
     /// The live tracee (an internal invariant: present unless exited).
     pub(crate) fn live(&self) -> Result<&Stopped> {
-        self.live.as_ref().ok_or_else(|| {
+        self.cur.live.as_ref().ok_or_else(|| {
             Error::Invalid(match self.exit {
                 Some(e) => format!("the tracee has ended ({e:?}); seek back to inspect it"),
                 None => "no live tracee".into(),
@@ -272,7 +323,8 @@ impl Engine {
     }
 
     pub(crate) fn take_live(&mut self) -> Result<Stopped> {
-        self.live
+        self.cur
+            .live
             .take()
             .ok_or_else(|| Error::Invalid("no live tracee".into()))
     }
@@ -283,7 +335,7 @@ impl Engine {
 
     /// REWIND_TICKS now (0 without the ABI).
     pub(crate) fn read_ticks(&self, s: &Stopped) -> Result<u64> {
-        match self.ticks {
+        match self.cur.ticks {
             Some(t) => self.t(s.read_u64(t.ticks)),
             None => Ok(0),
         }
@@ -303,11 +355,11 @@ impl Engine {
 
     /// Whether the tracee rests at the stop of event `next` without needing to run.
     fn event_stop_now(&self) -> bool {
-        if self.at_event_stop {
+        if self.cur.at_event_stop {
             return true;
         }
         matches!(
-            (self.event(self.next), self.kind),
+            (self.event(self.next), self.cur.kind),
             (Some(Event::Signal(s)), Kind::SyscallExit(e))
                 if s.placement == Placement::SyscallExit { event: e }
         )
@@ -331,11 +383,18 @@ impl Engine {
                 None | Some(Event::Aborted { .. }) => return Ok(Reached::End),
                 Some(e) => e.clone(),
             };
+            if self.on_task_event(&ev)? {
+                stepped = true;
+                continue;
+            }
             if killed_from_outside(&ev) {
-                return self.kill_at_boundary();
+                match self.kill_at_boundary()? {
+                    Some(r) => return Ok(r),
+                    None => continue,
+                }
             }
             if self.event_stop_now() {
-                self.at_event_stop = false;
+                self.cur.at_event_stop = false;
                 let s = self.take_live()?;
                 self.apply_signal_here(s, &ev)?;
                 stepped = true;
@@ -351,7 +410,7 @@ impl Engine {
                     let s = self.live()?;
                     let r = self.t(s.regs())?;
                     if self.at_registers_placement(s, sig, &r)? {
-                        self.at_event_stop = true;
+                        self.cur.at_event_stop = true;
                         continue;
                     }
                 }
@@ -399,7 +458,8 @@ impl Engine {
     fn registers_waypoint(&self, ev: &Event, s: &Stopped) -> Result<Option<u64>> {
         match ev {
             Event::Signal(sig)
-                if matches!(sig.placement, Placement::Registers { .. }) && self.ticks.is_some() =>
+                if matches!(sig.placement, Placement::Registers { .. })
+                    && self.cur.ticks.is_some() =>
             {
                 let now = self.read_ticks(s)?;
                 Ok((now < sig.ticks).then_some(sig.ticks))
@@ -423,7 +483,7 @@ impl Engine {
         }
         match goal {
             Goal::Tick(k) => target = target.min(k),
-            Goal::Step if self.ticks.is_some() => {
+            Goal::Step if self.cur.ticks.is_some() => {
                 let _ = s;
                 target = target.min(self.mark_ticks.wrapping_add(1))
             }
@@ -437,10 +497,10 @@ impl Engine {
         if want {
             let slots = self.watches.map(|w| w.map(|w| (w.addr, w.len, w.kind)));
             self.t(s.set_watchpoints(&slots))?;
-            self.hw_applied = true;
-        } else if self.hw_applied {
+            self.cur.hw_applied = true;
+        } else if self.cur.hw_applied {
             self.t(s.set_watchpoints(&[None; 4]))?;
-            self.hw_applied = false;
+            self.cur.hw_applied = false;
         }
         Ok(())
     }
@@ -454,10 +514,10 @@ impl Engine {
     ) -> Result<Option<Reached>> {
         let s = self.take_live()?;
         let target = self.wanted_target(ev, goal, &s)?;
-        if let Some(t) = self.ticks {
-            if self.armed != Some(target) {
+        if let Some(t) = self.cur.ticks {
+            if self.cur.armed != Some(target) {
                 self.t(s.write_u64(t.target, target))?;
-                self.armed = Some(target);
+                self.cur.armed = Some(target);
             }
         }
         self.apply_hw(&s, report_hits)?;
@@ -497,14 +557,14 @@ impl Engine {
             && regs.eflags() & TF == 0
             && s.read_exact(Addr::new(rip), &mut insn).is_ok()
             && insn == [0x0f, 0x05];
-        let sig = self.pending_fault.take();
+        let sig = self.cur.pending_fault.take();
         let how = if goal == Goal::Step || step_off {
             Resume::Step(sig)
         } else {
             Resume::Cont(sig)
         };
         self.pos = None;
-        self.kind = Kind::SignalDelivery;
+        self.cur.kind = Kind::SignalDelivery;
         let running = self.t(s.resume(how))?;
         let waited = self.t(running.wait())?;
         if let Waited::Stopped(s, _) = &waited {
@@ -513,7 +573,7 @@ impl Engine {
             }
         }
         let (s, stop) = match waited {
-            Waited::Exited(e) => return self.on_exit(e).map(Some),
+            Waited::Exited(e) => return self.on_exit(e),
             Waited::Stopped(s, stop) => (s, stop),
         };
         if stepping_syscall {
@@ -553,23 +613,36 @@ impl Engine {
                     // the signal is delivered as it was at record time.
                     let regs = self.t(s.regs())?;
                     self.last_signal = Some((sig as i32, gprs(&regs)));
-                    self.pending_fault = Some(sig);
+                    self.cur.pending_fault = Some(sig);
                 } else {
                     // A host signal (the replay emulates every timer and I/O source, so
                     // this is e.g. a terminal's SIGINT): not part of the recording.
                 }
-                self.live = Some(s);
+                self.cur.live = Some(s);
                 Ok(None)
             }
             Stop::Syscall => Err(self.diverged(
                 crate::describe(ev),
                 "a syscall stop outside any recorded syscall".into(),
             )),
-            Stop::Exec | Stop::NewTask | Stop::OtherEvent(_) => {
+            Stop::Exec => match ev {
+                Event::Exec(x) => {
+                    self.on_exec(s, x)?;
+                    self.finish_step_or_hit(goal, report_hits)
+                }
+                _ => {
+                    let _ = s.kill();
+                    Err(self.diverged(
+                        crate::describe(ev),
+                        "an exec of a new program, which the recording did not have here".into(),
+                    ))
+                }
+            },
+            Stop::NewTask | Stop::OtherEvent(_) => {
                 let _ = s.kill();
                 Err(self.diverged(
                     crate::describe(ev),
-                    format!("{stop:?} (a new program or task, which the recording never had)"),
+                    format!("{stop:?} (a new task, which the recording never had here)"),
                 ))
             }
         }
@@ -605,7 +678,7 @@ impl Engine {
     ) -> Result<Option<Reached>> {
         let info = self.t(s.siginfo())?;
         let mut regs = self.t(s.regs())?;
-        let hits = if self.hw_applied {
+        let hits = if self.cur.hw_applied {
             self.t(s.take_watch_hits())?
         } else {
             0
@@ -618,24 +691,24 @@ impl Engine {
                 if temp == Some(at) {
                     if let Event::Signal(sig) = ev {
                         if self.at_registers_placement(&s, sig, &regs)? {
-                            self.live = Some(s);
-                            self.at_event_stop = true;
+                            self.cur.live = Some(s);
+                            self.cur.at_event_stop = true;
                             return Ok(None);
                         }
                     }
                 }
-                self.live = Some(s);
+                self.cur.live = Some(s);
                 if report_hits && self.breakpoints.contains(&at) {
                     return Ok(Some(Reached::Breakpoint(at)));
                 }
                 return Ok(None);
             }
         }
-        if let Some(t) = self.ticks {
+        if let Some(t) = self.cur.ticks {
             // The guest's int3 at the armed preemption point. (Single-stepping over it
             // reports a step trap rather than SI_KERNEL, so look at the byte before rip.)
             let ticks = self.t(s.read_u64(t.ticks))?;
-            if self.armed == Some(ticks) {
+            if self.cur.armed == Some(ticks) {
                 let mut b = [0u8; 1];
                 let at = regs.rip().wrapping_sub(1);
                 if s.read_exact(Addr::new(at), &mut b).is_ok() && b[0] == 0xcc {
@@ -645,7 +718,7 @@ impl Engine {
         }
         let stepped = matches!(how, Resume::Step(_));
         if hits != 0 || info.code() == tracee::debug::TRAP_HWBKPT {
-            self.live = Some(s);
+            self.cur.live = Some(s);
             if report_hits && hits != 0 {
                 return Ok(Some(Reached::Watchpoint(hits)));
             }
@@ -663,7 +736,7 @@ impl Engine {
         };
         if stepped && !guest_int3 {
             // The trap of a single step (ours), whatever stale debug status it carries.
-            self.live = Some(s);
+            self.cur.live = Some(s);
             if goal != Goal::Step && report_hits && self.breakpoints.contains(&regs.rip()) {
                 return Ok(Some(Reached::Breakpoint(regs.rip())));
             }
@@ -671,16 +744,16 @@ impl Engine {
         }
         // The guest's own int3 or a SIGTRAP it raised: deliver it as recorded.
         self.last_signal = Some((libc::SIGTRAP, gprs(&regs)));
-        self.pending_fault = Some(Signal::SIGTRAP);
-        self.live = Some(s);
+        self.cur.pending_fault = Some(Signal::SIGTRAP);
+        self.cur.live = Some(s);
         Ok(None)
     }
 
     /// Installs `s` as the live tracee at an event boundary: events before `next` applied.
     pub(crate) fn at_boundary(&mut self, s: Stopped, kind: Kind) {
-        self.live = Some(s);
-        self.kind = kind;
-        self.at_event_stop = false;
+        self.cur.live = Some(s);
+        self.cur.kind = kind;
+        self.cur.at_event_stop = false;
         self.pos = Some(Position::event(self.next));
         self.mark_ticks = self.boundary_ticks(self.next);
     }
@@ -690,7 +763,7 @@ impl Engine {
     /// the recording has no point for it beyond that boundary, so this is the exact
     /// replay; running on would execute code the recording never saw end (a spinning
     /// program would never stop, a sleeping one would wake and diverge).
-    fn kill_at_boundary(&mut self) -> Result<Reached> {
+    fn kill_at_boundary(&mut self) -> Result<Option<Reached>> {
         let s = self.take_live()?;
         self.pos = None;
         let e = self.t(s.kill())?;
@@ -700,9 +773,11 @@ impl Engine {
         self.on_exit(e)
     }
 
-    pub(crate) fn on_exit(&mut self, e: Exit) -> Result<Reached> {
+    /// The current task ended: it must be the recorded end. `None` while other tasks go
+    /// on; the replay's end (the first task's, as the recording's) once the last is gone.
+    pub(crate) fn on_exit(&mut self, e: Exit) -> Result<Option<Reached>> {
         let found = ExitStatus::from_wait_status(e.wait_status());
-        self.live = None;
+        self.cur.live = None;
         match self.event(self.next).cloned() {
             Some(Event::Exit(expected)) => {
                 let same = match (expected, found) {
@@ -717,9 +792,17 @@ impl Engine {
                     return Err(self.diverged(format!("{expected:?}"), format!("{found:?}")));
                 }
                 self.next += 1;
-                self.exit = Some(expected);
+                self.cur.ended = true;
+                if self.cur.first {
+                    self.first_exit = Some(expected);
+                }
                 self.pos = Some(Position::event(self.next));
-                Ok(Reached::Exited(expected))
+                if !self.parked.is_empty() {
+                    return Ok(None);
+                }
+                let end = self.first_exit.unwrap_or(expected);
+                self.exit = Some(end);
+                Ok(Some(Reached::Exited(end)))
             }
             Some(other) => Err(self.diverged(
                 crate::describe(&other),
@@ -727,7 +810,7 @@ impl Engine {
             )),
             None => {
                 self.exit = Some(found);
-                Ok(Reached::End)
+                Ok(Some(Reached::End))
             }
         }
     }
@@ -764,6 +847,31 @@ impl Engine {
 
 /// What the timeline and the event handlers read and change, named for what it means.
 impl Engine {
+    /// The current task.
+    pub(crate) fn cur(&self) -> &TaskState {
+        &self.cur
+    }
+
+    /// The current task, to change.
+    pub(crate) fn cur_mut(&mut self) -> &mut TaskState {
+        &mut self.cur
+    }
+
+    /// Makes `next` the current task, returning the one it replaces.
+    pub(crate) fn replace_cur(&mut self, next: TaskState) -> TaskState {
+        std::mem::replace(&mut self.cur, next)
+    }
+
+    /// The tasks other than the current one.
+    pub(crate) fn parked(&self) -> &BTreeMap<u32, TaskState> {
+        &self.parked
+    }
+
+    /// The tasks other than the current one, to change.
+    pub(crate) fn parked_mut(&mut self) -> &mut BTreeMap<u32, TaskState> {
+        &mut self.parked
+    }
+
     /// The opened trace.
     pub(crate) fn data(&self) -> &Arc<TraceData> {
         &self.data
@@ -830,7 +938,7 @@ impl Engine {
             return p.mark();
         }
         let n = self.next;
-        let now = match (&self.live, self.ticks) {
+        let now = match (&self.cur.live, self.cur.ticks) {
             (Some(s), Some(_)) => self.read_ticks(s).ok(),
             _ => None,
         };
@@ -846,41 +954,44 @@ impl Engine {
 
     /// Whether the guest has the execution-point ABI (REWIND_TICKS): tick marks exist.
     pub(crate) fn has_tick_abi(&self) -> bool {
-        self.ticks.is_some()
+        self.cur.ticks.is_some()
     }
 
     /// Whether a tracee is live (not ended, not lost to an error).
     pub(crate) fn is_live(&self) -> bool {
-        self.live.is_some()
+        self.cur.live.is_some()
     }
 
     /// `s` is the live tracee again, at the stop it rests at.
     pub(crate) fn put_live(&mut self, s: Stopped) {
-        self.live = Some(s);
+        self.cur.live = Some(s);
     }
 
-    /// Kills the live tracee, if any (the end of a replay).
+    /// Kills the live tracee and every other task of the replay (the end of a replay).
     pub(crate) fn kill_live(&mut self) {
-        if let Some(s) = self.live.take() {
+        if let Some(s) = self.cur.live.take() {
             let _ = s.kill();
+        }
+        for (_, t) in std::mem::take(&mut self.parked) {
+            t.kill();
         }
     }
 
     /// The kind of ptrace stop the live tracee rests at.
     pub(crate) fn stop_kind(&self) -> Kind {
-        self.kind
+        self.cur.kind
     }
 
     /// Whether a synchronous fault waits to be delivered at the next resume.
     pub(crate) fn has_pending_fault(&self) -> bool {
-        self.pending_fault.is_some()
+        self.cur.pending_fault.is_some()
     }
 
     /// The tracee rests at the syscall-exit stop that the next event, a signal, is placed
     /// at: a copy would rest at a signal-delivery stop instead and could not deliver it
     /// there.
     pub(crate) fn signal_due_at_this_exit(&self) -> bool {
-        matches!(self.kind, Kind::SyscallExit(_))
+        matches!(self.cur.kind, Kind::SyscallExit(_))
             && matches!(
                 self.event(self.next),
                 Some(Event::Signal(s)) if matches!(s.placement, Placement::SyscallExit { .. })
@@ -925,13 +1036,13 @@ impl Engine {
     /// Tracks debug state that the engine must re-establish on a fresh tracee.
     pub(crate) fn set_watch(&mut self, w: [Option<Watch>; 4]) {
         self.watches = w;
-        self.hw_applied = true; // force a rewrite before the next run
+        self.cur.hw_applied = true; // force a rewrite before the next run
     }
 
     /// The armed preemption point trapped with REWIND_TICKS == `ticks`: `s` rests at that
     /// tick mark.
     pub(crate) fn at_tick_mark(&mut self, s: Stopped, ticks: u64) {
-        self.live = Some(s);
+        self.cur.live = Some(s);
         self.mark_ticks = ticks;
         self.pos = Some(Position {
             event: self.next,
@@ -942,16 +1053,16 @@ impl Engine {
 
     /// The tracee rests at the stop of event `next`, which is not applied yet.
     pub(crate) fn hold_at_event_stop(&mut self) {
-        self.at_event_stop = true;
+        self.cur.at_event_stop = true;
     }
 
     /// Disarms the tick trap in `s` (a spent trap must not fire again, e.g. in the
     /// handler of the signal it placed).
     pub(crate) fn disarm_ticks(&mut self, s: &Stopped) -> Result<()> {
-        if let Some(t) = self.ticks {
-            if self.armed != Some(NEVER) {
+        if let Some(t) = self.cur.ticks {
+            if self.cur.armed != Some(NEVER) {
                 self.t(s.write_u64(t.target, NEVER))?;
-                self.armed = Some(NEVER);
+                self.cur.armed = Some(NEVER);
             }
         }
         Ok(())
@@ -962,7 +1073,7 @@ impl Engine {
     pub(crate) fn snapshot(&self) -> Option<Snapshot> {
         Some(Snapshot {
             pos: self.pos?,
-            at_event_stop: self.at_event_stop,
+            at_event_stop: self.cur.at_event_stop,
             last_signal: self.last_signal,
         })
     }
@@ -970,11 +1081,18 @@ impl Engine {
     /// Forks the live tracee (rr's checkpoints): the engine goes on with one copy, the
     /// other is returned, stopped at the same point.
     pub(crate) fn fork_live(&mut self) -> Result<Stopped> {
+        if self.has_other_tasks() {
+            return Err(Error::Invalid(
+                "no checkpoint while the recording has more than one task (reverse execution \
+                 replays from the start instead)"
+                    .into(),
+            ));
+        }
         let s = self.take_live()?;
         let (live, copy) = self.t(s.fork_stopped())?;
-        self.live = Some(live);
+        self.cur.live = Some(live);
         // Both rest at signal-delivery stops now (see `Stopped::fork_stopped`).
-        self.kind = Kind::SignalDelivery;
+        self.cur.kind = Kind::SignalDelivery;
         Ok(copy)
     }
 
@@ -982,18 +1100,18 @@ impl Engine {
     /// tracee forked there, as its tracee; the previous one is killed.
     pub(crate) fn restore(&mut self, snap: &Snapshot, live: Stopped) {
         self.kill_live();
-        self.live = Some(live);
+        self.cur.live = Some(live);
         // A fork rests at a signal-delivery stop (see `Stopped::fork_stopped`).
-        self.kind = Kind::SignalDelivery;
+        self.cur.kind = Kind::SignalDelivery;
         self.next = snap.pos.event;
         self.exit = None;
         self.pos = Some(snap.pos);
-        self.at_event_stop = snap.at_event_stop;
-        self.pending_fault = None;
+        self.cur.at_event_stop = snap.at_event_stop;
+        self.cur.pending_fault = None;
         self.last_signal = snap.last_signal;
         // Nothing is known of the fresh copy's tick target and debug registers.
-        self.armed = None;
-        self.hw_applied = false;
+        self.cur.armed = None;
+        self.cur.hw_applied = false;
         self.mark_ticks = match snap.pos.ticks {
             Some(t) => t,
             None => self.boundary_ticks(snap.pos.event),

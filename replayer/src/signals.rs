@@ -103,6 +103,21 @@ impl Engine {
                 self.on_exit(e)?;
             }
             Waited::Stopped(s, Stop::Signal(_)) => self.at_boundary(s, Kind::SignalDelivery),
+            // A signal the program ignores (SIGCHLD by default) runs no handler: the step
+            // went on to the `syscall` a `SyscallEntry` placement cancelled, re-issued
+            // as the next event is.
+            Waited::Stopped(s, Stop::Seccomp) if sig.placement == Placement::SyscallEntry => {
+                match self.event(self.next_event()).cloned() {
+                    Some(next) => return self.on_seccomp(s, &next),
+                    None => {
+                        let _ = s.kill();
+                        return Err(self.diverged(
+                            "the end of the recording".into(),
+                            "the cancelled call re-issued".into(),
+                        ));
+                    }
+                }
+            }
             Waited::Stopped(s, other) => {
                 let _ = s.kill();
                 return Err(self.diverged(

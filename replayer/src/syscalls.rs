@@ -57,7 +57,7 @@ pub(crate) fn is_restart(ret: i64) -> bool {
     (-516..=-512).contains(&ret)
 }
 
-fn name(nr: u64) -> String {
+pub(crate) fn name(nr: u64) -> String {
     trace::sysno::name(nr).map_or_else(|| format!("syscall_{nr}"), str::to_owned)
 }
 
@@ -84,6 +84,8 @@ impl Engine {
             Event::Signal(sig) if sig.placement == trace::Placement::SyscallEntry => {
                 self.signal_at_entry(s, regs, sig)
             }
+            Event::Blocked { nr, rip } => self.on_blocked(s, *nr, rip.0),
+            Event::NewTask { tid } => self.on_new_task(s, *tid),
             other => {
                 let found = describe_call(regs.syscall_nr(), &regs.syscall_args(), regs.rip());
                 let _ = s.kill();

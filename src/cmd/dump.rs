@@ -86,6 +86,14 @@ fn dump_events(
     r: &TraceReader,
     json: bool,
 ) -> anyhow::Result<Option<String>> {
+    // A first pass names the first task, so that each event of a recording of more than
+    // one task is shown with its task from the start (the stream names it only at the
+    // first switch away from it).
+    let first = {
+        let events = r.events()?;
+        dump::first_task(events.map_while(|item| item.ok()).map(|(_, e)| e))
+    };
+    let mut tasks = dump::Tasks::new(first);
     let mut events = r.events()?;
     // dump is the tool that reads a whole trace: it checks every blob the events refer to.
     let mut blobs = trace::BlobChecker::default();
@@ -94,11 +102,12 @@ fn dump_events(
         blobs
             .check(r, &e)
             .with_context(|| format!("event {i} refers to a bad blob"))?;
+        let task = tasks.on(&e);
         if json {
-            serde_json::to_writer(&mut *out, &dump::json(i, &e))?;
+            serde_json::to_writer(&mut *out, &dump::json(i, task, &e))?;
             writeln!(out)?;
         } else {
-            writeln!(out, "{}", dump::line(i, &e))?;
+            writeln!(out, "{}", dump::task_line(i, task, &e))?;
         }
     }
     Ok(r.incomplete_note(&events))

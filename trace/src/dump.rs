@@ -211,6 +211,60 @@ pub fn line(index: u64, event: &Event) -> String {
             if *core { " (core dumped)" } else { "" }
         ),
         Event::Aborted { reason } => format!("#{index:<7} !!! recording stopped: {reason}"),
+        Event::Switch { from, to } => format!("#{index:<7} --- task {from} -> task {to} ---"),
+        Event::Blocked { nr, rip } => format!(
+            "#{index:<7} {} at {rip} blocked in the kernel; other tasks run (its result is \
+             this task's next syscall)",
+            sysno::name(*nr).map_or_else(|| format!("syscall_{nr}"), str::to_owned)
+        ),
+        Event::NewTask { tid } => format!("#{index:<7} +++ new task {tid} +++"),
+        Event::Exec(x) => format!(
+            "#{index:<7} +++ exec {} (sha256 {}, {} bytes) +++",
+            String::from_utf8_lossy(&x.binary.path),
+            &x.binary.sha256.hex()[..16],
+            x.binary.size
+        ),
+    }
+}
+
+/// Which task each event belongs to, followed through the stream: the events after a
+/// [`Event::Switch`] are its `to` task's; before the first switch, the first task's.
+#[derive(Debug, Clone, Copy)]
+pub struct Tasks {
+    current: Option<u32>,
+}
+
+impl Tasks {
+    /// Starting with the recording's first task, `first` when known ([`first_task`]).
+    pub fn new(first: Option<u32>) -> Tasks {
+        Tasks { current: first }
+    }
+
+    /// The task `event` belongs to (for a switch, the task it switches to).
+    pub fn on(&mut self, event: &Event) -> Option<u32> {
+        if let Event::Switch { to, .. } = event {
+            self.current = Some(*to);
+        }
+        self.current
+    }
+}
+
+/// The recording's first task, named by the first switch away from it; `None` for a
+/// recording of one task, whose events need no task named.
+pub fn first_task(
+    events: impl IntoIterator<Item = impl std::borrow::Borrow<Event>>,
+) -> Option<u32> {
+    events.into_iter().find_map(|e| match e.borrow() {
+        Event::Switch { from, .. } => Some(*from),
+        _ => None,
+    })
+}
+
+/// [`line`] prefixed with the task, as `strace -f` does, when there is more than one.
+pub fn task_line(index: u64, task: Option<u32>, event: &Event) -> String {
+    match task {
+        Some(t) => format!("[pid {t:>6}] {}", line(index, event)),
+        None => line(index, event),
     }
 }
 
@@ -219,7 +273,8 @@ pub fn line(index: u64, event: &Event) -> String {
 pub struct JsonEvent {
     /// Event index.
     pub index: u64,
-    /// `syscall`, `signal`, `rdtsc`, `cpuid`, `exit` or `aborted`.
+    /// `syscall`, `signal`, `rdtsc`, `cpuid`, `exit`, `aborted`, `switch`, `blocked`,
+    /// `newtask` or `exec`.
     pub kind: &'static str,
     /// `REWIND_TICKS` at the event, where recorded.
     pub ticks: Option<u64>,
@@ -243,10 +298,13 @@ pub struct JsonEvent {
     pub detail: Option<String>,
     /// Value of rdtsc or the cpuid answer.
     pub value: Option<Vec<u64>>,
+    /// The recording-time id of the task the event belongs to, in a recording of more than
+    /// one task.
+    pub task: Option<u32>,
 }
 
-/// The JSON view of event `index`.
-pub fn json(index: u64, event: &Event) -> JsonEvent {
+/// The JSON view of event `index` of task `task` (see [`Tasks`]).
+pub fn json(index: u64, task: Option<u32>, event: &Event) -> JsonEvent {
     let mut j = JsonEvent {
         index,
         kind: event.kind(),
@@ -261,6 +319,7 @@ pub fn json(index: u64, event: &Event) -> JsonEvent {
         rip: None,
         detail: None,
         value: None,
+        task,
     };
     match event {
         Event::Syscall(s) => {
@@ -300,6 +359,14 @@ pub fn json(index: u64, event: &Event) -> JsonEvent {
         }
         Event::Exit(e) => j.result = Some(i64::from(e.code())),
         Event::Aborted { reason } => j.detail = Some(reason.clone()),
+        Event::Switch { to, .. } => j.number = Some(u64::from(*to)),
+        Event::Blocked { nr, rip } => {
+            j.name = sysno::name(*nr).map(str::to_owned);
+            j.number = Some(*nr);
+            j.rip = Some(rip.0);
+        }
+        Event::NewTask { tid } => j.number = Some(u64::from(*tid)),
+        Event::Exec(x) => j.path = Some(String::from_utf8_lossy(&x.binary.path).into_owned()),
     }
     j
 }

@@ -354,7 +354,9 @@ pub enum Event {
     Rdtsc(RdtscEvent),
     /// A trapped CPUID.
     Cpuid(CpuidEvent),
-    /// The program ended; always the last event of a complete recording of a full run.
+    /// The current task ended. In a recording of one process this is the program's end,
+    /// always the last event of a complete recording of a full run; with more, each task
+    /// ends with one, and the last task's is the last event.
     Exit(ExitStatus),
     /// The recorder stopped before the program ended (unsupported system call, a thread
     /// or child being created, …); replay can go up to here and no further.
@@ -362,6 +364,57 @@ pub enum Event {
         /// Why, as the recorder reported it.
         reason: String,
     },
+    /// The recorder moved from task `from` to task `to` (recording-time thread ids, stable
+    /// names that replay maps to whatever ids its tasks get). The events after this one,
+    /// up to the next switch, are `to`'s. `from` rests where its last event left it (or,
+    /// after `Blocked`, inside its call); `to` goes on from where its own last event left
+    /// it. One task runs at a time, so this is the whole schedule: replay runs each task
+    /// exactly over the stretches the recording ran it.
+    Switch {
+        /// The task that ran up to here.
+        from: u32,
+        /// The task that runs from here.
+        to: u32,
+    },
+    /// The current task's next system call (`nr`, entered at `rip`) went into the kernel
+    /// and did not come back at once (it waits for a pipe, a child, another task): the
+    /// recorder ran other tasks meanwhile. The call's result is this task's next
+    /// `Syscall` event. Replay brings the task to the same entry here, so that its user
+    /// code ran over the same stretch of the schedule as at record time.
+    Blocked {
+        /// The call's number.
+        nr: u64,
+        /// Address of the instruction after its `syscall`.
+        rip: RemoteAddr,
+    },
+    /// The current task's fork, vfork, clone or clone3 (its next `Syscall` event, whose
+    /// result is `tid`) created task `tid`. Replay executes the call and maps `tid` to the
+    /// task it created.
+    NewTask {
+        /// The new task's recording-time id.
+        tid: u32,
+    },
+    /// The current task executed a new program (a successful execve; a failed one returns
+    /// to the program and is no event).
+    Exec(ExecEvent),
+}
+
+/// A program image the current task started with execve: what the exec stop of the
+/// recording's first program puts in the [`crate::Header`], for a later one.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ExecEvent {
+    /// The binary the kernel executed (for a script, its interpreter).
+    pub binary: crate::BinaryId,
+    /// The auxiliary vector as the program sees it (AT_SYSINFO_EHDR blanked).
+    pub auxv: Vec<(u64, u64)>,
+    /// Where the auxv's AT_SYSINFO_EHDR entry was blanked.
+    pub vdso_hidden_at: Option<RemoteAddr>,
+    /// The AT_RANDOM bytes, which replay writes back.
+    pub at_random: Option<(RemoteAddr, [u8; 16])>,
+    /// Registers at the exec stop, to check.
+    pub regs: Gprs,
+    /// Mappings at the exec stop, the files behind them stored as blobs.
+    pub mappings: Vec<crate::InitialMapping>,
 }
 
 impl Event {
@@ -395,7 +448,12 @@ impl Event {
             Event::Signal(s) => Some(s.ticks),
             Event::Rdtsc(r) => Some(r.ticks),
             Event::Cpuid(c) => Some(c.ticks),
-            Event::Exit(_) | Event::Aborted { .. } => None,
+            Event::Exit(_)
+            | Event::Aborted { .. }
+            | Event::Switch { .. }
+            | Event::Blocked { .. }
+            | Event::NewTask { .. }
+            | Event::Exec(_) => None,
         }
     }
 
@@ -408,6 +466,10 @@ impl Event {
             Event::Cpuid(_) => "cpuid",
             Event::Exit(_) => "exit",
             Event::Aborted { .. } => "aborted",
+            Event::Switch { .. } => "switch",
+            Event::Blocked { .. } => "blocked",
+            Event::NewTask { .. } => "newtask",
+            Event::Exec(_) => "exec",
         }
     }
 }

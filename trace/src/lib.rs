@@ -65,14 +65,14 @@ pub use chaos::ChaosInfo;
 pub use end::EndRecord;
 pub use error::{Error, Result};
 pub use event::{
-    CpuidEvent, Data, Event, ExitStatus, FileMapping, Gprs, MemWrite, Output, Placement,
+    CpuidEvent, Data, Event, ExecEvent, ExitStatus, FileMapping, Gprs, MemWrite, Output, Placement,
     RdtscEvent, RemoteAddr, SignalEvent, Stream, SyscallEvent, OUTPUT_INLINE,
 };
 pub use header::{
     BinaryId, CpuidInfo, CpuidRecord, Header, InheritedSignals, InitialMapping, Script, TickAbi,
 };
 pub use reader::{BlobChecker, EventIter, TraceReader};
-pub use version::FORMAT_VERSION;
+pub use version::{FORMAT_VERSION, OLDEST_READABLE_VERSION};
 
 /// Opens a trace directory or a packed trace; see [`TraceReader::open_any`].
 pub fn open(path: impl AsRef<std::path::Path>) -> Result<TraceReader> {

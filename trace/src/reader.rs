@@ -21,7 +21,7 @@ use crate::event::Event;
 use crate::header::Header;
 use crate::version::{
     bincode_config, BLOBS_DIR, END_FILE, EVENTS_FILE, FORMAT_VERSION, HEADER_FILE, HEADER_MAGIC,
-    INCOMPLETE_FILE, MAX_HEADER_BYTES, MAX_TRACE_EVENTS, VERSION_FILE,
+    INCOMPLETE_FILE, MAX_HEADER_BYTES, MAX_TRACE_EVENTS, OLDEST_READABLE_VERSION, VERSION_FILE,
 };
 
 /// An opened trace.
@@ -78,11 +78,11 @@ fn check_version(path: &Path, v: u32) -> Result<()> {
             what: "format version 0".into(),
         });
     }
-    if v < FORMAT_VERSION {
+    if v < OLDEST_READABLE_VERSION {
         return Err(Error::OldVersion {
             path: path.to_path_buf(),
             found: v,
-            supported: FORMAT_VERSION,
+            supported: OLDEST_READABLE_VERSION,
         });
     }
     Ok(())

@@ -1,7 +1,12 @@
 //! Format version and the trace directory's life cycle (file names).
 
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The oldest format version this build reads. Version 3 only added event kinds (the
+/// task events of a recording with more than one process), so a version-2 trace, which
+/// holds none of them, reads as it always did.
+pub const OLDEST_READABLE_VERSION: u32 = 2;
 
 /// Present while the recorder is writing; holds the version in decimal.
 pub const INCOMPLETE_FILE: &str = "incomplete";

@@ -144,6 +144,25 @@ impl Stopped {
         Ok(())
     }
 
+    /// The signals the tracee blocks now (bit `n - 1` for signal `n`), PTRACE_GETSIGMASK.
+    pub fn signal_mask(&self) -> Result<u64> {
+        let mut mask: u64 = 0;
+        // SAFETY: PTRACE_GETSIGMASK writes a sigset_t of the size passed as `addr` (8
+        // bytes, the kernel's sigset_t on x86-64) to `data`, which points at our u64.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETSIGMASK,
+                self.pid.as_raw(),
+                std::mem::size_of::<u64>(),
+                &mut mask as *mut u64,
+            )
+        };
+        if r < 0 {
+            return Err(Error::os("PTRACE_GETSIGMASK", self.pid)(Errno::last()));
+        }
+        Ok(mask)
+    }
+
     /// PTRACE_GETEVENTMSG: the message of the last ptrace event.
     pub fn event_msg(&self) -> Result<u64> {
         ptrace::getevent(self.pid)
@@ -293,6 +312,13 @@ impl Running {
 impl Running {
     /// Wraps a pid known to be a running tracee of ours.
     pub(crate) fn assume(pid: Pid) -> Self {
+        Running { pid }
+    }
+
+    /// The task a tracee's fork, vfork or clone just created (the pid its
+    /// `Stop::NewTask` event message names): traced from birth by the inherited
+    /// PTRACE_O_TRACEFORK/VFORK/CLONE, it is on its way to its first stop, a SIGSTOP.
+    pub fn new_task(pid: Pid) -> Self {
         Running { pid }
     }
 }

@@ -63,9 +63,9 @@ pub fn class(nr: u64) -> Option<Class> {
         // mmap: anonymous mappings are allowed by the filter (see `filter`); file-backed
         // ones come here and get their contents recorded.
         SYS_mmap => NONE,
-        SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => Class::Refuse(
-            "multi-threaded and multi-process programs are not supported by the recorder",
-        ),
+        // New processes are recorded (the recorder follows them); which clone flags it
+        // refuses (threads above all) it decides at the call, from the flags.
+        SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => NONE,
         SYS_execveat => Class::Refuse("a second exec is not supported"),
         SYS_ptrace => Class::Refuse("a recorded program cannot use ptrace"),
         SYS_io_uring_setup | SYS_io_uring_enter | SYS_io_uring_register => {
@@ -177,6 +177,71 @@ pub fn class(nr: u64) -> Option<Class> {
     })
 }
 
+/// Whether call `nr` may wait in the kernel for another process or thread (a pipe, a
+/// child, a lock, a timer): while such a call has not returned, the recorder may run
+/// other tasks. Every other traced call returns by itself, so the recorder just waits
+/// for it. When unsure, a call is listed: a wrong "no" would leave the recorder waiting
+/// on a call that waits on a task the recorder holds stopped.
+#[allow(non_upper_case_globals)]
+pub fn may_block(nr: u64) -> bool {
+    use libc::*;
+    let Ok(nr) = c_long::try_from(nr) else {
+        return true;
+    };
+    matches!(
+        nr,
+        SYS_read
+            | SYS_readv
+            | SYS_write
+            | SYS_writev
+            | SYS_pread64
+            | SYS_pwrite64
+            | SYS_preadv
+            | SYS_pwritev
+            | SYS_preadv2
+            | SYS_pwritev2
+            | SYS_open
+            | SYS_openat
+            | SYS_openat2
+            | SYS_creat
+            | SYS_ioctl
+            | SYS_fcntl
+            | SYS_flock
+            | SYS_sendfile
+            | SYS_copy_file_range
+            | SYS_wait4
+            | SYS_waitid
+            | SYS_poll
+            | SYS_ppoll
+            | SYS_select
+            | SYS_pselect6
+            | SYS_epoll_wait
+            | SYS_epoll_pwait
+            | SYS_epoll_pwait2
+            | SYS_futex
+            | SYS_nanosleep
+            | SYS_clock_nanosleep
+            | SYS_pause
+            | SYS_rt_sigsuspend
+            | SYS_rt_sigtimedwait
+            | SYS_accept
+            | SYS_accept4
+            | SYS_connect
+            | SYS_sendto
+            | SYS_sendmsg
+            | SYS_recvfrom
+            | SYS_recvmsg
+            | SYS_vfork
+            | SYS_clone
+            | SYS_clone3
+            | SYS_close
+            | SYS_fsync
+            | SYS_fdatasync
+            | SYS_sync
+            | SYS_syncfs
+    )
+}
+
 /// The seccomp filter: `Allow` and `Fail` classes as such, anonymous `mmap` allowed,
 /// everything else (known or not) traced.
 pub fn filter() -> Program {
@@ -248,11 +313,12 @@ mod tests {
     }
 
     #[test]
-    fn threads_are_refused_and_unknown_calls_are_unknown() {
-        assert!(matches!(
-            class(trace::sysno::number("clone").unwrap()),
-            Some(Class::Refuse(_))
-        ));
+    fn new_processes_are_recorded_and_unknown_calls_are_unknown() {
+        for name in ["clone", "clone3", "fork", "vfork"] {
+            let nr = trace::sysno::number(name).unwrap();
+            assert_eq!(class(nr), Some(Class::Record { path: None }), "{name}");
+            assert!(may_block(nr), "{name} waits for the child (vfork)");
+        }
         assert_eq!(class(trace::sysno::number("kexec_load").unwrap()), None);
     }
 }

@@ -1,0 +1,294 @@
+//! The tasks of a replay and their schedule (mirror of `recorder::tasks`): the events of
+//! each task are applied to its own tracee, and `Event::Switch` moves the replay from one
+//! task to the next exactly where the recording did, so each task runs over the same
+//! stretches of the event stream as at record time.
+//!
+//! A task is created by executing the recorded fork, vfork or clone (`Event::NewTask`,
+//! then its `Syscall`); the recording-time ids the program saw (the call's result, the
+//! tid the kernel wrote to memory) are put back in place of the replay's own, as every
+//! call that reads or names a pid is emulated. A task whose call waited in the kernel at
+//! record time (`Event::Blocked`) is brought to the same entry, and left there, so that
+//! nothing of it runs while the others do.
+
+use trace::{Event, SyscallEvent};
+use tracee::{Addr, Resume, Running, Signal, Stop, Stopped, Waited};
+
+use crate::error::{Error, Result};
+use crate::session::{Engine, Kind, TaskState};
+
+/// Where a task stands in a call that spans events of the schedule.
+#[derive(Debug)]
+pub(crate) enum Call {
+    /// Between events.
+    None,
+    /// At the seccomp stop of the call its `Blocked` event named; its `Syscall` event
+    /// applies it.
+    AtEntry,
+    /// At the ptrace stop of the fork-like call that created task `child`, which its
+    /// `Syscall` event finishes (or a `Blocked` leaves in the kernel).
+    Spawning { child: u32, settid: Option<u64> },
+    /// Inside an executed call that waits (a vfork, until its child execs or ends).
+    InKernel(Running, u32, Option<u64>),
+    /// Created, on its way to its first stop; `settid` is where its tid goes in its
+    /// own memory (CLONE_CHILD_SETTID).
+    New(Running, Option<u64>),
+}
+
+/// The clone flags and tid addresses of a fork-like call, from its arguments (clone3:
+/// from `struct clone_args` in the tracee's memory).
+fn clone_args(s: &Stopped, nr: u64, args: [u64; 6]) -> tracee::Result<(u64, u64, u64)> {
+    if nr == libc::SYS_clone as u64 {
+        // clone(flags, stack, parent_tid, child_tid, tls) on x86-64.
+        Ok((args[0], args[2], args[3]))
+    } else if nr == libc::SYS_clone3 as u64 {
+        // flags, pidfd, child_tid, parent_tid: the first four u64 of struct clone_args.
+        let flags = s.read_u64(Addr::new(args[0]))?;
+        let child = s.read_u64(Addr::new(args[0] + 16))?;
+        let parent = s.read_u64(Addr::new(args[0] + 24))?;
+        Ok((flags, parent, child))
+    } else {
+        Ok((0, 0, 0))
+    }
+}
+
+const FORK_CALLS: [i64; 4] = [
+    libc::SYS_fork,
+    libc::SYS_vfork,
+    libc::SYS_clone,
+    libc::SYS_clone3,
+];
+
+impl Engine {
+    /// Whether the recording has more than one task live at this point.
+    pub(crate) fn has_other_tasks(&self) -> bool {
+        !self.parked().is_empty()
+    }
+
+    /// Applies `ev` if it is the schedule's (a switch) or continues a call the current
+    /// task is in the middle of; `false` leaves it to the run loop.
+    pub(crate) fn on_task_event(&mut self, ev: &Event) -> Result<bool> {
+        if let Event::Switch { from, to } = ev {
+            self.switch(*from, *to)?;
+            return Ok(true);
+        }
+        if self.cur().ended {
+            return Err(self.diverged(
+                crate::describe(ev),
+                "the task has ended (the recording switches to another here)".into(),
+            ));
+        }
+        let call = std::mem::replace(&mut self.cur_mut().call, Call::None);
+        match (call, ev) {
+            (Call::None, _) => Ok(false),
+            (Call::AtEntry, Event::Syscall(sc)) => {
+                let s = self.take_live()?;
+                let regs = self.t(s.regs())?;
+                self.on_syscall(s, regs, sc)?;
+                Ok(true)
+            }
+            (Call::Spawning { child, settid }, Event::Blocked { .. }) => {
+                let s = self.take_live()?;
+                let r = self.t(s.resume(Resume::Syscall(None)))?;
+                self.cur_mut().call = Call::InKernel(r, child, settid);
+                self.applied();
+                Ok(true)
+            }
+            (Call::Spawning { child, settid }, Event::Syscall(sc)) => {
+                let s = self.take_live()?;
+                let r = self.t(s.resume(Resume::Syscall(None)))?;
+                self.finish_spawn(r, sc, child, settid)?;
+                Ok(true)
+            }
+            (Call::InKernel(r, child, settid), Event::Syscall(sc)) => {
+                self.finish_spawn(r, sc, child, settid)?;
+                Ok(true)
+            }
+            (call, ev) => Err(self.diverged(
+                crate::describe(ev),
+                format!("the task is in the middle of a call ({call:?})"),
+            )),
+        }
+    }
+
+    /// At the seccomp stop the current task's `Blocked` event names: checks it is the
+    /// same call and leaves the task there.
+    pub(crate) fn on_blocked(&mut self, s: Stopped, nr: u64, rip: u64) -> Result<()> {
+        let regs = self.t(s.regs())?;
+        if regs.syscall_nr() != nr || regs.rip() != rip {
+            let found =
+                crate::syscalls::describe_call(regs.syscall_nr(), &regs.syscall_args(), regs.rip());
+            let _ = s.kill();
+            return Err(self.diverged(
+                format!("{} blocking at {rip:#x}", crate::syscalls::name(nr)),
+                found,
+            ));
+        }
+        self.put_live(s);
+        self.cur_mut().call = Call::AtEntry;
+        self.applied();
+        Ok(())
+    }
+
+    /// At the seccomp stop of the fork-like call that `Event::NewTask` says created task
+    /// `tid`: runs it to the kernel's new-task stop and registers the child.
+    pub(crate) fn on_new_task(&mut self, s: Stopped, tid: u32) -> Result<()> {
+        let regs = self.t(s.regs())?;
+        let nr = regs.syscall_nr();
+        if !FORK_CALLS.iter().any(|&c| c as u64 == nr) {
+            let found = crate::syscalls::describe_call(nr, &regs.syscall_args(), regs.rip());
+            let _ = s.kill();
+            return Err(self.diverged(format!("a fork, vfork or clone creating task {tid}"), found));
+        }
+        if self.parked().contains_key(&tid) || self.cur().tid == Some(tid) {
+            let _ = s.kill();
+            return Err(self.diverged(
+                format!("a new task {tid}"),
+                format!("task {tid} exists already"),
+            ));
+        }
+        let (flags, parent_tid, child_tid) = self.t(clone_args(&s, nr, regs.syscall_args()))?;
+        let r = self.t(s.resume(Resume::Syscall(None)))?;
+        let (s, pid) = match self.t(r.wait())? {
+            Waited::Stopped(s, Stop::NewTask) => {
+                let msg = self.t(s.event_msg())?;
+                (s, msg)
+            }
+            Waited::Stopped(s, other) => {
+                let _ = s.kill();
+                return Err(self.diverged(format!("task {tid} created"), format!("{other:?}")));
+            }
+            Waited::Exited(e) => {
+                return Err(self.diverged(
+                    format!("task {tid} created"),
+                    format!("the tracee ended: {e:?}"),
+                ))
+            }
+        };
+        let pid = i32::try_from(pid)
+            .map(tracee::Pid::from_raw)
+            .map_err(|_| self.diverged(format!("task {tid} created"), format!("task id {pid}")))?;
+        let set = |flag: i32, at: u64| (flags & flag as u64 != 0 && at != 0).then_some(at);
+        let child = TaskState::new(
+            Some(tid),
+            self.cur().ticks,
+            Call::New(
+                Running::new_task(pid),
+                set(libc::CLONE_CHILD_SETTID, child_tid),
+            ),
+        );
+        self.parked_mut().insert(tid, child);
+        self.put_live(s);
+        self.cur_mut().call = Call::Spawning {
+            child: tid,
+            settid: set(libc::CLONE_PARENT_SETTID, parent_tid),
+        };
+        self.applied();
+        Ok(())
+    }
+
+    /// The fork-like call's exit stop: its result becomes the recorded one (the child's
+    /// recording-time id), as does the tid the kernel wrote to the parent's memory.
+    fn finish_spawn(
+        &mut self,
+        r: Running,
+        sc: &SyscallEvent,
+        child: u32,
+        settid: Option<u64>,
+    ) -> Result<()> {
+        let s = match self.t(r.wait())? {
+            Waited::Stopped(s, Stop::Syscall) => s,
+            Waited::Stopped(s, other) => {
+                let _ = s.kill();
+                return Err(
+                    self.diverged("the fork's syscall-exit stop".into(), format!("{other:?}"))
+                );
+            }
+            Waited::Exited(e) => {
+                return Err(self.diverged(
+                    "the fork's syscall-exit stop".into(),
+                    format!("the tracee ended: {e:?}"),
+                ))
+            }
+        };
+        let mut regs = self.t(s.regs())?;
+        // The argument registers survive the call: the same call, from the same place.
+        let (nr, args, rip) = (regs.syscall_nr(), regs.syscall_args(), regs.rip());
+        if nr != sc.nr || args != sc.args || rip != sc.rip.0 {
+            self.put_live(s);
+            return Err(self.diverged(
+                crate::syscalls::describe_call(sc.nr, &sc.args, sc.rip.0),
+                crate::syscalls::describe_call(nr, &args, rip),
+            ));
+        }
+        if sc.ret != i64::from(child) || regs.syscall_ret() <= 0 {
+            let found = regs.syscall_ret();
+            self.put_live(s);
+            return Err(self.diverged(
+                format!("{} returning task {child}", crate::syscalls::name(sc.nr)),
+                format!("it returned {found} (recorded {})", sc.ret),
+            ));
+        }
+        regs.set_syscall_ret(sc.ret);
+        self.t(s.set_regs(&regs))?;
+        if let Some(at) = settid {
+            self.t(s.write_bytes(Addr::new(at), &child.to_le_bytes()))?;
+        }
+        let n = self.next_event();
+        self.applied();
+        self.at_boundary(s, Kind::SyscallExit(n));
+        Ok(())
+    }
+
+    /// `Event::Switch`: parks the current task (unless it ended) and makes `to` current,
+    /// bringing a new task to its first stop.
+    fn switch(&mut self, from: u32, to: u32) -> Result<()> {
+        // The first task is named by the first switch away from it.
+        let here = *self.cur_mut().tid.get_or_insert(from);
+        if here != from || from == to {
+            return Err(self.diverged(
+                format!("a switch from task {from} to task {to}"),
+                format!("task {here} is running"),
+            ));
+        }
+        let Some(next) = self.parked_mut().remove(&to) else {
+            return Err(self.diverged(
+                format!("a switch to task {to}"),
+                format!("no task {to} exists at this point of the replay"),
+            ));
+        };
+        let prev = self.replace_cur(next);
+        if !prev.ended {
+            self.parked_mut().insert(from, prev);
+        }
+        if matches!(self.cur().call, Call::New(..)) {
+            let Call::New(r, settid) = std::mem::replace(&mut self.cur_mut().call, Call::None)
+            else {
+                unreachable!("matched just above")
+            };
+            let s = match self.t(r.wait())? {
+                Waited::Stopped(s, Stop::Signal(Signal::SIGSTOP)) => s,
+                Waited::Stopped(s, other) => {
+                    let _ = s.kill();
+                    return Err(
+                        self.diverged(format!("task {to}'s first stop"), format!("{other:?}"))
+                    );
+                }
+                Waited::Exited(e) => {
+                    return Err(Error::Divergence {
+                        event: self.next_event(),
+                        expected: format!("task {to}'s first stop"),
+                        found: format!("it ended: {e:?}"),
+                    })
+                }
+            };
+            if let Some(at) = settid {
+                self.t(s.write_bytes(Addr::new(at), &to.to_le_bytes()))?;
+            }
+            self.put_live(s);
+        }
+        self.applied();
+        let n = self.next_event();
+        self.set_position(crate::position::Position::event(n));
+        Ok(())
+    }
+}
