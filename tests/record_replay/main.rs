@@ -10,5 +10,6 @@ mod common;
 mod checks;
 mod killed;
 mod launch;
+mod processes;
 mod programs;
 mod write_only;

@@ -148,6 +148,15 @@ pub fn class(nr: u64) -> Option<Class> {
         | SYS_setpgid
         | SYS_getresuid
         | SYS_getresgid
+        // Emulated at replay like every recorded call: a replay changes no credentials.
+        | SYS_setuid
+        | SYS_setgid
+        | SYS_setreuid
+        | SYS_setregid
+        | SYS_setresuid
+        | SYS_setresgid
+        | SYS_setfsuid
+        | SYS_setfsgid
         | SYS_getgroups
         | SYS_set_tid_address
         | SYS_prlimit64

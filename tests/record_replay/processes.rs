@@ -1,0 +1,322 @@
+//! Programs that fork and exec: shell pipelines, command substitution, gcc driving cc1
+//! and as, make, python's subprocess (vfork), a C fork + pipe + wait, a `#!` script and
+//! a pyenv-style shim each replay to the same output and end, several times in a row;
+//! every event is named with its task; threads are refused with a reason; and each new
+//! kind of event, tampered with, is refused.
+
+use std::path::Path;
+
+use crate::common::*;
+use trace::{Event, ExitStatus};
+
+/// Replays `trace` 3 times (20 under `REWIND_SOAK=1`); each must print `stdout` and end
+/// with `exit`.
+#[track_caller]
+fn replays_identically(trace: &Path, stdout: &[u8], exit: ExitStatus) {
+    for i in 0..testsupport::repetitions(3, 20) {
+        let out = replay(trace);
+        assert_eq!(out.exit, Some(exit), "run {i}: end differs");
+        assert!(
+            out.console == stdout,
+            "run {i}: console differs\n--- recorded ---\n{}\n--- replayed ---\n{}",
+            String::from_utf8_lossy(stdout),
+            String::from_utf8_lossy(&out.console)
+        );
+    }
+}
+
+/// The tasks the trace names: the first one and every `NewTask`, in order.
+fn tasks(evs: &[Event]) -> Vec<u32> {
+    let mut out: Vec<u32> = trace::dump::first_task(evs).into_iter().collect();
+    out.extend(evs.iter().filter_map(|e| match e {
+        Event::NewTask { tid } => Some(*tid),
+        _ => None,
+    }));
+    out
+}
+
+/// Records `sh -c script` and checks it replays identically and forked at least
+/// `processes - 1` times; returns the trace and its events.
+fn shell(d: &Path, script: &str, processes: usize) -> (std::path::PathBuf, Vec<Event>) {
+    let (rec, t, out) = record(d, "/bin/sh", &["-c", script]);
+    assert_eq!(rec.exit, ExitStatus::Exited(0), "{script}");
+    let evs = events(&t);
+    assert!(
+        tasks(&evs).len() >= processes,
+        "{script}: {} tasks",
+        tasks(&evs).len()
+    );
+    replays_identically(&t, &out, rec.exit);
+    (t, evs)
+}
+
+#[test]
+fn a_shell_pipeline_replays_with_every_process() {
+    let d = tempfile::tempdir().unwrap();
+    let (rec, t, out) = record(
+        d.path(),
+        "/bin/bash",
+        &["-c", "seq 1000 | sort -rn | head -3"],
+    );
+    assert_eq!(out, b"1000\n999\n998\n");
+    let evs = events(&t);
+    let execs = evs.iter().filter(|e| matches!(e, Event::Exec(_))).count();
+    assert_eq!(execs, 3, "seq, sort and head each exec'd");
+    // Each process ends with its own exit, the first (bash) last.
+    let exits = evs.iter().filter(|e| matches!(e, Event::Exit(_))).count();
+    assert_eq!(exits, 4);
+    assert!(matches!(
+        evs.last(),
+        Some(Event::Exit(ExitStatus::Exited(0)))
+    ));
+    replays_identically(&t, &out, rec.exit);
+}
+
+#[test]
+fn every_event_belongs_to_a_task_the_trace_created() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, evs) = shell(d.path(), "echo one | cat; echo two | cat", 3);
+    let known = tasks(&evs);
+    let mut cursor = trace::dump::Tasks::new(trace::dump::first_task(&evs));
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &evs {
+        let task = cursor.on(e).expect("every event has a task");
+        assert!(known.contains(&task), "{task} is not a task of the trace");
+        seen.insert(task);
+    }
+    assert_eq!(seen.len(), known.len(), "every task has events");
+}
+
+#[test]
+fn command_substitution_replays_the_recorded_time() {
+    let d = tempfile::tempdir().unwrap();
+    shell(d.path(), "x=$(date +%N); echo $x", 2);
+}
+
+#[test]
+fn a_c_fork_pipe_and_wait_replay_with_the_recorded_pids() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(
+        d.path(),
+        "forkpipe",
+        "#include <stdio.h>\n#include <unistd.h>\n#include <sys/wait.h>\n\
+         int main(void){ int p[2]; pipe(p); pid_t c = fork();\n\
+         if (c == 0) { close(p[0]); for (int i = 0; i < 5; i++) { char b[64];\n\
+           int n = snprintf(b, sizeof b, \"child %d of %d\\n\", i, getpid());\n\
+           write(p[1], b, n); usleep(1000); } _exit(7); }\n\
+         close(p[1]); char buf[256]; ssize_t n;\n\
+         while ((n = read(p[0], buf, sizeof buf)) > 0) fwrite(buf, 1, n, stdout);\n\
+         int st; waitpid(c, &st, 0); printf(\"child %d exited %d\\n\", c, WEXITSTATUS(st));\n\
+         return 0; }\n",
+    );
+    let (rec, t, out) = record(d.path(), &exe, &[]);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.contains("exited 7"), "{text}");
+    // The child's pid as the program printed it is the recorded one at replay too.
+    let evs = events(&t);
+    let child = tasks(&evs)[1];
+    assert!(text.contains(&format!("child 4 of {child}")), "{text}");
+    replays_identically(&t, &out, rec.exit);
+}
+
+#[test]
+fn gcc_replays_its_cc1_and_as() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("small.c");
+    std::fs::write(&src, "int twice(int x) { return 2 * x; }\n").unwrap();
+    let obj = d.path().join("small.o");
+    let (rec, t, out) = record(
+        d.path(),
+        "gcc",
+        &["-c", src.to_str().unwrap(), "-o", obj.to_str().unwrap()],
+    );
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    assert!(tasks(&events(&t)).len() >= 3, "gcc, cc1 and as");
+    std::fs::remove_file(&obj).unwrap();
+    replays_identically(&t, &out, rec.exit);
+    assert!(!obj.exists(), "the replay wrote {}", obj.display());
+}
+
+#[test]
+fn make_of_a_two_file_project_replays() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::write(
+        p.join("main.c"),
+        "int util(void);\nint main(void){return util();}\n",
+    )
+    .unwrap();
+    std::fs::write(p.join("util.c"), "int util(void){return 0;}\n").unwrap();
+    std::fs::write(
+        p.join("Makefile"),
+        "prog: main.o util.o\n\tcc -o prog main.o util.o\n%.o: %.c\n\tcc -c $< -o $@\n",
+    )
+    .unwrap();
+    let (rec, t, out) = record(
+        p,
+        "make",
+        &["-C", p.to_str().unwrap(), "--no-print-directory"],
+    );
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    assert!(String::from_utf8_lossy(&out).contains("cc -o prog"));
+    replays_identically(&t, &out, rec.exit);
+}
+
+#[test]
+fn python_subprocess_replays_through_vfork() {
+    let d = tempfile::tempdir().unwrap();
+    let (rec, t, out) = record(
+        d.path(),
+        "/usr/bin/python3",
+        &[
+            "-c",
+            "import subprocess; r = subprocess.run(['echo', 'from the child'], \
+             capture_output=True); print(r.returncode, r.stdout)",
+        ],
+    );
+    assert_eq!(out, b"0 b'from the child\\n'\n");
+    replays_identically(&t, &out, rec.exit);
+}
+
+#[test]
+fn a_script_and_a_shim_that_execs_the_interpreter_replay() {
+    let d = tempfile::tempdir().unwrap();
+    let script = d.path().join("count.sh");
+    std::fs::write(&script, "#!/bin/sh\nseq 3 | tac\n").unwrap();
+    let shim = d.path().join("python3");
+    std::fs::write(&shim, "#!/bin/sh\nexec /usr/bin/python3 \"$@\"\n").unwrap();
+    for f in [&script, &shim] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (rec, t, out) = record(d.path(), &script, &[]);
+    assert_eq!(out, b"3\n2\n1\n");
+    replays_identically(&t, &out, rec.exit);
+    let (rec, t, out) = testsupport::record::record_in(
+        d.path(),
+        "shim",
+        &shim,
+        &["-c", "print('through the shim')"],
+    );
+    assert_eq!(out, b"through the shim\n");
+    let execs = events(&t)
+        .iter()
+        .filter(|e| matches!(e, Event::Exec(_)))
+        .count();
+    assert_eq!(execs, 1, "the shim's exec of python");
+    replays_identically(&t, &out, rec.exit);
+}
+
+#[test]
+fn a_thread_is_refused_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(
+        d.path(),
+        "thread",
+        "#include <pthread.h>\nstatic void *f(void *a){return a;}\n\
+         int main(void){ pthread_t t; pthread_create(&t, 0, f, 0); return pthread_join(t, 0); }\n",
+    );
+    let mut opts = recorder::RecordOptions::new(&exe, Vec::<String>::new());
+    opts.out_dir = Some(d.path().join("trace"));
+    let err = recorder::record(&opts).unwrap_err().to_string();
+    assert!(
+        err.contains("clone") && err.contains("threads are not recorded"),
+        "{err}"
+    );
+    // The trace is whole up to the refusal, which it records.
+    let evs = events(&d.path().join("trace"));
+    assert!(matches!(evs.last(), Some(Event::Aborted { reason }) if reason.contains("threads")));
+}
+
+/// The pipeline's trace, re-written by `edit` (which must change something), replayed:
+/// the error it fails with.
+fn tampered(edit: impl Fn(u64, Event) -> Option<Event>) -> String {
+    let d = tempfile::tempdir().unwrap();
+    let (_, t, _) = record(d.path(), "/bin/sh", &["-c", "echo a | cat"]);
+    let changed = std::cell::Cell::new(false);
+    let bad = d.path().join("bad");
+    rewrite(&t, &bad, |i, e| match edit(i, e.clone()) {
+        Some(new) => {
+            changed.set(true);
+            new
+        }
+        None => e,
+    });
+    assert!(changed.get(), "the edit found its event");
+    match replayer::replay(&bad, Default::default()) {
+        Ok(o) => panic!("a tampered trace replayed: {:?}", o.exit),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_switch_to_a_task_that_does_not_exist_is_refused() {
+    let first = std::cell::Cell::new(true);
+    let err = tampered(|_, e| match e {
+        Event::Switch { from, .. } if first.replace(false) => Some(Event::Switch { from, to: 1 }),
+        _ => None,
+    });
+    assert!(
+        err.contains("a switch to task 1") && err.contains("no task 1 exists"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_switch_from_a_task_that_is_not_running_is_refused() {
+    // The second switch: the first one is what names the first task.
+    let seen = std::cell::Cell::new(0);
+    let err = tampered(|_, e| match e {
+        Event::Switch { from, to } => {
+            seen.set(seen.get() + 1);
+            (seen.get() == 2).then_some(Event::Switch { from: from + 1, to })
+        }
+        _ => None,
+    });
+    assert!(
+        err.contains("is running") && err.contains("a switch from task"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_new_task_with_another_id_is_refused_at_the_fork() {
+    let first = std::cell::Cell::new(true);
+    let err = tampered(|_, e| match e {
+        Event::NewTask { tid } if first.replace(false) => Some(Event::NewTask { tid: tid + 1 }),
+        _ => None,
+    });
+    assert!(
+        err.contains("returning task") && err.contains("recorded"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_blocked_call_that_is_another_call_is_refused() {
+    let first = std::cell::Cell::new(true);
+    let err = tampered(|_, e| match e {
+        Event::Blocked { rip, .. } if first.replace(false) => Some(Event::Blocked {
+            nr: trace::sysno::number("getppid").unwrap(),
+            rip,
+        }),
+        _ => None,
+    });
+    assert!(err.contains("getppid blocking at"), "{err}");
+}
+
+#[test]
+fn an_exec_of_another_binary_is_refused_naming_it() {
+    let err = tampered(|_, e| match e {
+        Event::Exec(mut x) => {
+            x.binary.sha256 = trace::BlobHash::of(b"another program");
+            Some(Event::Exec(x))
+        }
+        _ => None,
+    });
+    assert!(err.contains("/usr/bin/cat") || err.contains("cat"), "{err}");
+    assert!(
+        err.contains(&trace::BlobHash::of(b"another program").hex()),
+        "{err}"
+    );
+}
