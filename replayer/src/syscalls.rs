@@ -52,6 +52,26 @@ pub fn replay_class(ev: &SyscallEvent) -> ReplayClass<'_> {
     }
 }
 
+/// Where a call takes a temporary signal mask.
+#[derive(Debug, Clone, Copy)]
+enum MaskArg {
+    /// A `sigset_t *` argument.
+    At(usize),
+    /// An argument pointing at a struct whose first field is the `sigset_t *`.
+    InStruct(usize),
+}
+
+fn temporary_mask_arg(nr: u64) -> Option<MaskArg> {
+    let nr = i64::try_from(nr).ok()?;
+    Some(match nr {
+        libc::SYS_rt_sigsuspend => MaskArg::At(0),
+        libc::SYS_ppoll => MaskArg::At(3),
+        libc::SYS_epoll_pwait | libc::SYS_epoll_pwait2 => MaskArg::At(4),
+        libc::SYS_pselect6 => MaskArg::InStruct(5),
+        _ => return None,
+    })
+}
+
 /// Restart codes: a signal interrupted the call and will be placed at its exit.
 pub(crate) fn is_restart(ret: i64) -> bool {
     (-516..=-512).contains(&ret)
@@ -193,6 +213,9 @@ impl Engine {
                 Ok(())
             }
             ReplayClass::MapFile(m) => self.on_mmap(s, regs, sc, m),
+            ReplayClass::Emulate if self.signal_follows_under_its_mask(sc) => {
+                self.suspend_for_signal(s, regs, sc)
+            }
             ReplayClass::Emulate => {
                 let mut skip = regs;
                 skip.set_orig_rax(u64::MAX);
@@ -201,6 +224,79 @@ impl Engine {
                 self.finish_emulated(s, sc)
             }
         }
+    }
+
+    /// Whether `sc` installs a temporary signal mask (sigsuspend, ppoll, pselect6,
+    /// epoll_pwait) and the recording delivers a signal at its exit: that signal was
+    /// delivered under the call's mask, with the program's own mask saved in its frame,
+    /// which only the kernel can arrange.
+    fn signal_follows_under_its_mask(&self, sc: &SyscallEvent) -> bool {
+        temporary_mask_arg(sc.nr).is_some()
+            && matches!(
+                self.event(self.next_event() + 1),
+                Some(Event::Signal(g))
+                    if g.placement == trace::Placement::SyscallExit { event: self.next_event() }
+            )
+    }
+
+    /// Emulates `sc` as an rt_sigsuspend on the call's own mask that the replayer
+    /// interrupts with the recorded signal, so that the kernel applies and later restores
+    /// the mask as it did at record time; then the recorded result and writes.
+    fn suspend_for_signal(&mut self, s: Stopped, regs: Regs, sc: &SyscallEvent) -> Result<()> {
+        let mask = match temporary_mask_arg(sc.nr) {
+            Some(MaskArg::At(i)) => sc.args[i],
+            // pselect6's sixth argument points at { const sigset_t *ss; size_t ss_len }.
+            Some(MaskArg::InStruct(i)) if sc.args[i] != 0 => {
+                self.t(s.read_u64(Addr::new(sc.args[i])))?
+            }
+            _ => 0,
+        };
+        let Some(Event::Signal(g)) = self.event(self.next_event() + 1).cloned() else {
+            return Err(self.diverged(
+                describe_call(sc.nr, &sc.args, sc.rip.0),
+                "no signal after it".into(),
+            ));
+        };
+        let signal = tracee::Signal::try_from(g.signo).map_err(|_| {
+            self.diverged(
+                format!("signal {}", g.signo),
+                "an unknown signal number".into(),
+            )
+        })?;
+        let mut r = regs;
+        if mask != 0 {
+            r.set_orig_rax(libc::SYS_rt_sigsuspend as u64);
+            r.set_rdi(mask);
+            r.set_rsi(8);
+        } else {
+            // No mask of its own: the program's mask applies, as a skipped call leaves it.
+            r.set_orig_rax(u64::MAX);
+        }
+        self.t(s.set_regs(&r))?;
+        let running = self.t(s.resume(Resume::Syscall(None)))?;
+        if mask != 0 {
+            self.t(running.signal(signal))?;
+        }
+        let s = match self.t(running.wait())? {
+            Waited::Stopped(s, tracee::Stop::Syscall) => s,
+            Waited::Stopped(s, other) => {
+                let _ = s.kill();
+                return Err(self.diverged("the syscall-exit stop".into(), format!("{other:?}")));
+            }
+            Waited::Exited(e) => {
+                return Err(self.diverged(
+                    "the syscall-exit stop".into(),
+                    format!("the tracee ended: {e:?}"),
+                ))
+            }
+        };
+        // The arguments as the program passed them; result and writes as recorded.
+        let mut back = self.t(s.regs())?;
+        back.set_rdi(regs.syscall_args()[0]);
+        back.set_rsi(regs.syscall_args()[1]);
+        back.set_orig_rax(sc.nr);
+        self.t(s.set_regs(&back))?;
+        self.finish_emulated(s, sc)
     }
 
     /// At the exit stop of a skipped call: the recorded result and writes.

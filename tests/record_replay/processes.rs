@@ -320,3 +320,35 @@ fn an_exec_of_another_binary_is_refused_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_signal_let_through_only_by_sigsuspend_or_ppoll_replays_under_that_mask() {
+    let d = tempfile::tempdir().unwrap();
+    // SIGALRM is blocked but for the call's own mask; the handler sees the program's mask
+    // put back in its frame, and the program reports the mask after it.
+    for (name, wait) in [
+        ("suspend", "sigsuspend(&old)"),
+        ("ppoll", "ppoll(0, 0, 0, &old)"),
+    ] {
+        let exe = cc(
+            d.path(),
+            name,
+            &format!(
+                "#define _GNU_SOURCE\n#include <signal.h>\n#include <poll.h>\n#include <stdio.h>\n\
+                 #include <sys/time.h>\nstatic volatile int got;\nstatic void h(int s){{ got = s; }}\n\
+                 int main(void){{ signal(SIGALRM, h); sigset_t m, old, now;\n\
+                 sigemptyset(&m); sigaddset(&m, SIGALRM); sigprocmask(SIG_BLOCK, &m, &old);\n\
+                 struct itimerval t = {{{{0, 0}}, {{0, 20000}}}}; setitimer(ITIMER_REAL, &t, 0);\n\
+                 int r = {wait}; sigprocmask(SIG_BLOCK, 0, &now);\n\
+                 printf(\"%d got %d blocked %d\\n\", r, got, sigismember(&now, SIGALRM));\n\
+                 return 0; }}\n"
+            ),
+        );
+        let (rec, t, out) =
+            testsupport::record::record_in(d.path(), &format!("{name}.trace"), &exe, &[]);
+        assert_eq!(out, b"-1 got 14 blocked 1\n", "{name}");
+        replays_identically(&t, &out, rec.exit);
+    }
+    // dash blocks SIGCHLD and waits for a background job this way.
+    shell(d.path(), "sleep 0.05 & echo started; wait; echo done", 2);
+}

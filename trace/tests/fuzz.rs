@@ -155,12 +155,14 @@ fn exercise(path: &Path, unpack_to: &Path) {
         return;
     };
     let mut blobs = BlobChecker::default();
+    let mut tasks = dump::Tasks::new(None);
     for item in events.by_ref() {
         let Ok((i, e)) = item else {
             break;
         };
-        let _ = dump::line(i, &e);
-        let _ = serde_json::to_string(&dump::json(i, &e));
+        let task = tasks.on(&e);
+        let _ = dump::task_line(i, task, &e);
+        let _ = serde_json::to_string(&dump::json(i, task, &e));
         let _ = blobs.check(&r, &e);
         for (hash, len) in e.blobs() {
             let _ = r.blob(&hash, len);

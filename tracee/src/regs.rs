@@ -41,6 +41,7 @@ impl Regs {
         rbx / set_rbx,
         rdx / set_rdx,
         rdi / set_rdi,
+        rsi / set_rsi,
         r8 / set_r8,
         r9 / set_r9,
         r10 / set_r10,
