@@ -369,18 +369,26 @@ fn unknown_syscall_stops_the_recording_with_its_name() {
 }
 
 #[test]
-fn fork_is_refused_cleanly() {
+fn a_fork_is_followed_and_the_child_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let exe = cc(
         dir.path(),
         "forker",
-        "#include <unistd.h>\nint main(void){ fork(); return 0; }\n",
+        "#include <unistd.h>\n#include <sys/wait.h>\n\
+         int main(void){ if (fork() == 0) _exit(3); int st; wait(&st); return WEXITSTATUS(st); }\n",
     );
     let mut opts = recorder::RecordOptions::new(&exe, Vec::<String>::new());
     opts.out_dir = Some(dir.path().join("trace"));
-    let msg = recorder::record(&opts).unwrap_err().to_string();
-    assert!(
-        msg.contains("clone") && msg.contains("not supported"),
-        "{msg}"
-    );
+    let rec = recorder::record(&opts).unwrap();
+    assert_eq!(rec.exit, trace::ExitStatus::Exited(3));
+    let (_, evs) = events(&dir.path().join("trace"));
+    let child = evs.iter().find_map(|e| match e {
+        trace::Event::NewTask { tid } => Some(*tid),
+        _ => None,
+    });
+    let child = child.expect("a NewTask event");
+    assert!(evs.contains(&trace::Event::Exit(trace::ExitStatus::Exited(3))));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e, trace::Event::Switch { to, .. } if *to == child)));
 }

@@ -1100,7 +1100,11 @@ impl Engine {
     /// tracee forked there, as its tracee; the previous one is killed.
     pub(crate) fn restore(&mut self, snap: &Snapshot, live: Stopped) {
         self.kill_live();
+        // A checkpoint holds one task (none is taken while there are more).
         self.cur.live = Some(live);
+        self.cur.ended = false;
+        self.cur.call = crate::tasks::Call::None;
+        self.first_exit = None;
         // A fork rests at a signal-delivery stop (see `Stopped::fork_stopped`).
         self.cur.kind = Kind::SignalDelivery;
         self.next = snap.pos.event;
