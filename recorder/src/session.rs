@@ -2,14 +2,12 @@
 //! ptrace stop into events, handing each to the module of its source of nondeterminism
 //! (`syscalls`, `signals`, `time`, `cpuid`, `exec`).
 
-use std::time::Instant;
-
 use trace::{Event, ExitStatus, TraceWriter};
 use tracee::{Addr, Exit, Pid, Regs, Resume, Running, Stop, Stopped, Waited};
 
 use crate::error::{Error, Result};
 use crate::files::FileCache;
-use crate::tasks::{PendingCall, TaskCtx, Tasks};
+use crate::tasks::{TaskCtx, Tasks, Waiting};
 
 /// Addresses of the execution-point ABI symbols in the tracee.
 #[derive(Debug, Clone, Copy)]
@@ -22,8 +20,9 @@ pub(crate) struct TickAddrs {
 pub(crate) enum Flow {
     Running(Running),
     Exited(Exit),
-    /// Its call waits in the kernel (its `Event::Blocked` written): other tasks run.
-    Blocked(Running, Box<PendingCall>),
+    /// It waits in the kernel (in a call whose `Event::Blocked` is written, or for its
+    /// end): other tasks run.
+    Parked(Waiting),
 }
 
 /// State of one recording.
@@ -106,9 +105,9 @@ impl Session {
                         None => return Ok(first_end.unwrap_or(status)),
                     }
                 }
-                Flow::Blocked(r, call) => match self.switch_away(Some((r, call)))? {
+                Flow::Parked(w) => match self.switch_away(Some(w))? {
                     Some(f) => f,
-                    None => unreachable!("the blocked task itself is parked"),
+                    None => unreachable!("the parked task itself is there to switch to"),
                 },
             }
         }
@@ -205,27 +204,20 @@ impl Session {
     /// `signals::HOLD_LIMIT` (or at the next probe, or the deadline) stops the tracee with
     /// SIGSTOP so the signal can be placed where it is (`Placement::Registers`).
     fn wait(&mut self, running: Running) -> Result<Waited> {
-        let Some(since) = self.task.sig.held_since() else {
-            return self.t(running.wait());
+        let deadline = match self.task.sig.held_since() {
+            Some(since) if !self.task.sig.stop_sent => Some(self.task.sig.next_stop(since)),
+            _ => None,
         };
-        if self.task.sig.stop_sent {
-            return self.t(running.wait());
-        }
-        let stop_at = self.task.sig.next_stop(since);
-        let mut r = running;
-        let mut nap = std::time::Duration::from_micros(20);
-        loop {
-            match self.t(r.try_wait())? {
-                Ok(w) => return Ok(w),
-                Err(back) => r = back,
-            }
-            if Instant::now() >= stop_at {
+        match self.wait_running(running, deadline)? {
+            Ok(w) => Ok(w),
+            Err(r) => {
                 self.t(r.signal(tracee::Signal::SIGSTOP))?;
                 self.task.sig.stop_sent = true;
-                return self.t(r.wait());
+                match self.wait_running(r, None)? {
+                    Ok(w) => Ok(w),
+                    Err(_) => unreachable!("a wait without a deadline returns a report"),
+                }
             }
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(std::time::Duration::from_millis(1));
         }
     }
 

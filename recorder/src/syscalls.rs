@@ -10,7 +10,7 @@ use tracee::{Addr, Resume, Stopped};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::session::{Flow, Session};
-use crate::tasks::{CallEnd, PendingCall};
+use crate::tasks::{CallEnd, PendingCall, Ready, Waiting};
 
 impl Session {
     /// A traced call at its seccomp stop: refuse what the table refuses, run it to its
@@ -81,9 +81,15 @@ impl Session {
             None
         };
         if nr == libc::SYS_exit_group as u64 || nr == libc::SYS_exit as u64 {
-            // These do not return: log them now, the exit status follows.
+            // These do not return: log them now, the exit status follows. With other
+            // tasks, the end is waited for among theirs: a thread group's leader is
+            // reported only after its other threads, which the recorder must reap first.
             self.append(Event::Syscall(event))?;
-            return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
+            let running = self.t(s.resume(Resume::Cont(None)))?;
+            if self.tasks.is_empty() {
+                return Ok(Flow::Running(running));
+            }
+            return Ok(Flow::Parked(Waiting::Exiting));
         }
         if crate::tasks::creates_task(nr) {
             if let Some(why) = self.t(crate::tasks::refused_clone(&s, nr, args))? {
@@ -107,12 +113,12 @@ impl Session {
                 self.append(Event::Syscall(event))?;
                 Ok(Flow::Exited(e))
             }
-            CallEnd::Blocked(r) => {
+            CallEnd::Blocked => {
                 self.append(Event::Blocked {
                     nr,
                     rip: RemoteAddr(call.entry_rip),
                 })?;
-                Ok(Flow::Blocked(r, Box::new(call)))
+                Ok(Flow::Parked(Waiting::InCall(Box::new(call))))
             }
         }
     }
@@ -200,6 +206,9 @@ impl Session {
         }
         let index = self.append(Event::Syscall(event))?;
         self.task.last_exit = Some((exit_regs, index));
+        if self.slice_over()? {
+            return Ok(Flow::Parked(Waiting::Ready(Ready::Stopped(s))));
+        }
         self.t(s.resume(Resume::Cont(None))).map(Flow::Running)
     }
 }

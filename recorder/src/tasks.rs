@@ -6,12 +6,13 @@
 //! one task executed user code, so replay, running each task over the same stretches of
 //! the event stream, reproduces every interleaving the tasks could observe.
 //!
-//! A task that runs a long time without a traced call keeps the others waiting; that
-//! only slows processes that talk through the kernel (pipes, wait4, signals), and
-//! threads, which could spin on each other's memory, are refused at their clone until
-//! preemption can be placed exactly.
+//! Threads are tasks like processes: one runs at a time, and they switch where they
+//! wait in the kernel (a contended futex above all). A task that runs a long time
+//! without a traced call keeps the others waiting: the schedule stays exact, and only a
+//! thread that spins on another's memory without a system call would wait forever (see
+//! the README's limits).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use trace::{Event, SyscallEvent};
@@ -25,6 +26,10 @@ use crate::signals::SignalState;
 /// recorder lets them run: long enough that a call which returns by itself (a read of a
 /// full pipe, a wait4 for a child that already ended) is recorded without a switch.
 pub const BLOCK_WINDOW: Duration = Duration::from_millis(2);
+
+/// How long a task that keeps making calls which return by themselves runs before
+/// another task that can run gets the CPU, at its next syscall exit.
+pub const TIME_SLICE: Duration = Duration::from_millis(10);
 
 /// The state the recorder keeps for one task, swapped in while it runs.
 pub(crate) struct TaskCtx {
@@ -66,20 +71,25 @@ pub(crate) enum CallEnd {
     /// The task ended inside it.
     Died(Exit),
     /// Still in the kernel after the window, with other tasks to run.
-    Blocked(Running),
+    Blocked,
 }
 
 /// Where a task that is not running waits.
-enum Waiting {
+pub(crate) enum Waiting {
     /// Created, on its way to its first stop.
-    New(Running),
+    New,
     /// Inside the call its `Blocked` event names.
-    InCall(Running, Box<PendingCall>),
+    InCall(Box<PendingCall>),
+    /// After its exit or exit_group, on its way to its end.
+    Exiting,
+    /// Able to run.
+    Ready(Ready),
 }
 
 /// What a parked task that can run resumes from.
-enum Ready {
-    /// Its first stop (the SIGSTOP a new task starts with), resumed as it is.
+pub(crate) enum Ready {
+    /// A stop whose handling is done (a new task's first SIGSTOP, or the syscall-exit
+    /// stop where its time slice ended), resumed as it is.
     Stopped(Stopped),
     /// Its blocked call came back: at the syscall-exit stop, its event still to write.
     Returned(Stopped, Box<PendingCall>),
@@ -96,6 +106,11 @@ struct Parked {
 #[derive(Default)]
 pub(crate) struct Tasks {
     parked: BTreeMap<i32, Parked>,
+    /// Reports for tasks not known yet (a child's first stop can come before its
+    /// parent's new-task stop).
+    early: HashMap<i32, Waited>,
+    /// When the running task was switched in.
+    slice_from: Option<Instant>,
 }
 
 impl Tasks {
@@ -109,6 +124,12 @@ impl Tasks {
         for (pid, _) in std::mem::take(&mut self.parked) {
             tracee::task::kill_pid(Pid::from_raw(pid));
         }
+    }
+
+    fn any_ready(&self) -> bool {
+        self.parked
+            .values()
+            .any(|p| matches!(p.waiting, Waiting::Ready(_)))
     }
 }
 
@@ -125,9 +146,14 @@ pub(crate) fn creates_task(nr: u64) -> bool {
 }
 
 /// Clone flags the recorder follows: a new process, with or without its parent waiting
-/// for its exec (vfork), told its tid in either memory, with shared filesystem state.
+/// for its exec (vfork), or a thread; told its tid in either memory, sharing what a
+/// thread shares.
 const FOLLOWED_CLONE_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_VFORK
+    | libc::CLONE_THREAD
+    | libc::CLONE_SIGHAND
+    | libc::CLONE_SETTLS
+    | libc::CLONE_FILES
     | libc::CLONE_FS
     | libc::CLONE_SYSVSEM
     | libc::CLONE_PARENT_SETTID
@@ -135,9 +161,10 @@ const FOLLOWED_CLONE_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_CHILD_CLEARTID) as u64
     | 0xff;
 
-/// Why a task-creating call is refused, if it is: threads (or any task sharing memory
-/// with a running parent) until their preemption can be placed exactly, and the flags
-/// replay could not reproduce (namespaces, pidfds, untraced children).
+/// Why a task-creating call is refused, if it is: a process sharing memory with a
+/// running parent (a thread shares it too, but runs one at a time with the others of its
+/// group, which replay reproduces), and the flags replay could not reproduce
+/// (namespaces, pidfds, untraced children).
 pub(crate) fn refused_clone(
     s: &Stopped,
     nr: u64,
@@ -151,23 +178,16 @@ pub(crate) fn refused_clone(
     } else {
         return Ok(None);
     };
-    let vm = libc::CLONE_VM as u64;
-    let vfork = libc::CLONE_VFORK as u64;
-    if flags & libc::CLONE_THREAD as u64 != 0 {
+    let has = |f: i32| flags & f as u64 != 0;
+    if has(libc::CLONE_VM) && !has(libc::CLONE_VFORK) && !has(libc::CLONE_THREAD) {
         return Ok(Some(
-            "threads are not recorded yet: one thread runs at a time, and a thread that \
-             spins on another's memory needs a preemption replay can place exactly",
-        ));
-    }
-    if flags & vm != 0 && flags & vfork == 0 {
-        return Ok(Some(
-            "a child sharing its parent's memory while both run cannot be recorded yet",
+            "a child process sharing its parent's memory while both run cannot be recorded yet",
         ));
     }
     if flags & !FOLLOWED_CLONE_FLAGS != 0 {
         return Ok(Some(
-            "these clone flags (namespaces, pidfds, shared descriptor tables or untraced \
-             children) are not supported by the recorder",
+            "these clone flags (namespaces, pidfds or untraced children) are not supported by \
+             the recorder",
         ));
     }
     Ok(None)
@@ -180,13 +200,11 @@ impl Session {
     pub(crate) fn run_call(&mut self, s: Stopped, nr: u64) -> Result<CallEnd> {
         let mut running = self.t(s.resume(Resume::Syscall(None)))?;
         loop {
-            let waited = if self.tasks.is_empty() || !tracee::syscalls::may_block(nr) {
-                self.t(running.wait())?
-            } else {
-                match self.wait_window(running)? {
-                    Ok(w) => w,
-                    Err(r) => return Ok(CallEnd::Blocked(r)),
-                }
+            let window = (!self.tasks.is_empty() && tracee::syscalls::may_block(nr))
+                .then(|| Instant::now() + BLOCK_WINDOW);
+            let waited = match self.wait_running(running, window)? {
+                Ok(w) => w,
+                Err(_) => return Ok(CallEnd::Blocked),
             };
             match waited {
                 Waited::Stopped(s, Stop::Syscall) => return Ok(CallEnd::Returned(s)),
@@ -204,6 +222,80 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Waits for the running task's next stop, until `deadline` if one is given (`Err`
+    /// gives the task back, still running, when none came). Reports of the other tasks
+    /// that come meanwhile are noted, and their ends reaped at once: a thread group's
+    /// leader, or an exec in a thread group, waits in the kernel for that.
+    pub(crate) fn wait_running(
+        &mut self,
+        r: Running,
+        deadline: Option<Instant>,
+    ) -> Result<std::result::Result<Waited, Running>> {
+        if self.tasks.is_empty() && self.tasks.early.is_empty() && deadline.is_none() {
+            return Ok(Ok(self.t(r.wait())?));
+        }
+        let me = r.pid();
+        let mut spins = 0u32;
+        loop {
+            match self.t(tracee::task::wait_any(deadline.is_some()))? {
+                Some((pid, w)) if pid == me => return Ok(Ok(w)),
+                Some((pid, w)) => self.note(pid, w)?,
+                None => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Ok(Err(r));
+                    }
+                    // Recorder and tracees share one CPU: yield it to them, then nap.
+                    spins += 1;
+                    if spins < 64 {
+                        std::thread::yield_now();
+                    } else {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A report `w` for task `pid`, which is not running.
+    fn note(&mut self, pid: Pid, w: Waited) -> Result<()> {
+        let raw = pid.as_raw();
+        let Some(p) = self.tasks.parked.remove(&raw) else {
+            self.tasks.early.insert(raw, w);
+            return Ok(());
+        };
+        let waiting = match (p.waiting, w) {
+            (Waiting::New, Waited::Stopped(s, Stop::Signal(Signal::SIGSTOP))) => {
+                Waiting::Ready(Ready::Stopped(s))
+            }
+            (Waiting::InCall(call), Waited::Stopped(s, Stop::Syscall)) => {
+                Waiting::Ready(Ready::Returned(s, call))
+            }
+            (
+                Waiting::InCall(call) | Waiting::Ready(Ready::Returned(_, call)),
+                Waited::Exited(e),
+            ) => Waiting::Ready(Ready::Dead(e, Some(call))),
+            (
+                Waiting::New | Waiting::Exiting | Waiting::Ready(Ready::Stopped(_)),
+                Waited::Exited(e),
+            ) => Waiting::Ready(Ready::Dead(e, None)),
+            (_, Waited::Stopped(s, stop)) => {
+                let _ = s.kill();
+                return Err(self.unexpected(raw, "waiting for a task that is not running", stop));
+            }
+            (_, Waited::Exited(e)) => {
+                return Err(self.unexpected(raw, "waiting for a task that ended", e));
+            }
+        };
+        self.tasks.parked.insert(
+            raw,
+            Parked {
+                ctx: p.ctx,
+                waiting,
+            },
+        );
+        Ok(())
     }
 
     /// Registers the task a `Stop::NewTask` named (event message `msg`).
@@ -225,54 +317,43 @@ impl Session {
             raw,
             Parked {
                 ctx,
-                waiting: Waiting::New(Running::new_task(pid)),
+                waiting: Waiting::New,
             },
         );
+        if let Some(w) = self.tasks.early.remove(&raw) {
+            self.note(pid, w)?;
+        }
         Ok(tid)
     }
 
-    /// Waits up to [`BLOCK_WINDOW`] for the running task's next stop: `Err` gives the
-    /// task back, still running, when none came.
-    fn wait_window(&mut self, running: Running) -> Result<std::result::Result<Waited, Running>> {
-        let until = Instant::now() + BLOCK_WINDOW;
-        let mut r = running;
-        let mut spins = 0u32;
-        loop {
-            match self.t(r.try_wait())? {
-                Ok(w) => return Ok(Ok(w)),
-                Err(back) => r = back,
-            }
-            if Instant::now() >= until {
-                return Ok(Err(r));
-            }
-            // Recorder and tracees share one CPU: yield it to them first, then nap.
-            spins += 1;
-            if spins < 64 {
-                std::thread::yield_now();
-            } else {
-                std::thread::sleep(Duration::from_micros(50));
-            }
+    /// At a syscall-exit stop of the running task, its event written: when its time
+    /// slice is over and another task can run, the task is parked right here (an exact
+    /// place: the end of its last event) so that a task that never blocks, polling for
+    /// another's progress, does not keep the CPU forever.
+    pub(crate) fn slice_over(&mut self) -> Result<bool> {
+        if self.tasks.is_empty()
+            || self
+                .tasks
+                .slice_from
+                .is_some_and(|t| t.elapsed() < TIME_SLICE)
+        {
+            return Ok(false);
         }
+        while let Some((pid, w)) = self.t(tracee::task::wait_any(true))? {
+            self.note(pid, w)?;
+        }
+        Ok(self.tasks.any_ready())
     }
 
-    /// The running task ended (`blocked`: `None`) or is parked inside its call: switch to
-    /// the next task that can run, waiting for one if none can yet. `None` when no task
-    /// is left.
-    pub(crate) fn switch_away(
-        &mut self,
-        blocked: Option<(Running, Box<PendingCall>)>,
-    ) -> Result<Option<Flow>> {
+    /// The running task ended (`parked`: `None`) or is parked as `parked` says: switch
+    /// to the next task that can run, waiting for one if none can yet. `None` when no
+    /// task is left.
+    pub(crate) fn switch_away(&mut self, parked: Option<Waiting>) -> Result<Option<Flow>> {
         let from = self.task.pid.as_raw();
-        if let Some((r, call)) = blocked {
+        if let Some(waiting) = parked {
             let pid = self.task.pid;
             let ctx = std::mem::replace(&mut self.task, TaskCtx::new(pid, None));
-            self.tasks.parked.insert(
-                from,
-                Parked {
-                    ctx,
-                    waiting: Waiting::InCall(r, call),
-                },
-            );
+            self.tasks.parked.insert(from, Parked { ctx, waiting });
         }
         if self.tasks.parked.is_empty() {
             return Ok(None);
@@ -285,11 +366,16 @@ impl Session {
             })?;
         }
         self.task = ctx;
+        self.tasks.slice_from = Some(Instant::now());
         let flow = match ready {
             Ready::Stopped(s) => Flow::Running(self.t(s.resume(Resume::Cont(None)))?),
             Ready::Returned(s, call) => self.complete_call(s, *call)?,
             Ready::Dead(e, call) => {
-                if let Some(call) = call {
+                // Killed inside its call from outside (SIGKILL), it is at the call's
+                // return for replay, which then kills it there; a task that a sibling's
+                // exit_group ended also ends by itself at replay.
+                let killed = e.wait_status() & 0x7f == libc::SIGKILL;
+                if let Some(call) = call.filter(|_| killed) {
                     let mut event = call.event;
                     event.ret = -(libc::EINTR as i64);
                     self.append(Event::Syscall(event))?;
@@ -301,67 +387,36 @@ impl Session {
     }
 
     /// The first task after `after` (in pid order, wrapping) that can run, taken out of
-    /// the parked set, polling them until one can.
+    /// the parked set, waiting for reports until one can.
     fn pick_ready(&mut self, after: i32) -> Result<(i32, TaskCtx, Ready)> {
-        let mut nap = Duration::from_micros(20);
         loop {
-            let order: Vec<i32> = self
+            let next = self
                 .tasks
                 .parked
                 .range(after + 1..)
                 .chain(self.tasks.parked.range(..=after))
-                .map(|(&p, _)| p)
-                .collect();
-            for pid in order {
-                if let Some((ctx, ready)) = self.poll(pid)? {
+                .find(|(_, p)| matches!(p.waiting, Waiting::Ready(_)))
+                .map(|(&pid, _)| pid);
+            if let Some(pid) = next {
+                if let Some(Parked {
+                    ctx,
+                    waiting: Waiting::Ready(ready),
+                }) = self.tasks.parked.remove(&pid)
+                {
                     return Ok((pid, ctx, ready));
                 }
             }
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(1));
+            match self.t(tracee::task::wait_any(false))? {
+                Some((pid, w)) => self.note(pid, w)?,
+                None => {
+                    return Err(self.unexpected(
+                        after,
+                        "waiting for a task that can run",
+                        "no task left to report",
+                    ))
+                }
+            }
         }
-    }
-
-    /// Parked task `pid` with what it resumes from, taken out of the parked set, if it
-    /// can run now (collecting its stop if one came); else it stays parked.
-    fn poll(&mut self, pid: i32) -> Result<Option<(TaskCtx, Ready)>> {
-        let Some(p) = self.tasks.parked.remove(&pid) else {
-            return Ok(None);
-        };
-        let event = self.writer.next_index();
-        let t = |r: tracee::Result<_>| r.map_err(|source| Error::Tracee { event, source });
-        let waiting = match p.waiting {
-            Waiting::New(r) => match t(r.try_wait())? {
-                Err(r) => Waiting::New(r),
-                Ok(Waited::Stopped(s, Stop::Signal(Signal::SIGSTOP))) => {
-                    return Ok(Some((p.ctx, Ready::Stopped(s))))
-                }
-                Ok(Waited::Stopped(s, other)) => {
-                    let _ = s.kill();
-                    return Err(self.unexpected(pid, "waiting for a new task's first stop", other));
-                }
-                Ok(Waited::Exited(e)) => return Ok(Some((p.ctx, Ready::Dead(e, None)))),
-            },
-            Waiting::InCall(r, call) => match t(r.try_wait())? {
-                Err(r) => Waiting::InCall(r, call),
-                Ok(Waited::Stopped(s, Stop::Syscall)) => {
-                    return Ok(Some((p.ctx, Ready::Returned(s, call))))
-                }
-                Ok(Waited::Stopped(s, other)) => {
-                    let _ = s.kill();
-                    return Err(self.unexpected(pid, "waiting for a blocked call's exit", other));
-                }
-                Ok(Waited::Exited(e)) => return Ok(Some((p.ctx, Ready::Dead(e, Some(call))))),
-            },
-        };
-        self.tasks.parked.insert(
-            pid,
-            Parked {
-                ctx: p.ctx,
-                waiting,
-            },
-        );
-        Ok(None)
     }
 
     /// A stop the recorder cannot account for, at the current event.

@@ -152,6 +152,8 @@ pub(crate) struct TaskState {
     pub(crate) ended: bool,
     /// The recording's first task, whose end is the replay's.
     pub(crate) first: bool,
+    /// Its end, reaped while another task waited for it (see `tasks`).
+    pub(crate) reaped: Option<Exit>,
     pub(crate) ticks: Option<TickAddrs>,
     /// The value last written to REWIND_TICK_TARGET in the live tracee, if known.
     pub(crate) armed: Option<u64>,
@@ -163,12 +165,28 @@ pub(crate) struct TaskState {
 }
 
 impl TaskState {
+    /// The task's pid at replay, while it has a tracee.
+    pub(crate) fn pid(&self) -> Option<tracee::Pid> {
+        if let Some(s) = &self.live {
+            return Some(s.pid());
+        }
+        match &self.call {
+            crate::tasks::Call::New(r, _)
+            | crate::tasks::Call::InKernel(r, ..)
+            | crate::tasks::Call::Exiting(r) => Some(r.pid()),
+            _ => None,
+        }
+    }
+
     /// Kills the task's tracee, wherever it stands.
     pub(crate) fn kill(self) {
         if let Some(s) = self.live {
             let _ = s.kill();
         }
-        if let crate::tasks::Call::New(r, _) | crate::tasks::Call::InKernel(r, ..) = self.call {
+        if let crate::tasks::Call::New(r, _)
+        | crate::tasks::Call::InKernel(r, ..)
+        | crate::tasks::Call::Exiting(r) = self.call
+        {
             let _ = r.kill();
         }
     }
@@ -186,6 +204,7 @@ impl TaskState {
             call,
             ended: false,
             first: false,
+            reaped: None,
             ticks,
             armed: None,
             at_event_stop: false,
@@ -566,7 +585,13 @@ impl Engine {
         self.pos = None;
         self.cur.kind = Kind::SignalDelivery;
         let running = self.t(s.resume(how))?;
-        let waited = self.t(running.wait())?;
+        let waited = if matches!(ev, Event::Exec(_)) && self.has_other_tasks() {
+            // An exec in a thread group ends the group's other threads, and waits in the
+            // kernel until they are reaped.
+            self.wait_reaping(running)?
+        } else {
+            self.t(running.wait())?
+        };
         if let Waited::Stopped(s, _) = &waited {
             for &(a, b) in &saved {
                 self.t(s.poke_bytes(Addr::new(a), &[b]))?;

@@ -186,6 +186,12 @@ impl Engine {
             ReplayClass::Exit => {
                 self.applied();
                 let running = self.t(s.resume(Resume::Cont(None)))?;
+                if self.has_other_tasks() {
+                    // Its end is the next event of this task (its group's leader is
+                    // reported only once the others of the group are reaped).
+                    self.cur_mut().call = crate::tasks::Call::Exiting(running);
+                    return Ok(());
+                }
                 match self.t(running.wait())? {
                     Waited::Exited(e) => {
                         self.on_exit(e)?;

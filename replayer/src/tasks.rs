@@ -32,6 +32,8 @@ pub(crate) enum Call {
     /// Created, on its way to its first stop; `settid` is where its tid goes in its
     /// own memory (CLONE_CHILD_SETTID).
     New(Running, Option<u64>),
+    /// After its exit or exit_group, on its way to its end.
+    Exiting(Running),
 }
 
 /// The clone flags and tid addresses of a fork-like call, from its arguments (clone3:
@@ -103,11 +105,107 @@ impl Engine {
                 self.finish_spawn(r, sc, child, settid)?;
                 Ok(true)
             }
+            (call, Event::Exit(expected)) => {
+                self.await_end(call, *expected)?;
+                Ok(true)
+            }
             (call, ev) => Err(self.diverged(
                 crate::describe(ev),
                 format!("the task is in the middle of a call ({call:?})"),
             )),
         }
+    }
+
+    /// Waits for the current task's next report while reaping the other tasks that end
+    /// meanwhile (their ends are kept for their `Exit` events).
+    pub(crate) fn wait_reaping(&mut self, running: Running) -> Result<Waited> {
+        let mut r = running;
+        let mut nap = std::time::Duration::from_micros(20);
+        loop {
+            match self.t(r.try_wait())? {
+                Ok(w) => return Ok(w),
+                Err(back) => r = back,
+            }
+            let pids: Vec<(u32, tracee::Pid)> = self
+                .parked()
+                .iter()
+                // Only a task at a stop, or on its way to its end, has nothing else to
+                // report.
+                .filter(|(_, t)| {
+                    t.reaped.is_none() && (t.live.is_some() || matches!(t.call, Call::Exiting(_)))
+                })
+                .filter_map(|(&tid, t)| t.pid().map(|p| (tid, p)))
+                .collect();
+            for (tid, pid) in pids {
+                if let Some(e) = self.t(tracee::task::try_reap(pid))? {
+                    if let Some(t) = self.parked_mut().get_mut(&tid) {
+                        t.reaped = Some(e);
+                    }
+                }
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Waits for the end of the current task, letting it through any stop on the way and
+    /// reaping the others that end meanwhile (a thread group's leader is reported only
+    /// once its other threads are reaped).
+    fn wait_end_reaping(&mut self, running: Running) -> Result<tracee::Exit> {
+        let mut r = running;
+        loop {
+            match self.wait_reaping(r)? {
+                Waited::Exited(e) => return Ok(e),
+                Waited::Stopped(s, _) => {
+                    let pid = s.pid();
+                    r = match s.resume(Resume::Cont(None)) {
+                        Ok(r) => r,
+                        Err(tracee::Error::Died { .. }) => Running::new_task(pid),
+                        Err(e) => return self.t(Err(e)),
+                    };
+                }
+            }
+        }
+    }
+
+    /// The recorded end of the current task, which stands in `call`: killed from outside
+    /// (SIGKILL, which replay's emulated kill never sent), it is killed here; else its
+    /// end is on its way (its own exit, a sibling thread's exit_group) and is waited for.
+    fn await_end(&mut self, call: Call, expected: trace::ExitStatus) -> Result<()> {
+        let running = match call {
+            Call::Exiting(r) | Call::InKernel(r, ..) | Call::New(r, _) => Some(r),
+            Call::None | Call::AtEntry | Call::Spawning { .. } => None,
+        };
+        let killed = crate::session::killed_from_outside(&Event::Exit(expected));
+        if let Some(e) = self.cur_mut().reaped.take() {
+            self.cur_mut().live = None;
+            self.on_exit(e)?;
+            return Ok(());
+        }
+        let exit = match (running, self.take_live().ok()) {
+            (Some(r), _) if killed => self.t(r.kill())?,
+            (_, Some(s)) if killed => self.t(s.kill())?,
+            (Some(r), _) => self.wait_end_reaping(r)?,
+            (None, Some(s)) => {
+                let pid = s.pid();
+                match s.resume(Resume::Cont(None)) {
+                    Ok(r) => self.wait_end_reaping(r)?,
+                    // Already gone: its end waits to be reaped.
+                    Err(tracee::Error::Died { .. }) => {
+                        self.wait_end_reaping(Running::new_task(pid))?
+                    }
+                    Err(e) => return self.t(Err(e)),
+                }
+            }
+            (None, None) => {
+                return Err(self.diverged(
+                    format!("the end of the task ({expected:?})"),
+                    "no tracee to end".into(),
+                ))
+            }
+        };
+        self.on_exit(exit)?;
+        Ok(())
     }
 
     /// At the seccomp stop the current task's `Blocked` event names: checks it is the

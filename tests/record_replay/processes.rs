@@ -1,8 +1,8 @@
 //! Programs that fork and exec: shell pipelines, command substitution, gcc driving cc1
 //! and as, make, python's subprocess (vfork), a C fork + pipe + wait, a `#!` script and
-//! a pyenv-style shim each replay to the same output and end, several times in a row;
-//! every event is named with its task; threads are refused with a reason; and each new
-//! kind of event, tampered with, is refused.
+//! a pyenv-style shim, pthreads and python threads each replay to the same output and
+//! end, several times in a row; every event is named with its task; and each new kind of
+//! event, tampered with, is refused.
 
 use std::path::Path;
 
@@ -208,24 +208,84 @@ fn a_script_and_a_shim_that_execs_the_interpreter_replay() {
 }
 
 #[test]
-fn a_thread_is_refused_with_the_reason() {
+fn pthreads_with_a_mutex_and_a_condition_variable_replay_their_schedule() {
+    let d = tempfile::tempdir().unwrap();
+    // Three threads take turns through a condition variable: every turn is a futex wait
+    // and wake, so the recorded schedule switches at each.
+    let exe = cc(
+        d.path(),
+        "turns",
+        "#include <pthread.h>\n#include <stdio.h>\n\
+         static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;\n\
+         static pthread_cond_t c = PTHREAD_COND_INITIALIZER;\n\
+         static int turn, counter;\n\
+         static void *worker(void *arg) { long id = (long)arg;\n\
+           for (int i = 0; i < 5; i++) { pthread_mutex_lock(&m);\n\
+             while (turn != id) pthread_cond_wait(&c, &m);\n\
+             printf(\"thread %ld: counter %d\\n\", id, ++counter);\n\
+             turn = (turn + 1) % 3; pthread_cond_broadcast(&c); pthread_mutex_unlock(&m); }\n\
+           return 0; }\n\
+         int main(void) { pthread_t t[3]; setvbuf(stdout, 0, _IONBF, 0);\n\
+           for (long i = 0; i < 3; i++) pthread_create(&t[i], 0, worker, (void *)i);\n\
+           for (int i = 0; i < 3; i++) pthread_join(t[i], 0);\n\
+           printf(\"total %d\\n\", counter); return 0; }\n",
+    );
+    let (rec, t, out) = record(d.path(), &exe, &[]);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.ends_with("total 15\n"), "{text}");
+    let evs = events(&t);
+    assert_eq!(tasks(&evs).len(), 4, "the main thread and three workers");
+    let blocked = evs
+        .iter()
+        .filter(|e| matches!(e, Event::Blocked { nr, .. } if *nr == libc::SYS_futex as u64))
+        .count();
+    assert!(blocked > 0, "no futex wait blocked");
+    replays_identically(&t, &out, rec.exit);
+}
+
+#[test]
+fn python_threads_sharing_a_counter_under_a_lock_replay() {
+    let d = tempfile::tempdir().unwrap();
+    let (rec, t, out) = record(
+        d.path(),
+        "/usr/bin/python3",
+        &[
+            "-c",
+            "import threading
+lock = threading.Lock(); n = [0]
+def w(i):
+    for k in range(3):
+        with lock:
+            n[0] += 1; print('thread', i, 'counter', n[0], flush=True)
+ts = [threading.Thread(target=w, args=(i,)) for i in range(4)]
+[t.start() for t in ts]; [t.join() for t in ts]; print('total', n[0])
+",
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out).ends_with("total 12\n"));
+    assert!(tasks(&events(&t)).len() >= 5);
+    replays_identically(&t, &out, rec.exit);
+}
+
+#[test]
+fn exit_from_a_thread_while_the_others_wait_ends_every_thread_as_recorded() {
     let d = tempfile::tempdir().unwrap();
     let exe = cc(
         d.path(),
-        "thread",
-        "#include <pthread.h>\nstatic void *f(void *a){return a;}\n\
-         int main(void){ pthread_t t; pthread_create(&t, 0, f, 0); return pthread_join(t, 0); }\n",
+        "ender",
+        "#include <pthread.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\n\
+         static void *sleeper(void *a) { (void)a; for (;;) pause(); return 0; }\n\
+         static void *ender(void *a) { (void)a; usleep(2000); puts(\"ending\"); fflush(stdout);\n\
+           exit(5); }\n\
+         int main(void) { pthread_t t; for (int i = 0; i < 3; i++) pthread_create(&t, 0, sleeper, 0);\n\
+           pthread_create(&t, 0, ender, 0); for (;;) pause(); }\n",
     );
-    let mut opts = recorder::RecordOptions::new(&exe, Vec::<String>::new());
-    opts.out_dir = Some(d.path().join("trace"));
-    let err = recorder::record(&opts).unwrap_err().to_string();
-    assert!(
-        err.contains("clone") && err.contains("threads are not recorded"),
-        "{err}"
-    );
-    // The trace is whole up to the refusal, which it records.
-    let evs = events(&d.path().join("trace"));
-    assert!(matches!(evs.last(), Some(Event::Aborted { reason }) if reason.contains("threads")));
+    let (rec, t, out) = record(d.path(), &exe, &[]);
+    assert_eq!(rec.exit, ExitStatus::Exited(5));
+    let evs = events(&t);
+    let exits = evs.iter().filter(|e| matches!(e, Event::Exit(_))).count();
+    assert_eq!(exits, 5, "every thread's end");
+    replays_identically(&t, &out, rec.exit);
 }
 
 /// The pipeline's trace, re-written by `edit` (which must change something), replayed:

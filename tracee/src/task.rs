@@ -210,6 +210,17 @@ impl Stopped {
     pub fn kill(self) -> Result<Exit> {
         Running { pid: self.pid }.kill()
     }
+
+    /// Lets a tracee that is being ended (its thread group's exit_group, a SIGKILL) go,
+    /// and reaps it.
+    pub fn wait_end(self) -> Result<Exit> {
+        let pid = self.pid;
+        match self.resume(Resume::Cont(None)) {
+            Ok(r) => r.wait_end(),
+            Err(Error::Died { .. }) => Running { pid }.wait_end(),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 fn decode(pid: Pid, status: WaitStatus) -> Result<Option<Waited>> {
@@ -239,6 +250,52 @@ fn decode(pid: Pid, status: WaitStatus) -> Result<Option<Waited>> {
             })
         }
     }))
+}
+
+/// Reaps tracee `pid` if it has ended, without waiting (`None` while it lives): for a
+/// tracee that rests at a stop, whose only possible report is its end.
+pub fn try_reap(pid: Pid) -> Result<Option<Exit>> {
+    match waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+        Ok(status) => match decode(pid, status)? {
+            Some(Waited::Exited(e)) => Ok(Some(e)),
+            Some(Waited::Stopped(_, stop)) => Err(Error::Unexpected {
+                pid: pid.as_raw(),
+                op: "reaping a task at a stop",
+                what: format!("{stop:?}"),
+            }),
+            None => Ok(None),
+        },
+        Err(Errno::EINTR) => Ok(None),
+        Err(e) => Err(Error::os("waitpid", pid)(e)),
+    }
+}
+
+/// Waits for the next stop or end of any tracee of the calling thread (`None` with
+/// `nohang` when none has one to report): for a tracer of several tasks, which must
+/// reap each as it ends (a thread group's leader, or an exec in a thread group, waits in
+/// the kernel until the others are reaped) while it waits for the one it runs. Tracees
+/// belong to the thread that traces them, so other threads' tracees (and children) are
+/// never seen (__WNOTHREAD).
+pub fn wait_any(nohang: bool) -> Result<Option<(Pid, Waited)>> {
+    let mut flags = WaitPidFlag::__WALL | WaitPidFlag::__WNOTHREAD;
+    if nohang {
+        flags |= WaitPidFlag::WNOHANG;
+    }
+    loop {
+        match waitpid(None, Some(flags)) {
+            Ok(WaitStatus::StillAlive) => return Ok(None),
+            Ok(status) => {
+                let Some(pid) = status.pid() else {
+                    return Ok(None);
+                };
+                if let Some(w) = decode(pid, status)? {
+                    return Ok(Some((pid, w)));
+                }
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::os("waitpid", Pid::from_raw(-1))(e)),
+        }
+    }
 }
 
 impl Running {
@@ -283,6 +340,25 @@ impl Running {
             return Err(Error::os("tgkill", self.pid)(Errno::last()));
         }
         Ok(())
+    }
+
+    /// Waits for the end of a tracee that is being ended (see [`Stopped::wait_end`]),
+    /// letting it run through any stop on the way.
+    pub fn wait_end(self) -> Result<Exit> {
+        let mut running = self;
+        loop {
+            match running.wait()? {
+                Waited::Exited(e) => return Ok(e),
+                Waited::Stopped(s, _) => {
+                    let pid = s.pid;
+                    running = match s.resume(Resume::Cont(None)) {
+                        Ok(r) => r,
+                        Err(Error::Died { .. }) => Running { pid },
+                        Err(e) => return Err(e),
+                    };
+                }
+            }
+        }
     }
 
     /// Kills the tracee with SIGKILL and reaps it.
