@@ -99,6 +99,9 @@ impl Session {
             // The child would inherit a probe's breakpoint, and trap on it.
             self.clear_probe(&s)?;
         }
+        if let Some(why) = self.shared_file_mapping(&s, nr, args)? {
+            return self.abort(s, format!("{name}({:#x}, …)", args[0]), why, regs.rip());
+        }
         let call = PendingCall {
             event,
             name,

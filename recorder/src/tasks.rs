@@ -161,6 +161,18 @@ const FOLLOWED_CLONE_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_CHILD_CLEARTID) as u64
     | 0xff;
 
+/// The clone flags of a clone or clone3 at its seccomp stop (`None` for other calls).
+fn clone_flags(s: &Stopped, nr: u64, args: [u64; 6]) -> tracee::Result<Option<u64>> {
+    if nr == libc::SYS_clone as u64 {
+        Ok(Some(args[0]))
+    } else if nr == libc::SYS_clone3 as u64 {
+        // struct clone_args begins with the u64 flags; the exit signal is its own field.
+        s.read_u64(tracee::Addr::new(args[0])).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Why a task-creating call is refused, if it is: a process sharing memory with a
 /// running parent (a thread shares it too, but runs one at a time with the others of its
 /// group, which replay reproduces), and the flags replay could not reproduce
@@ -170,12 +182,7 @@ pub(crate) fn refused_clone(
     nr: u64,
     args: [u64; 6],
 ) -> tracee::Result<Option<&'static str>> {
-    let flags = if nr == libc::SYS_clone as u64 {
-        args[0]
-    } else if nr == libc::SYS_clone3 as u64 {
-        // struct clone_args begins with the u64 flags; the exit signal is its own field.
-        s.read_u64(tracee::Addr::new(args[0]))?
-    } else {
+    let Some(flags) = clone_flags(s, nr, args)? else {
         return Ok(None);
     };
     let has = |f: i32| flags & f as u64 != 0;
@@ -194,6 +201,55 @@ pub(crate) fn refused_clone(
 }
 
 impl Session {
+    /// Why call `nr` would share a writable file mapping between processes, if it would:
+    /// a process forked with a writable MAP_SHARED file mapping, or such a mapping made
+    /// while other tasks exist. Replay maps a file's recorded bytes privately, so what one process
+    /// wrote there would not reach the other: refused, naming the mapping.
+    pub(crate) fn shared_file_mapping(
+        &self,
+        s: &Stopped,
+        nr: u64,
+        args: [u64; 6],
+    ) -> Result<Option<String>> {
+        let shared = libc::MAP_SHARED as u64;
+        if nr == libc::SYS_mmap as u64 {
+            let writable = args[2] & libc::PROT_WRITE as u64 != 0;
+            if args[3] & shared != 0 && writable && !self.tasks.is_empty() {
+                let fd = tracee::abi::as_c_int(args[4]);
+                let path = tracee::maps::fd_path(self.task.pid, fd).unwrap_or_default();
+                return Ok(Some(format!(
+                    "a writable MAP_SHARED mapping of {} while the recording has other tasks: replay \
+                     could not share what one writes there with the others",
+                    path.display()
+                )));
+            }
+            return Ok(None);
+        }
+        let new_process = nr == libc::SYS_fork as u64
+            || self
+                .t(clone_flags(s, nr, args))?
+                .is_some_and(|f| f & libc::CLONE_VM as u64 == 0);
+        if !new_process {
+            return Ok(None);
+        }
+        let maps = tracee::maps::read_maps(self.task.pid).map_err(|source| Error::Io {
+            op: "read",
+            path: format!("/proc/{}/maps", self.task.pid).into(),
+            source,
+        })?;
+        Ok(maps
+            .iter()
+            .find(|m| m.is_file() && m.perms.starts_with("rw") && m.perms.ends_with('s'))
+            .map(|m| {
+                format!(
+                    "the process has {} mapped MAP_SHARED and writable at {}, which its child would share: \
+                     replay maps recorded file bytes privately, so one's writes there would \
+                     not reach the other",
+                    m.path, m.start
+                )
+            }))
+    }
+
     /// Runs the call `nr` from its seccomp stop toward its exit stop, following the tasks
     /// it creates (each an `Event::NewTask`). With other tasks to run, a call that may
     /// block is given [`BLOCK_WINDOW`] to return.

@@ -178,19 +178,6 @@ impl TaskState {
         }
     }
 
-    /// Kills the task's tracee, wherever it stands.
-    pub(crate) fn kill(self) {
-        if let Some(s) = self.live {
-            let _ = s.kill();
-        }
-        if let crate::tasks::Call::New(r, _)
-        | crate::tasks::Call::InKernel(r, ..)
-        | crate::tasks::Call::Exiting(r) = self.call
-        {
-            let _ = r.kill();
-        }
-    }
-
     /// A task that starts with no stop to rest at yet (`call` says where it is).
     pub(crate) fn new(
         tid: Option<u32>,
@@ -994,12 +981,20 @@ impl Engine {
 
     /// Kills the live tracee and every other task of the replay (the end of a replay).
     pub(crate) fn kill_live(&mut self) {
-        if let Some(s) = self.cur.live.take() {
-            let _ = s.kill();
+        if self.parked.is_empty() {
+            if let Some(s) = self.cur.live.take() {
+                let _ = s.kill();
+            }
+            return;
         }
-        for (_, t) in std::mem::take(&mut self.parked) {
-            t.kill();
-        }
+        let pids: Vec<tracee::Pid> = std::iter::once(&self.cur)
+            .chain(self.parked.values())
+            .filter_map(TaskState::pid)
+            .collect();
+        self.cur.live = None;
+        self.cur.call = crate::tasks::Call::None;
+        self.parked.clear();
+        tracee::task::kill_all(&pids);
     }
 
     /// The kind of ptrace stop the live tracee rests at.

@@ -454,6 +454,32 @@ pub fn kill_pid(pid: Pid) {
     let _ = Running { pid }.kill();
 }
 
+/// Kills and reaps tracees `pids`, which may be threads of one group: all are sent
+/// SIGKILL first, then reaped as each is reported (a group's leader only comes after its
+/// other threads, so waiting for it first would never end).
+pub fn kill_all(pids: &[Pid]) {
+    for &pid in pids {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    }
+    let mut left: Vec<Pid> = pids.to_vec();
+    let mut nap = std::time::Duration::from_micros(20);
+    while !left.is_empty() {
+        left.retain(|&pid| {
+            match waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => false,
+                Ok(WaitStatus::StillAlive) => true,
+                // A stop that raced with the kill: let it run into it.
+                Ok(_) => {
+                    let _ = ptrace::cont(pid, None);
+                    true
+                }
+            }
+        });
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(std::time::Duration::from_millis(1));
+    }
+}
+
 /// Sends SIGKILL to the tracee `pid` without reaping it: for a watchdog on another thread,
 /// while the thread that owns the tracee's handle goes on waiting and sees it die.
 pub fn send_kill(pid: Pid) {
