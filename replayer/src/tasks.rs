@@ -358,11 +358,10 @@ impl Engine {
         if !prev.ended {
             self.parked_mut().insert(from, prev);
         }
-        if matches!(self.cur().call, Call::New(..)) {
-            let Call::New(r, settid) = std::mem::replace(&mut self.cur_mut().call, Call::None)
-            else {
-                unreachable!("matched just above")
-            };
+        let call = std::mem::replace(&mut self.cur_mut().call, Call::None);
+        if !matches!(call, Call::New(..)) {
+            self.cur_mut().call = call;
+        } else if let Call::New(r, settid) = call {
             let s = match self.t(r.wait())? {
                 Waited::Stopped(s, Stop::Signal(Signal::SIGSTOP)) => s,
                 Waited::Stopped(s, other) => {

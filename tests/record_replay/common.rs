@@ -15,3 +15,19 @@ pub fn replay(trace: &std::path::Path) -> replayer::Outcome {
     )
     .unwrap_or_else(|e| panic!("replay of {} failed: {e}", trace.display()))
 }
+
+/// Replays `trace` 3 times (20 under `REWIND_SOAK=1`); each must print `stdout` and end
+/// with `exit`.
+#[track_caller]
+pub fn replays_identically(trace: &std::path::Path, stdout: &[u8], exit: trace::ExitStatus) {
+    for i in 0..testsupport::repetitions(3, 20) {
+        let out = replay(trace);
+        assert_eq!(out.exit, Some(exit), "run {i}: end differs");
+        assert!(
+            out.console == stdout,
+            "run {i}: console differs\n--- recorded ---\n{}\n--- replayed ---\n{}",
+            String::from_utf8_lossy(stdout),
+            String::from_utf8_lossy(&out.console)
+        );
+    }
+}

@@ -9,22 +9,6 @@ use std::path::Path;
 use crate::common::*;
 use trace::{Event, ExitStatus};
 
-/// Replays `trace` 3 times (20 under `REWIND_SOAK=1`); each must print `stdout` and end
-/// with `exit`.
-#[track_caller]
-fn replays_identically(trace: &Path, stdout: &[u8], exit: ExitStatus) {
-    for i in 0..testsupport::repetitions(3, 20) {
-        let out = replay(trace);
-        assert_eq!(out.exit, Some(exit), "run {i}: end differs");
-        assert!(
-            out.console == stdout,
-            "run {i}: console differs\n--- recorded ---\n{}\n--- replayed ---\n{}",
-            String::from_utf8_lossy(stdout),
-            String::from_utf8_lossy(&out.console)
-        );
-    }
-}
-
 /// The tasks the trace names: the first one and every `NewTask`, in order.
 fn tasks(evs: &[Event]) -> Vec<u32> {
     let mut out: Vec<u32> = trace::dump::first_task(evs).into_iter().collect();

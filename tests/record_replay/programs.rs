@@ -5,22 +5,6 @@
 use crate::common::*;
 use trace::ExitStatus;
 
-/// Replays `trace` 3 times (20 under `REWIND_SOAK=1`); each must print `stdout` and end
-/// with `exit`.
-#[track_caller]
-fn replays_identically(trace: &std::path::Path, stdout: &[u8], exit: ExitStatus) {
-    for i in 0..testsupport::repetitions(3, 20) {
-        let out = replay(trace);
-        assert_eq!(out.exit, Some(exit), "run {i}: end differs");
-        assert!(
-            out.console == stdout,
-            "run {i}: console differs\n--- recorded ---\n{}\n--- replayed ---\n{}",
-            String::from_utf8_lossy(stdout),
-            String::from_utf8_lossy(&out.console)
-        );
-    }
-}
-
 #[test]
 fn ls_replays() {
     let d = tempfile::tempdir().unwrap();
