@@ -28,6 +28,10 @@ pub(crate) struct Started {
     pub stopped: Stopped,
     pub ticks: Option<TickAddrs>,
     pub start_ticks: u64,
+    pub cpuid: crate::cpuid::Mode,
+    /// Why a signal handler here would run on another stack than at record time, if it
+    /// would.
+    pub frames_differ: Option<String>,
 }
 
 /// Starts the recorded program and prepares its exec stop.
@@ -39,11 +43,7 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
     if let Some(why) = crate::cpuid::check_host(&h.cpuid) {
         return Err(setup(why));
     }
-    if h.cpuid.faulting && !tracee::cpu::cpuid_faulting_supported() {
-        return Err(setup(
-            "the recording trapped CPUID, and this host cannot (ARCH_SET_CPUID)".into(),
-        ));
-    }
+    let cpuid = crate::cpuid::Mode::for_recording(&h.cpuid);
     let cwd = &launch.cwd;
     if !cwd.is_dir() {
         return Err(setup(format!(
@@ -163,7 +163,7 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
             return fail(s, tr(e));
         }
     }
-    let stopped = match cpuid_faulting_on(s, h.cpuid.faulting) {
+    let stopped = match cpuid_faulting_on(s, cpuid) {
         Ok(st) => st,
         Err(Ok((st, r))) => return fail(st, setup(format!("ARCH_SET_CPUID failed: {r}"))),
         Err(Err(e)) => return Err(tr(e)),
@@ -183,16 +183,43 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
         stopped,
         ticks,
         start_ticks,
+        cpuid,
+        frames_differ: frames_differ(h),
     })
 }
 
-/// Turns CPUID faulting on in a new image (execve resets it) when the recording had it:
-/// `Err(Ok((s, ret)))` when the kernel refused it.
+/// The signal frame the kernel builds holds the CPU's XSAVE area, so its size depends on
+/// the CPU (AVX-512 adds kilobytes): a handler entered here would have its stack pointer,
+/// and everything it puts on the stack, elsewhere than in the recording.
+fn frames_differ(h: &Header) -> Option<String> {
+    let recorded = h
+        .auxv
+        .iter()
+        .find(|(t, _)| *t == tracee::cpu::AT_MINSIGSTKSZ)
+        .map(|&(_, v)| v);
+    let here = tracee::cpu::signal_frame_size();
+    (recorded != here).then(|| {
+        let size = |v: Option<u64>| {
+            v.map_or("of a size the kernel does not say".into(), |v| {
+                format!("{v} bytes")
+            })
+        };
+        format!(
+            "signal frames {} here, {} at record time (the CPUs' XSAVE areas differ): the \
+             handler's stack would not be the recording's",
+            size(here),
+            size(recorded)
+        )
+    })
+}
+
+/// Turns CPUID faulting on in a new image (execve resets it) when this replay traps
+/// `cpuid`: `Err(Ok((s, ret)))` when the kernel refused it.
 fn cpuid_faulting_on(
     s: Stopped,
-    faulting: bool,
+    mode: crate::cpuid::Mode,
 ) -> std::result::Result<Stopped, tracee::Result<(Stopped, i64)>> {
-    if !faulting {
+    if mode != crate::cpuid::Mode::Faulting {
         return Ok(s);
     }
     match s.inject_syscall(
@@ -234,7 +261,7 @@ impl crate::session::Engine {
         if let Some((at, bytes)) = x.at_random {
             self.t(s.write_bytes(Addr::new(at.0), &bytes))?;
         }
-        let s = match cpuid_faulting_on(s, self.data().header().cpuid.faulting) {
+        let s = match cpuid_faulting_on(s, self.cpuid_mode()) {
             Ok(st) => st,
             Err(Ok((st, r))) => {
                 let _ = st.kill();

@@ -19,6 +19,7 @@ use trace::{Event, ExitStatus, Gprs, Header, Placement, SignalEvent};
 use tracee::siginfo::code;
 use tracee::{Addr, Exit, Regs, Resume, Signal, Stop, Stopped, Waited, WatchKind};
 
+use crate::cpuid::{Mode as CpuidMode, CPUID};
 use crate::error::{Error, Result};
 use crate::position::Position;
 use crate::ticks::{TickAddrs, NEVER};
@@ -58,6 +59,27 @@ pub(crate) enum Kind {
     SignalDelivery,
     /// The syscall-exit stop of event `0` (its result already written).
     SyscallExit(u64),
+}
+
+/// The breakpoints one resume put in memory, and which of them stand for the next
+/// event.
+#[derive(Default)]
+struct Planted {
+    /// Address and original byte of each breakpoint written.
+    saved: Vec<(u64, u8)>,
+    /// Where a signal placed by registers may be delivered.
+    signal_at: Option<u64>,
+    /// The `cpuid` a host without CPUID faulting answers at its breakpoint.
+    cpuid_at: Option<u64>,
+    /// That `cpuid` is the instruction the tracee rests at: already reported, if a user
+    /// breakpoint is there too.
+    cpuid_here: bool,
+}
+
+/// Whether the instruction at `at` is a `cpuid`.
+fn is_cpuid_at(s: &Stopped, at: u64) -> bool {
+    let mut insn = [0u8; 2];
+    s.read_exact(Addr::new(at), &mut insn).is_ok() && insn == CPUID
 }
 
 /// Where the replay should stop.
@@ -133,7 +155,9 @@ pub(crate) struct Engine {
     last_signal: Option<(i32, Gprs)>,
     breakpoints: BTreeSet<u64>,
     watches: [Option<Watch>; 4],
-    cpuid_faulting: bool,
+    cpuid: CpuidMode,
+    /// Why this host cannot enter a signal handler as the recording did, if it cannot.
+    frames_differ: Option<String>,
     /// REWIND_TICKS at the latest mark (boundary or tick mark) reached: while stepping,
     /// the next mark is the one after it.
     mark_ticks: u64,
@@ -278,7 +302,6 @@ impl Engine {
         started: crate::exec::Started,
         console: Console,
     ) -> Engine {
-        let cpuid_faulting = data.header().cpuid.faulting;
         let mut first = TaskState::new(None, started.ticks, crate::tasks::Call::None);
         first.live = Some(started.stopped);
         first.first = true;
@@ -297,7 +320,8 @@ impl Engine {
             last_signal: None,
             breakpoints: BTreeSet::new(),
             watches: [None; 4],
-            cpuid_faulting,
+            cpuid: started.cpuid,
+            frames_differ: started.frames_differ,
             mark_ticks: started.start_ticks,
         }
     }
@@ -531,40 +555,55 @@ impl Engine {
         let rip = regs.rip();
         // Software breakpoints are in memory only while the tracee runs.
         let mut insert: BTreeSet<u64> = BTreeSet::new();
-        let mut temp = None;
-        if goal != Goal::Step {
+        let mut planted = Planted::default();
+        // A `cpuid` about to run that this host cannot trap gets its breakpoint whatever
+        // the goal: a step would run it natively.
+        planted.cpuid_here = self.cpuid == CpuidMode::Breakpoint
+            && self.cur.pending_fault.is_none()
+            && is_cpuid_at(&s, rip);
+        if planted.cpuid_here {
+            planted.cpuid_at = Some(rip);
+        } else if goal != Goal::Step {
             if report_hits {
                 insert.extend(self.breakpoints.iter().copied());
             }
-            if let Event::Signal(sig) = ev {
-                if matches!(sig.placement, Placement::Registers { .. })
-                    && self.registers_waypoint(ev, &s)?.is_none()
+            match ev {
+                Event::Signal(sig)
+                    if matches!(sig.placement, Placement::Registers { .. })
+                        && self.registers_waypoint(ev, &s)?.is_none() =>
                 {
-                    temp = Some(sig.regs.rip);
-                    insert.insert(sig.regs.rip);
+                    planted.signal_at = Some(sig.regs.rip);
                 }
+                Event::Cpuid(c)
+                    if self.cpuid == CpuidMode::Breakpoint && is_cpuid_at(&s, c.rip.0) =>
+                {
+                    planted.cpuid_at = Some(c.rip.0);
+                }
+                _ => {}
             }
+            insert.extend(planted.signal_at);
         }
         // Stepping off a breakpoint address: leave that one out and execute one instruction.
         let step_off = insert.remove(&rip);
-        let mut saved = Vec::with_capacity(insert.len());
+        insert.extend(planted.cpuid_at);
         for &a in &insert {
             let mut b = [0u8; 1];
             if s.read_exact(Addr::new(a), &mut b).is_ok()
                 && self.t(s.poke_bytes(Addr::new(a), &[0xcc])).is_ok()
             {
-                saved.push((a, b[0]));
+                planted.saved.push((a, b[0]));
             }
         }
+        let single = !planted.cpuid_here && (goal == Goal::Step || step_off);
         // Single-stepping a `syscall` leaves TF in the r11 the kernel saves rflags to:
         // note it, to clear it after the step (rr does the same).
         let mut insn = [0u8; 2];
-        let stepping_syscall = (goal == Goal::Step || step_off)
+        let stepping_syscall = single
             && regs.eflags() & TF == 0
             && s.read_exact(Addr::new(rip), &mut insn).is_ok()
             && insn == [0x0f, 0x05];
         let sig = self.cur.pending_fault.take();
-        let how = if goal == Goal::Step || step_off {
+        let how = if single {
             Resume::Step(sig)
         } else {
             Resume::Cont(sig)
@@ -580,7 +619,7 @@ impl Engine {
             self.t(running.wait())?
         };
         if let Waited::Stopped(s, _) = &waited {
-            for &(a, b) in &saved {
+            for &(a, b) in &planted.saved {
                 self.t(s.poke_bytes(Addr::new(a), &[b]))?;
             }
         }
@@ -601,7 +640,7 @@ impl Engine {
                 self.finish_step_or_hit(goal, report_hits)
             }
             Stop::Signal(Signal::SIGTRAP) => {
-                self.on_sigtrap(s, ev, goal, report_hits, &saved, temp, how)
+                self.on_sigtrap(s, ev, goal, report_hits, &planted, how)
             }
             Stop::Signal(sig) => {
                 let info = self.t(s.siginfo())?;
@@ -615,7 +654,7 @@ impl Engine {
                             return self.finish_step_or_hit(goal, report_hits);
                         }
                     }
-                    if self.cpuid_faulting && insn[..got].starts_with(&[0x0f, 0xa2]) {
+                    if self.cpuid == CpuidMode::Faulting && insn[..got].starts_with(&CPUID) {
                         self.on_cpuid(s, regs, ev)?;
                         return self.finish_step_or_hit(goal, report_hits);
                     }
@@ -623,6 +662,17 @@ impl Engine {
                 if info.is_synchronous_fault() {
                     // Faults are not events: the same instruction faults again here, and
                     // the signal is delivered as it was at record time.
+                    if let Some(why) = self.frames_differ.clone() {
+                        // Unreadable: taken as caught, to refuse rather than guess.
+                        let caught = tracee::maps::caught_signals(s.pid()).unwrap_or(!0);
+                        if caught & (1 << (sig as i32 - 1)) != 0 {
+                            let _ = s.kill();
+                            return Err(self.diverged(
+                                format!("the handler of signal {} entered", sig as i32),
+                                why,
+                            ));
+                        }
+                    }
                     let regs = self.t(s.regs())?;
                     self.last_signal = Some((sig as i32, gprs(&regs)));
                     self.cur.pending_fault = Some(sig);
@@ -677,15 +727,13 @@ impl Engine {
         self.hit_at_boundary(report_hits)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn on_sigtrap(
         &mut self,
         s: Stopped,
         ev: &Event,
         goal: Goal,
         report_hits: bool,
-        inserted: &[(u64, u8)],
-        temp: Option<u64>,
+        planted: &Planted,
         how: Resume,
     ) -> Result<Option<Reached>> {
         let info = self.t(s.siginfo())?;
@@ -697,10 +745,17 @@ impl Engine {
         };
         if info.code() == code::SI_KERNEL {
             let at = regs.rip().wrapping_sub(1);
-            if inserted.iter().any(|&(a, _)| a == at) {
+            if planted.saved.iter().any(|&(a, _)| a == at) {
                 regs.set_rip(at);
                 self.t(s.set_regs(&regs))?;
-                if temp == Some(at) {
+                // A user breakpoint on a `cpuid` reached by running is reported before
+                // the `cpuid` is answered, as with a trapping host.
+                let user_hit = report_hits && self.breakpoints.contains(&at);
+                if planted.cpuid_at == Some(at) && (planted.cpuid_here || !user_hit) {
+                    self.on_cpuid(s, regs, ev)?;
+                    return self.finish_step_or_hit(goal, report_hits);
+                }
+                if planted.signal_at == Some(at) {
                     if let Event::Signal(sig) = ev {
                         if self.at_registers_placement(&s, sig, &regs)? {
                             self.cur.live = Some(s);
@@ -710,7 +765,7 @@ impl Engine {
                     }
                 }
                 self.cur.live = Some(s);
-                if report_hits && self.breakpoints.contains(&at) {
+                if user_hit {
                     return Ok(Some(Reached::Breakpoint(at)));
                 }
                 return Ok(None);
@@ -887,6 +942,16 @@ impl Engine {
     /// The opened trace.
     pub(crate) fn data(&self) -> &Arc<TraceData> {
         &self.data
+    }
+
+    /// How this replay answers `cpuid`.
+    pub(crate) fn cpuid_mode(&self) -> CpuidMode {
+        self.cpuid
+    }
+
+    /// Why a signal handler cannot be entered here as it was at record time, if so.
+    pub(crate) fn frames_differ(&self) -> Option<&str> {
+        self.frames_differ.as_deref()
     }
 
     /// Index of the next event to apply.

@@ -102,7 +102,15 @@ impl Engine {
             Waited::Exited(e) => {
                 self.on_exit(e)?;
             }
-            Waited::Stopped(s, Stop::Signal(_)) => self.at_boundary(s, Kind::SignalDelivery),
+            Waited::Stopped(s, Stop::Signal(_)) => {
+                if let Some(why) = self.frames_differ().map(str::to_owned) {
+                    let _ = s.kill();
+                    return Err(
+                        self.diverged(format!("the handler of signal {} entered", sig.signo), why)
+                    );
+                }
+                self.at_boundary(s, Kind::SignalDelivery)
+            }
             // A signal the program ignores (SIGCHLD by default) runs no handler: the step
             // went on to the `syscall` a `SyscallEntry` placement cancelled, re-issued
             // as the next event is.

@@ -100,3 +100,75 @@ fn a_different_binary_is_refused_naming_the_recorded_one() {
         "{msg}"
     );
 }
+
+/// The auxv entry that says the kernel's signal frame size.
+const AT_MINSIGSTKSZ: u64 = 51;
+
+const HANDLERS: &str = r#"
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+static void on_usr1(int s) { (void)s; write(1, "usr1\n", 5); }
+static void on_segv(int s) { (void)s; write(1, "segv\n", 5); _exit(3); }
+int main(int argc, char **argv) {
+    (void)argv;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, 0);
+    sa.sa_handler = on_segv;
+    sigaction(SIGSEGV, &sa, 0);
+    if (argc > 1)
+        *(volatile int *)0 = 1;
+    raise(SIGUSR1);
+    return 0;
+}
+"#;
+
+/// A signal handler runs on a frame the size of this CPU's XSAVE area: a recording whose
+/// frames were another size (here: its header's AT_MINSIGSTKSZ made so) is refused where
+/// a handler would be entered — a queued signal's and a fault's alike — and replays where
+/// the sizes agree.
+#[test]
+fn a_handler_is_not_entered_on_a_signal_frame_of_another_size() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(d.path(), "handlers", HANDLERS);
+    for (args, tag) in [(&[][..], "usr1"), (&["fault"][..], "segv")] {
+        let (rec, t, out) = testsupport::record::record_in(d.path(), tag, &exe, args);
+        assert_eq!(out, format!("{tag}\n").into_bytes());
+        replays_identically(&t, &out, rec.exit);
+        let other = d.path().join(format!("{tag}-other-frames"));
+        testsupport::record::rewrite_all(
+            &t,
+            &other,
+            |h| {
+                for (key, v) in &mut h.auxv {
+                    if *key == AT_MINSIGSTKSZ {
+                        *v += 256;
+                    }
+                }
+            },
+            |_, e| vec![e],
+        );
+        let err = replayer::replay(
+            &other,
+            replayer::ReplayOptions {
+                console: replayer::Console::Buffer(Vec::new()),
+                pace: false,
+            },
+        )
+        .map(|o| o.exit)
+        .expect_err("a replay on frames of another size");
+        let err = err.to_string();
+        let signo = if tag == "usr1" {
+            libc::SIGUSR1
+        } else {
+            libc::SIGSEGV
+        };
+        assert!(
+            err.contains(&format!("the handler of signal {signo} entered"))
+                && err.contains("at record time (the CPUs' XSAVE areas differ)"),
+            "{err}"
+        );
+    }
+}

@@ -8,6 +8,7 @@
 mod common;
 
 mod checks;
+mod cpuid;
 mod killed;
 mod launch;
 mod processes;

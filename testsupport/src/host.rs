@@ -9,11 +9,18 @@ use crate::process::{tool, Run};
 
 /// Compiles `src` with the system C compiler (`cc -O1`) into `dir/name`.
 pub fn cc(dir: &Path, name: &str, src: &str) -> PathBuf {
+    cc_with(dir, name, src, &[])
+}
+
+/// Compiles `src` with `cc -O1` and `flags` into `dir/name`.
+pub fn cc_with(dir: &Path, name: &str, src: &str, flags: &[&str]) -> PathBuf {
     let c = dir.join(format!("{name}.c"));
     let exe = dir.join(name);
     std::fs::write(&c, src).expect("writing the C source");
     let out = Command::new("cc")
-        .args(["-O1", "-o"])
+        .arg("-O1")
+        .args(flags)
+        .arg("-o")
         .arg(&exe)
         .arg(&c)
         .output()

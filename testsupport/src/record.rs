@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use trace::{Event, TraceReader, TraceWriter};
+use trace::{Event, Header, TraceReader, TraceWriter};
 
 use crate::{arg, make_ext2, script, umk_binary, Scratch};
 
@@ -87,12 +87,27 @@ pub fn abba() -> &'static Path {
 
 /// Copies trace `from` to `to`, passing every event through `edit` (tampering tests).
 pub fn rewrite(from: &Path, to: &Path, mut edit: impl FnMut(u64, Event) -> Event) {
+    rewrite_all(from, to, |_| {}, |i, e| vec![edit(i, e)]);
+}
+
+/// Copies trace `from` to `to` with its header passed through `header` and each event
+/// replaced by what `edit` makes of it (none, itself, others before or after it).
+pub fn rewrite_all(
+    from: &Path,
+    to: &Path,
+    header: impl FnOnce(&mut Header),
+    mut edit: impl FnMut(u64, Event) -> Vec<Event>,
+) {
     let r = TraceReader::open(from).unwrap();
     let mut w = TraceWriter::create(to).unwrap();
-    w.write_header(r.header()).unwrap();
+    let mut h = r.header().clone();
+    header(&mut h);
+    w.write_header(&h).unwrap();
     for item in r.events().unwrap() {
         let (i, e) = item.unwrap();
-        w.append(&edit(i, e)).unwrap();
+        for e in edit(i, e) {
+            w.append(&e).unwrap();
+        }
     }
     for entry in std::fs::read_dir(from.join("blobs")).unwrap() {
         let entry = entry.unwrap();

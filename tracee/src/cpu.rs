@@ -114,3 +114,14 @@ pub fn cpu_allowed(cpu: usize) -> bool {
         .and_then(|set| set.is_set(cpu).ok())
         .unwrap_or(false)
 }
+
+/// `AT_MINSIGSTKSZ`: the size of the signal frame this kernel builds on this CPU (it
+/// grows with the XSAVE area), if the kernel says.
+pub const AT_MINSIGSTKSZ: u64 = 51;
+
+/// This host's signal frame size (`AT_MINSIGSTKSZ` of this process), if the kernel says.
+pub fn signal_frame_size() -> Option<u64> {
+    // SAFETY: getauxval only reads this process's auxiliary vector.
+    let v = unsafe { libc::getauxval(AT_MINSIGSTKSZ as libc::c_ulong) };
+    (v != 0).then_some(v)
+}

@@ -133,20 +133,27 @@ pub struct SignalSets {
 /// `SigIgn`; bit `n - 1` for signal `n`). For a tracee at its exec stop these are what
 /// it inherited.
 pub fn inherited_signals(pid: Pid) -> std::io::Result<SignalSets> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("/proc/{pid}/status has no {name}"),
-                )
-            })
-    };
     Ok(SignalSets {
-        blocked: field("SigBlk:")?,
-        ignored: field("SigIgn:")?,
+        blocked: status_mask(pid, "SigBlk:")?,
+        ignored: status_mask(pid, "SigIgn:")?,
     })
+}
+
+/// The signals a process has a handler for (`SigCgt`; bit `n - 1` for signal `n`).
+pub fn caught_signals(pid: Pid) -> std::io::Result<u64> {
+    status_mask(pid, "SigCgt:")
+}
+
+/// A hexadecimal signal set of /proc/PID/status.
+fn status_mask(pid: Pid, name: &str) -> std::io::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("/proc/{pid}/status has no {name}"),
+            )
+        })
 }
