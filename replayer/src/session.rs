@@ -555,12 +555,14 @@ impl Engine {
         let rip = regs.rip();
         // Software breakpoints are in memory only while the tracee runs.
         let mut insert: BTreeSet<u64> = BTreeSet::new();
-        let mut planted = Planted::default();
         // A `cpuid` about to run that this host cannot trap gets its breakpoint whatever
         // the goal: a step would run it natively.
-        planted.cpuid_here = self.cpuid == CpuidMode::Breakpoint
-            && self.cur.pending_fault.is_none()
-            && is_cpuid_at(&s, rip);
+        let mut planted = Planted {
+            cpuid_here: self.cpuid == CpuidMode::Breakpoint
+                && self.cur.pending_fault.is_none()
+                && is_cpuid_at(&s, rip),
+            ..Planted::default()
+        };
         if planted.cpuid_here {
             planted.cpuid_at = Some(rip);
         } else if goal != Goal::Step {
