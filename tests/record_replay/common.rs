@@ -16,6 +16,19 @@ pub fn replay(trace: &std::path::Path) -> replayer::Outcome {
     .unwrap_or_else(|e| panic!("replay of {} failed: {e}", trace.display()))
 }
 
+/// Replays `trace`, which must be refused: the error, as printed.
+#[track_caller]
+pub fn refusal(trace: &std::path::Path) -> String {
+    let options = replayer::ReplayOptions {
+        console: replayer::Console::Buffer(Vec::new()),
+        pace: false,
+    };
+    match replayer::replay(trace, options) {
+        Ok(o) => panic!("{} replayed to {:?}", trace.display(), o.exit),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// Replays `trace` 3 times (20 under `REWIND_SOAK=1`); each must print `stdout` and end
 /// with `exit`.
 #[track_caller]
