@@ -77,7 +77,7 @@ impl Session {
     pub(crate) fn run(&mut self, first: Stopped) -> Result<ExitStatus> {
         let result = self.run_tasks(first);
         if result.is_err() {
-            self.tasks.kill_all();
+            self.tasks.kill_all(self.task.pid);
         }
         result
     }

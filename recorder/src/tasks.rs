@@ -119,11 +119,17 @@ impl Tasks {
         self.parked.is_empty()
     }
 
-    /// Kills every parked task (the recording ends early).
-    pub(crate) fn kill_all(&mut self) {
-        for (pid, _) in std::mem::take(&mut self.parked) {
-            tracee::task::kill_pid(Pid::from_raw(pid));
-        }
+    /// Kills the running task and every other (the recording ends early), reaping each
+    /// as it is reported: a thread group's leader is only reported after its other
+    /// threads, so waiting for it first would never end.
+    pub(crate) fn kill_all(&mut self, running: Pid) {
+        let mut pids: Vec<Pid> = std::mem::take(&mut self.parked)
+            .into_keys()
+            .chain(std::mem::take(&mut self.early).into_keys())
+            .map(Pid::from_raw)
+            .collect();
+        pids.push(running);
+        tracee::task::kill_all(&pids);
     }
 
     fn any_ready(&self) -> bool {

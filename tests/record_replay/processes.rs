@@ -272,6 +272,54 @@ fn exit_from_a_thread_while_the_others_wait_ends_every_thread_as_recorded() {
     replays_identically(&t, &out, rec.exit);
 }
 
+/// Two threads that take two mutexes in opposite order, meeting at a barrier while each
+/// holds its first: every task ends up blocked in a futex. `--timeout` stops the
+/// recording there (the kill of a thread group reaps its threads before its leader, or
+/// the recorder would wait for the leader forever), and the replay reaches that point.
+#[test]
+fn a_deadlock_of_every_thread_is_stopped_at_the_timeout_and_replays_to_it() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(
+        d.path(),
+        "abba",
+        "#include <pthread.h>\n#include <stdio.h>\n\
+         static pthread_mutex_t a = PTHREAD_MUTEX_INITIALIZER, b = PTHREAD_MUTEX_INITIALIZER;\n\
+         static pthread_barrier_t both;\n\
+         static void *ab(void *x) { (void)x; pthread_mutex_lock(&a); pthread_barrier_wait(&both);\n\
+           pthread_mutex_lock(&b); puts(\"ab\"); return 0; }\n\
+         static void *ba(void *x) { (void)x; pthread_mutex_lock(&b); pthread_barrier_wait(&both);\n\
+           pthread_mutex_lock(&a); puts(\"ba\"); return 0; }\n\
+         int main(void) { pthread_t x, y; pthread_barrier_init(&both, 0, 2);\n\
+           pthread_create(&x, 0, ab, 0); pthread_create(&y, 0, ba, 0);\n\
+           pthread_join(x, 0); pthread_join(y, 0); return 0; }\n",
+    );
+    let trace = d.path().join("trace");
+    let mut opts = recorder::RecordOptions::new(exe.as_os_str(), std::iter::empty::<&str>());
+    opts.out_dir = Some(trace.clone());
+    opts.timeout = Some(std::time::Duration::from_secs(1));
+    let rec = recorder::record(&opts).expect("a recording stopped at the timeout");
+    assert!(rec.timed_out, "{:?}", rec.exit);
+    let evs = events(&trace);
+    assert_eq!(tasks(&evs).len(), 3, "the main thread and two more");
+    let futex = trace::sysno::number("futex").unwrap();
+    let blocked = evs
+        .iter()
+        .filter(|e| matches!(e, Event::Blocked { nr, .. } if *nr == futex))
+        .count();
+    assert!(blocked >= 3, "each thread blocked in a futex: {blocked}");
+    for _ in 0..testsupport::repetitions(3, 20) {
+        let out = replay(&trace);
+        assert_eq!(out.exit, None);
+        let why = out.aborted.expect("the recorder's reason");
+        assert!(why.contains("did not finish in time"), "{why}");
+        assert_eq!(
+            out.events,
+            evs.len() as u64 - 1,
+            "every event before the abort"
+        );
+    }
+}
+
 /// The pipeline's trace, re-written by `edit` (which must change something), replayed:
 /// the error it fails with.
 fn tampered(edit: impl Fn(u64, Event) -> Option<Event>) -> String {
