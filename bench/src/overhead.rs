@@ -41,6 +41,20 @@ pub fn workloads(lab: &Lab) -> Vec<(Setup, Vec<Setup>)> {
             workload::c_mix(lab, 0),
             vec![workload::c_mix(lab, if q { 80_000 } else { 200_000 })],
         ),
+        (
+            Ok(workload::shell("sh -c true", "true")),
+            vec![Ok(if q {
+                workload::shell(
+                    "sh pipeline (seq 20000 | sort -rn | head -3)",
+                    "seq 20000 | sort -rn | head -3",
+                )
+            } else {
+                workload::shell(
+                    "sh pipeline (seq 200000 | sort -rn | head -3)",
+                    "seq 200000 | sort -rn | head -3",
+                )
+            })],
+        ),
     ]
 }
 

@@ -1,6 +1,7 @@
 //! The workloads: umk running a CPU-heavy (`compute`), a filesystem-heavy (`stress` on
 //! ext2 over ubd) and an idle-heavy (`sleep`) script, the idle/compute mix of the long and
-//! scaling recordings, and a C program mixing small writes with computation. Sizes come
+//! scaling recordings, a C program mixing small writes with computation, and a shell
+//! pipeline (a tree of processes: fork, exec, pipes, wait). Sizes come
 //! from umk's calibrated compute rate so that a workload lasts about as long on any host.
 
 use std::path::PathBuf;
@@ -241,4 +242,17 @@ pub fn c_mix(lab: &Lab, iters: u64) -> anyhow::Result<Workload> {
         image: None,
         output: Some(out),
     })
+}
+
+/// `sh -c SCRIPT`: with a pipeline, a tree of processes the recorder follows one at a
+/// time, switching where one waits on a pipe.
+pub fn shell(name: &str, script: &str) -> Workload {
+    Workload {
+        name: name.to_string(),
+        program: PathBuf::from("/bin/sh"),
+        args: vec!["-c".into(), script.into()],
+        cwd: None,
+        image: None,
+        output: None,
+    }
 }
