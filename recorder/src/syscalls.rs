@@ -34,10 +34,10 @@ impl Session {
                     pid: self.task.pid.as_raw(),
                     trace: self.writer.dir().to_path_buf(),
                 };
+                self.tasks.doom(s);
                 self.append(Event::Aborted {
                     reason: err.to_string(),
                 })?;
-                let _ = s.kill();
                 return Err(err);
             }
             Some(Class::Refuse(why)) => {

@@ -320,6 +320,47 @@ fn a_deadlock_of_every_thread_is_stopped_at_the_timeout_and_replays_to_it() {
     }
 }
 
+/// A refused call in a thread group's leader while its other thread waits in the kernel
+/// (node calls pkey_alloc so): the recording stops with the refusal and every task is
+/// reaped — killing the leader and waiting for it first would wait forever, since a
+/// leader is only reported after its other threads.
+#[test]
+fn a_refused_call_in_a_threaded_program_ends_the_recording_and_every_thread() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(
+        d.path(),
+        "refused",
+        "#include <pthread.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
+         static void *sleeper(void *a) { (void)a; for (;;) pause(); return 0; }\n\
+         int main(void) { pthread_t t; pthread_create(&t, 0, sleeper, 0); usleep(20000);\n\
+           return (int)syscall(SYS_kexec_load, 0, 0, 0, 0); }\n",
+    );
+    let trace = d.path().join("trace");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = trace.clone();
+    std::thread::spawn(move || {
+        let mut opts = recorder::RecordOptions::new(exe.as_os_str(), std::iter::empty::<&str>());
+        opts.out_dir = Some(out);
+        let _ = tx.send(
+            recorder::record(&opts)
+                .map(|r| r.exit)
+                .map_err(|e| e.to_string()),
+        );
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the recorder returned (it did not wait forever for the leader)");
+    let err = result.expect_err("kexec_load is refused");
+    assert!(err.contains("unknown system call kexec_load"), "{err}");
+    let evs = events(&trace);
+    assert_eq!(tasks(&evs).len(), 2, "the main thread and the sleeper");
+    assert!(
+        matches!(evs.last(), Some(Event::Aborted { .. })),
+        "{:?}",
+        evs.last()
+    );
+}
+
 /// The pipeline's trace, re-written by `edit` (which must change something), replayed:
 /// the error it fails with.
 fn tampered(edit: impl Fn(u64, Event) -> Option<Event>) -> String {
