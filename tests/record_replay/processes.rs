@@ -272,6 +272,20 @@ fn exit_from_a_thread_while_the_others_wait_ends_every_thread_as_recorded() {
     replays_identically(&t, &out, rec.exit);
 }
 
+/// node: V8's worker threads and libuv's loop, a timer and a promise. V8 asks for a memory
+/// protection key, which no recording hands out (PKRU changes without a call).
+#[test]
+fn node_with_its_worker_threads_replays() {
+    let d = tempfile::tempdir().unwrap();
+    let script = "setTimeout(() => console.log(require('fs').readdirSync('/').length, \
+                  [3, 1, 2].sort()), 20); Promise.resolve(7).then(console.log)";
+    let (rec, t, out) = record(d.path(), "node", &["-e", script]);
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    assert!(String::from_utf8_lossy(&out).starts_with("7\n"), "{out:?}");
+    assert!(tasks(&events(&t)).len() > 2, "node runs threads");
+    replays_identically(&t, &out, rec.exit);
+}
+
 /// Two threads that take two mutexes in opposite order, meeting at a barrier while each
 /// holds its first: every task ends up blocked in a futex. `--timeout` stops the
 /// recording there (the kill of a thread group reaps its threads before its leader, or

@@ -19,6 +19,9 @@ use crate::seccomp::{Action, Program, Rule};
 // why: the seccomp ABI defines that field as 16 bits; errno values (ENOSYS is 38) fit.
 #[allow(clippy::cast_possible_truncation)]
 const ENOSYS_ERRNO: u16 = libc::ENOSYS as u16;
+/// ENOSPC, likewise.
+#[allow(clippy::cast_possible_truncation)]
+const ENOSPC_ERRNO: u16 = libc::ENOSPC as u16;
 
 /// mmap's number as `seccomp_data.nr` holds it (an `int`), for the filter's rule.
 // why: the seccomp ABI's `nr` field is 32 bits; libc spells the numbers as c_long (9).
@@ -60,6 +63,9 @@ pub fn class(nr: u64) -> Option<Class> {
         | SYS_rt_sigreturn | SYS_sched_yield | SYS_arch_prctl | SYS_set_robust_list
         | SYS_sigaltstack | SYS_execve => Class::Allow,
         SYS_rseq => Class::Fail(ENOSYS_ERRNO),
+        // A protection key lives in the PKRU register, which user code changes without a
+        // call: no key is handed out, as on a CPU without them (V8 then goes without).
+        SYS_pkey_alloc => Class::Fail(ENOSPC_ERRNO),
         // mmap: anonymous mappings are allowed by the filter (see `filter`); file-backed
         // ones come here and get their contents recorded.
         SYS_mmap => NONE,
