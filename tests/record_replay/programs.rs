@@ -14,6 +14,16 @@ fn ls_replays() {
 }
 
 #[test]
+fn ps_replays_the_recorded_process_list() {
+    // procps asks for the NUMA memory policy (get_mempolicy, set_mempolicy).
+    let d = tempfile::tempdir().unwrap();
+    let (rec, t, out) = record(d.path(), "ps", &["-e", "-o", "pid=,comm="]);
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    assert!(String::from_utf8_lossy(&out).lines().count() > 1, "{out:?}");
+    replays_identically(&t, &out, rec.exit);
+}
+
+#[test]
 fn date_replays_the_recorded_time() {
     let d = tempfile::tempdir().unwrap();
     let (rec, t, out) = record(d.path(), "date", &["+%s.%N"]);

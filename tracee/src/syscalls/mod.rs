@@ -170,6 +170,8 @@ pub fn class(nr: u64) -> Option<Class> {
         | SYS_setrlimit
         | SYS_sched_getaffinity
         | SYS_sched_setaffinity
+        | SYS_get_mempolicy
+        | SYS_set_mempolicy
         | SYS_getpriority
         | SYS_setpriority
         | SYS_personality
@@ -314,6 +316,8 @@ mod tests {
             "bind",
             "recvfrom",
             "sendto",
+            "get_mempolicy",
+            "set_mempolicy",
             "unlink",
             "uname",
             "nanosleep",

@@ -135,6 +135,14 @@ pub fn outputs(nr: u64, a: [u64; 6], ret: i64, mem: &dyn Peek) -> Result<Vec<Ran
             fixed(&mut out, a[2], 4);
         }
         SYS_getgroups if a[0] > 0 => fixed(&mut out, a[1], 4 * r),
+        // The mode, and a node mask of maxnode - 1 bits in whole longs (as the kernel
+        // copies it out, zeroing past its own node count).
+        SYS_get_mempolicy => {
+            fixed(&mut out, a[0], 4);
+            if a[1] != 0 && a[2] > 1 {
+                fixed(&mut out, a[1], saturating_len((a[2] - 1).div_ceil(64) * 8));
+            }
+        }
         SYS_prlimit64 => fixed(&mut out, a[3], 16),
         SYS_getrlimit => fixed(&mut out, a[1], 16),
         SYS_capget => fixed(&mut out, a[1], 24),
