@@ -155,7 +155,7 @@ impl Session {
             }
             Stop::Syscall => {
                 let pid = s.pid().as_raw();
-                self.tasks.doom(s);
+                let _ = s.kill();
                 Err(Error::Tracee {
                     event: self.writer.next_index(),
                     source: tracee::Error::Unexpected {
@@ -191,7 +191,7 @@ impl Session {
             pid: self.task.pid.as_raw(),
             trace: self.writer.dir().to_path_buf(),
         };
-        self.tasks.doom(s);
+        let _ = s.kill();
         if let Err(e) = self.append(Event::Aborted {
             reason: err.to_string(),
         }) {

@@ -34,7 +34,7 @@ impl Session {
                     pid: self.task.pid.as_raw(),
                     trace: self.writer.dir().to_path_buf(),
                 };
-                self.tasks.doom(s);
+                let _ = s.kill();
                 self.append(Event::Aborted {
                     reason: err.to_string(),
                 })?;

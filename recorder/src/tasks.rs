@@ -111,8 +111,6 @@ pub(crate) struct Tasks {
     early: HashMap<i32, Waited>,
     /// When the running task was switched in.
     slice_from: Option<Instant>,
-    /// Tasks sent SIGKILL on the way to an error, reaped by `kill_all`.
-    doomed: Vec<Pid>,
 }
 
 impl Tasks {
@@ -131,16 +129,7 @@ impl Tasks {
             .map(Pid::from_raw)
             .collect();
         pids.push(running);
-        pids.append(&mut self.doomed);
         tracee::task::kill_all(&pids);
-    }
-
-    /// Kills `s` on the way to an error without waiting for it: reaping a thread group's
-    /// leader first would wait forever for its other threads, so `kill_all` reaps it
-    /// with the rest.
-    pub(crate) fn doom(&mut self, s: Stopped) {
-        tracee::task::send_kill(s.pid());
-        self.doomed.push(s.pid());
     }
 
     fn any_ready(&self) -> bool {
@@ -290,7 +279,7 @@ impl Session {
                 }
                 Waited::Stopped(s, other) => {
                     let pid = s.pid().as_raw();
-                    self.tasks.doom(s);
+                    let _ = s.kill();
                     return Err(self.unexpected(pid, "waiting for syscall exit", other));
                 }
             }
@@ -354,7 +343,7 @@ impl Session {
                 Waited::Exited(e),
             ) => Waiting::Ready(Ready::Dead(e, None)),
             (_, Waited::Stopped(s, stop)) => {
-                self.tasks.doom(s);
+                let _ = s.kill();
                 return Err(self.unexpected(raw, "waiting for a task that is not running", stop));
             }
             (_, Waited::Exited(e)) => {

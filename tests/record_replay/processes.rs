@@ -375,6 +375,47 @@ fn a_refused_call_in_a_threaded_program_ends_the_recording_and_every_thread() {
     );
 }
 
+/// A divergence in a thread group's leader while its threads live: the replay stops with
+/// it and every thread is reaped (waiting for the leader first would never end).
+#[test]
+fn a_divergence_in_a_threaded_replay_ends_it_and_every_thread() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(
+        d.path(),
+        "joiner",
+        "#include <pthread.h>\n#include <unistd.h>\n\
+         static void *sleeper(void *a) { (void)a; usleep(50000); return 0; }\n\
+         int main(void) { pthread_t t; pthread_create(&t, 0, sleeper, 0);\n\
+           pthread_join(t, 0); return 0; }\n",
+    );
+    let (_, t, _) = record(d.path(), &exe, &[]);
+    let first = tasks(&events(&t))[0];
+    let futex = trace::sysno::number("futex").unwrap();
+    let bad = d.path().join("bad");
+    let mut current = first;
+    let mut changed = false;
+    rewrite(&t, &bad, |_, e| match e {
+        Event::Switch { to, .. } => {
+            current = to;
+            e
+        }
+        Event::Blocked { nr, rip } if nr == futex && current == first && !changed => {
+            changed = true;
+            Event::Blocked { nr: 0, rip }
+        }
+        e => e,
+    });
+    assert!(changed, "the leader blocks in pthread_join");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(refusal(&bad));
+    });
+    let err = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the replay returned (it did not wait forever for the leader)");
+    assert!(err.contains("diverged"), "{err}");
+}
+
 /// The pipeline's trace, re-written by `edit` (which must change something), replayed:
 /// the error it fails with.
 fn tampered(edit: impl Fn(u64, Event) -> Option<Event>) -> String {

@@ -361,26 +361,55 @@ impl Running {
         }
     }
 
-    /// Kills the tracee with SIGKILL and reaps it.
+    /// Kills the tracee with SIGKILL and reaps it. SIGKILL ends its whole thread group,
+    /// and a group's leader is only reported once its other threads are reaped, so
+    /// those are reaped here too while waiting.
     pub fn kill(self) -> Result<Exit> {
         let pid = self.pid;
         match nix::sys::signal::kill(pid, Signal::SIGKILL) {
             Ok(()) | Err(Errno::ESRCH) => {}
             Err(e) => return Err(Error::os("kill", pid)(e)),
         }
-        let mut running = self;
+        let mut nap = std::time::Duration::from_micros(20);
         loop {
-            match running.wait()? {
-                Waited::Exited(e) => return Ok(e),
-                Waited::Stopped(s, _) => {
-                    // A stop that raced with the SIGKILL; let it run into the kill.
-                    running = match s.resume(Resume::Cont(None)) {
-                        Ok(r) => r,
-                        Err(Error::Died { .. }) => Running { pid },
-                        Err(e) => return Err(e),
-                    };
+            match waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {
+                    reap_other_threads(pid);
+                    std::thread::sleep(nap);
+                    nap = (nap * 2).min(std::time::Duration::from_millis(1));
                 }
+                Ok(status) => match decode(pid, status)? {
+                    Some(Waited::Exited(e)) => return Ok(e),
+                    // A stop that raced with the SIGKILL; let it run into the kill.
+                    Some(Waited::Stopped(..)) => {
+                        let _ = ptrace::cont(pid, None);
+                    }
+                    None => {}
+                },
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::os("waitpid", pid)(e)),
             }
+        }
+    }
+}
+
+/// Reaps what the other threads of `pid`'s group report (they are dying of a SIGKILL),
+/// letting a stop that raced with the kill run into it.
+fn reap_other_threads(pid: Pid) {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    let tids = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .map(Pid::from_raw)
+        .filter(|&t| t != pid);
+    for tid in tids {
+        if let Ok(
+            WaitStatus::Stopped(..) | WaitStatus::PtraceEvent(..) | WaitStatus::PtraceSyscall(_),
+        ) = waitpid(tid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG))
+        {
+            let _ = ptrace::cont(tid, None);
         }
     }
 }
