@@ -7,23 +7,6 @@ use std::path::{Path, PathBuf};
 use crate::common::*;
 use trace::ExitStatus;
 
-const RUNS: usize = 3;
-
-/// Replays `trace` RUNS times; each must print `stdout` and end with `exit`.
-#[track_caller]
-fn replays_identically(trace: &Path, stdout: &[u8], exit: ExitStatus) {
-    for i in 0..RUNS {
-        let out = replay(trace);
-        assert_eq!(out.exit, Some(exit), "run {i}: end differs");
-        assert!(
-            out.console == stdout,
-            "run {i}: console differs\n--- recorded ---\n{}\n--- replayed ---\n{}",
-            String::from_utf8_lossy(stdout),
-            String::from_utf8_lossy(&out.console)
-        );
-    }
-}
-
 /// A script that shows what it was started with: its name, its arguments, its options.
 const BODY: &str = r#"echo "script $0 has $# args"
 for a in "$@"; do echo "arg [$a]"; done
