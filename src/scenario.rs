@@ -23,10 +23,67 @@ pub const SCENARIOS: [(&str, &str); 6] = [
     ("input", include_str!("../corpus/input/scenario.toml")),
 ];
 
-/// The shipped recording's file name inside `corpus/NAME/`.
+/// The shipped recording's file name inside `corpus/NAME/`; recordings for hosts that
+/// cannot replay it are `recording.KIND.rwpack` (KIND from `replayer::host_kind`).
 pub const RECORDING: &str = "recording.rwpack";
-/// The recorded facts' file name inside `corpus/NAME/`.
-pub const RECORDED: &str = "recorded.toml";
+
+/// One shipped recording of a scenario and the recorded.toml that describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shipped {
+    /// `recording.rwpack` or `recording.KIND.rwpack`.
+    pub pack: PathBuf,
+    /// `recorded.toml` or `recorded.KIND.toml`.
+    pub recorded: PathBuf,
+}
+
+impl Shipped {
+    /// The recording for hosts of `kind` in `dir` (`None`: the scenario's first one).
+    pub fn at(dir: &Path, kind: Option<&str>) -> Shipped {
+        match kind {
+            None => Shipped {
+                pack: dir.join(RECORDING),
+                recorded: dir.join("recorded.toml"),
+            },
+            Some(k) => Shipped {
+                pack: dir.join(format!("recording.{k}.rwpack")),
+                recorded: dir.join(format!("recorded.{k}.toml")),
+            },
+        }
+    }
+
+    /// Every recording shipped in `dir`, `recording.rwpack` first.
+    pub fn all(dir: &Path) -> Vec<Shipped> {
+        let mut kinds: Vec<String> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|n| {
+                n.strip_prefix("recording.")?
+                    .strip_suffix(".rwpack")
+                    .map(str::to_string)
+            })
+            .collect();
+        kinds.sort();
+        let first = dir.join(RECORDING).is_file().then(|| Shipped::at(dir, None));
+        first
+            .into_iter()
+            .chain(kinds.iter().map(|k| Shipped::at(dir, Some(k))))
+            .collect()
+    }
+
+    /// Why this host cannot replay it (empty when it can).
+    pub fn mismatch(&self) -> Result<Vec<String>> {
+        replayer::host_mismatch_of(&self.pack)
+            .with_context(|| format!("reading {}", self.pack.display()))
+    }
+
+    /// The file name, for messages.
+    pub fn name(&self) -> String {
+        self.pack
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
+}
 
 /// One scenario.toml.
 #[derive(Debug, Clone, Deserialize)]
@@ -235,18 +292,39 @@ impl Scenario {
         }
         let image = dir.join("disk.img");
         let _ = std::fs::remove_file(&image);
-        let status = Command::new("mke2fs")
+        // Quiet unless it fails: mke2fs prints "Creating regular file …" even with -q.
+        let out = Command::new(mke2fs()?)
             .args(["-q", "-F", "-t", "ext2", "-d"])
             .arg(&root)
             .arg(&image)
             .arg(&self.disk.size)
-            .status()
-            .context("running mke2fs (install e2fsprogs)")?;
-        if !status.success() {
-            bail!("mke2fs failed making {} ({status})", image.display());
+            .output()
+            .context("running mke2fs to make the scenario's disk image")?;
+        if !out.status.success() {
+            bail!(
+                "mke2fs failed making {} ({}): {}{}",
+                image.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(image)
     }
+}
+
+/// The `mke2fs` scenarios make their disk images with: on PATH, or in the sbin
+/// directories Debian keeps it in (not on an ordinary user's PATH).
+pub fn mke2fs() -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join("mke2fs"))
+        .find(|p| p.is_file())
+        .context(
+            "mke2fs is not on PATH nor in /usr/sbin or /sbin; the scenario's disk image needs it: \
+             install e2fsprogs (`apt-get install e2fsprogs`)",
+        )
 }
 
 impl Recorded {
@@ -257,12 +335,11 @@ impl Recorded {
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
-    /// Writes it, with a line saying where it came from.
-    pub fn write(&self, path: &Path) -> Result<()> {
+    /// Writes it, with a line saying where it came from and which pack it describes.
+    pub fn write(&self, path: &Path, pack: &str) -> Result<()> {
         let body = toml::to_string(self).context("serializing recorded.toml")?;
-        let text = format!(
-            "# Written by `rewind corpus record`; describes {RECORDING} beside it.\n{body}"
-        );
+        let text =
+            format!("# Written by `rewind corpus record`; describes {pack} beside it.\n{body}");
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
     }
 }

@@ -66,9 +66,10 @@ fn check_shipped(name: &str) {
     let dir = corpus(name);
     let scenario = toml_file(&dir.join("scenario.toml"));
     let expect = scenario["expect"].as_table().expect("[expect]");
-    let recorded = toml_file(&dir.join("recorded.toml"));
+    // The one this host replays: the corpus ships one per kind of machine it runs on.
+    let pack = testsupport::corpus::pack(name, replayer::host_mismatch_of);
+    let recorded = toml_file(&testsupport::corpus::recorded(&pack));
     let ending = recorded["ending"].as_str().expect("ending");
-    let pack = dir.join("recording.rwpack");
     let size = std::fs::metadata(&pack).expect("shipped pack").len();
     assert_eq!(
         Some(size as i64),
@@ -187,16 +188,22 @@ fn shipped_recordings_were_made_from_this_trees_kernel() {
     let r = rewind(&["corpus", "list"], Duration::from_secs(600));
     assert!(r.status.success(), "{}", r.dump());
     for name in SCENARIOS {
-        let line = r
-            .stdout
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("{name} not listed\n{}", r.stdout));
-        assert!(
-            line.contains("up to date"),
-            "umk changed since corpus/{name} was recorded; re-record it deliberately with \
-             `cargo run --release -- corpus record {name}` and commit the result:\n{line}"
-        );
+        let packs = testsupport::corpus::packs(name);
+        assert!(!packs.is_empty(), "corpus/{name} ships no recording");
+        for pack in packs {
+            let file = pack.file_name().unwrap().to_string_lossy().into_owned();
+            let line = r
+                .stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{name}/{file}:")))
+                .unwrap_or_else(|| panic!("{name}/{file} not listed\n{}", r.stdout));
+            assert!(
+                line.contains("up to date"),
+                "umk changed since corpus/{name}/{file} was recorded; re-record it deliberately \
+                 with `cargo run --release -- corpus record {name}` on a machine of its kind \
+                 and commit the result:\n{line}"
+            );
+        }
     }
 }
 
@@ -206,9 +213,17 @@ fn every_scenario_reproduces_with_the_kernel_built_now() {
         return;
     }
     let d = Scratch::new("corpus-rerecord");
-    let shipped: Vec<String> = SCENARIOS
+    let shipped: Vec<Vec<(PathBuf, String)>> = SCENARIOS
         .iter()
-        .map(|n| sha256(&corpus(n).join("recording.rwpack")))
+        .map(|n| {
+            testsupport::corpus::packs(n)
+                .into_iter()
+                .map(|p| {
+                    let h = sha256(&p);
+                    (p, h)
+                })
+                .collect()
+        })
         .collect();
     let r = rewind(
         &[
@@ -232,11 +247,9 @@ fn every_scenario_reproduces_with_the_kernel_built_now() {
             r.stdout
         );
         assert!(d.path(n).join("recording.rwpack").is_file());
-        assert_eq!(
-            &sha256(&corpus(n).join("recording.rwpack")),
-            before,
-            "corpus/{n} was overwritten"
-        );
+        for (pack, sha) in before {
+            assert_eq!(&sha256(pack), sha, "{} was overwritten", pack.display());
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
 
 fn prompt(commands: &str) -> String {
-    let pack = testsupport::corpus::pack("abba");
+    let pack = testsupport::corpus::pack("abba", replayer::host_mismatch_of);
     let mut child = Command::new(REWIND)
         .args(["replay", "-i"])
         .arg(&pack)

@@ -191,7 +191,7 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
 /// The signal frame the kernel builds holds the CPU's XSAVE area, so its size depends on
 /// the CPU (AVX-512 adds kilobytes): a handler entered here would have its stack pointer,
 /// and everything it puts on the stack, elsewhere than in the recording.
-fn frames_differ(h: &Header) -> Option<String> {
+pub(crate) fn frames_differ(h: &Header) -> Option<String> {
     let recorded = h
         .auxv
         .iter()

@@ -115,6 +115,51 @@ pub struct Outcome {
     pub elapsed: Duration,
 }
 
+/// What keeps this host from replaying a recording with `header` exactly, each reason a
+/// sentence (empty when nothing does): a CPU other than the recording's when it ran
+/// `cpuid` natively, and signal frames of another size (checked again, and refused, where
+/// a handler is entered; a recording that delivers no signal is not affected by it).
+pub fn host_mismatch(header: &trace::Header) -> Vec<String> {
+    cpuid::check_host(&header.cpuid)
+        .into_iter()
+        .chain(exec::frames_differ(header))
+        .collect()
+}
+
+/// [`host_mismatch`] for the recording at `path` (a trace directory or a pack).
+pub fn host_mismatch_of(path: &Path) -> Result<Vec<String>> {
+    Ok(host_mismatch(trace::open(path)?.header()))
+}
+
+/// A short name for the hosts that replay a recording with `header`, fit for a file
+/// name: the signal frame size (`frames3632`), and the CPU vendor when it ran `cpuid`
+/// natively (`frames3376-AuthenticAMD`), since then only that CPU model replays it.
+pub fn host_kind(header: &trace::Header) -> String {
+    let frames = header
+        .auxv
+        .iter()
+        .find(|(t, _)| *t == tracee::cpu::AT_MINSIGSTKSZ)
+        .map_or_else(|| "frames-unknown".to_string(), |&(_, v)| format!("frames{v}"));
+    if header.cpuid.faulting {
+        return frames;
+    }
+    let vendor = header
+        .cpuid
+        .records
+        .iter()
+        .find(|r| r.leaf == 0 && r.subleaf == 0)
+        .map(|r| {
+            [r.answer[1], r.answer[3], r.answer[2]]
+                .iter()
+                .flat_map(|w| w.to_le_bytes())
+                .filter(u8::is_ascii_alphanumeric)
+                .map(char::from)
+                .collect::<String>()
+        })
+        .unwrap_or_default();
+    format!("{frames}-{vendor}")
+}
+
 /// Opens a trace directory or a packed trace, reading all its events.
 pub fn open_trace(path: &Path) -> Result<Arc<TraceData>> {
     let reader = trace::open(path)?;
@@ -147,13 +192,42 @@ pub(crate) fn start_engine(data: Arc<TraceData>, console: Console) -> Result<Eng
 
 /// Replays the recording in `dir` to its end.
 pub fn replay(dir: &Path, opts: ReplayOptions) -> Result<Outcome> {
+    replay_observed(dir, opts, None)
+}
+
+/// [`replay`], calling `progress(events done, events in all)` about a hundred times on
+/// the way (for a progress bar): the replay then stops at event boundaries, which changes
+/// nothing it does.
+pub fn replay_observed(
+    dir: &Path,
+    opts: ReplayOptions,
+    mut progress: Option<Box<dyn FnMut(u64, u64)>>,
+) -> Result<Outcome> {
     let start = Instant::now();
     let data = open_trace(dir)?;
+    let total = data.events.len() as u64;
     let mut engine = start_engine(data.clone(), opts.console)?;
     if opts.pace {
         engine.pace();
     }
-    let result = engine.run(Goal::End, false);
+    let result = match progress.as_mut() {
+        None => engine.run(Goal::End, false),
+        Some(report) => {
+            let step = (total / 100).max(1);
+            loop {
+                let next = engine.next_event().saturating_add(step);
+                if next >= total {
+                    let r = engine.run(Goal::End, false);
+                    report(total, total);
+                    break r;
+                }
+                match engine.run(Goal::Boundary(next), false) {
+                    Ok(Reached::Goal) => report(next, total),
+                    other => break other,
+                }
+            }
+        }
+    };
     engine.kill_live();
     let _ = tracee::cpu::unpin_current_thread();
     let reached = result?;

@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use recorder::until;
 use replayer::{Console, ReplayOptions};
 
-use crate::scenario::{self, Recorded, Scenario, RECORDED, RECORDING, SCENARIOS};
+use crate::scenario::{self, Recorded, Scenario, Shipped, RECORDING, SCENARIOS};
 
 #[derive(Args)]
 pub struct CorpusArgs {
@@ -83,21 +83,52 @@ fn list() -> Result<()> {
     let sources = scenario::kernel_sources_sha256(workspace)?;
     for (name, _) in SCENARIOS {
         let s = Scenario::named(name)?;
+        println!("{name:<9} {} ({})", s.summary, s.source);
         let dir = workspace.join("corpus").join(name);
-        let state = match Recorded::read(&dir.join(RECORDED)) {
-            Err(_) => "not recorded".to_string(),
-            Ok(r) if r.kernel_sources_sha256 != sources => format!(
-                "STALE: recorded from other kernel sources; re-record with `rewind corpus record {name}` ({} bytes, seed {})",
-                r.pack_bytes, r.seed
-            ),
-            Ok(r) => format!(
-                "up to date ({} bytes, seed {} after {} run(s), {})",
-                r.pack_bytes, r.seed, r.runs, r.ending
-            ),
-        };
-        println!("{name:<9} {state}\n          {} ({})", s.summary, s.source);
+        let shipped = Shipped::all(&dir);
+        if shipped.is_empty() {
+            println!("  {name}: not recorded; `rewind corpus record {name}` makes it");
+        }
+        for pack in shipped {
+            let state = match Recorded::read(&pack.recorded) {
+                Err(e) => format!("no recorded facts ({e:#})"),
+                Ok(r) if r.kernel_sources_sha256 != sources => format!(
+                    "STALE: recorded from other kernel sources; re-record with `rewind corpus \
+                     record {name}` ({} bytes, seed {})",
+                    r.pack_bytes, r.seed
+                ),
+                Ok(r) => format!(
+                    "up to date ({} bytes, seed {} after {} run(s), {})",
+                    r.pack_bytes, r.seed, r.runs, r.ending
+                ),
+            };
+            let here = match pack.mismatch() {
+                Ok(why) if why.is_empty() => "replays on this host".to_string(),
+                Ok(why) => format!("not on this host: {}", why.join("; ")),
+                Err(e) => format!("unreadable: {e:#}"),
+            };
+            println!("  {name}/{}: {state}; {here}", pack.name());
+        }
     }
     Ok(())
+}
+
+/// Where a new recording of a scenario goes in `dir`: over the shipped one this host
+/// replays (the new one replaces it), else `recording.rwpack` when there is none, else
+/// beside the others under its host kind — so re-recording on one kind of machine never
+/// drops the recording another kind of machine needs.
+fn destination(dir: &Path, pack: &Path) -> Result<Shipped> {
+    let shipped = Shipped::all(dir);
+    for s in &shipped {
+        if s.mismatch().is_ok_and(|why| why.is_empty()) {
+            return Ok(s.clone());
+        }
+    }
+    if shipped.is_empty() {
+        return Ok(Shipped::at(dir, None));
+    }
+    let reader = trace::open(pack).with_context(|| format!("reading {}", pack.display()))?;
+    Ok(Shipped::at(dir, Some(&replayer::host_kind(reader.header()))))
 }
 
 /// Records one scenario into `dir` and returns what it wrote into recorded.toml.
@@ -170,13 +201,14 @@ fn record_in(
         kernel_sources_sha256: scenario::kernel_sources_sha256(workspace)?,
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let to = destination(dir, &pack)?;
     // Copied under a temporary name and renamed: a shipped pack is never half written.
-    let staged = dir.join(format!("{RECORDING}.new"));
+    let staged = dir.join(format!("{}.new", to.name()));
     std::fs::copy(&pack, &staged).with_context(|| format!("writing {}", staged.display()))?;
-    let shipped = dir.join(RECORDING);
-    std::fs::rename(&staged, &shipped)
-        .with_context(|| format!("renaming {} to {}", staged.display(), shipped.display()))?;
-    recorded.write(&dir.join(RECORDED))?;
+    std::fs::rename(&staged, &to.pack)
+        .with_context(|| format!("renaming {} to {}", staged.display(), to.pack.display()))?;
+    recorded.write(&to.recorded, &to.name())?;
+    eprintln!("{name}: wrote {} and {}", to.pack.display(), to.recorded.display());
     Ok(recorded)
 }
 
