@@ -1,57 +1,57 @@
 //! The `rewind` command: argument parsing and dispatch only. Each subcommand lives in
-//! its own module under `cmd/` and calls into the library crates.
+//! its own module under `cmd/` and calls into the library crates; `errors` prints what
+//! fails.
 
 #![forbid(unsafe_code)]
 
+mod cli;
 mod cmd;
+mod errors;
+mod progress;
 mod scenario;
 mod signals;
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
-#[derive(Parser)]
-#[command(
-    name = "rewind",
-    version,
-    about = "Deterministic record/replay for kernels that run as Linux processes"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
+use clap::{CommandFactory, FromArgMatches};
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let matches = Cli::command().version(cli::VERSION.as_str()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let backtrace = cli.verbose || errors::backtrace_requested_by_env();
+    if backtrace {
+        errors::capture_backtraces();
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprint!("{}", errors::render(&e, backtrace));
+            ExitCode::from(cli::EXIT_ERROR)
+        }
+    }
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// The workbench end to end: record umk's ABBA deadlock with chaos until it happens,
-    /// pack it, replay it, and write the lock-order diagram and report.
-    Demo(cmd::demo::DemoArgs),
-    /// Record a run of PROGRAM under ptrace into a trace directory.
-    Record(cmd::record::RecordArgs),
-    /// Print a trace's events one a line (`--json` for tools).
-    Dump(cmd::dump::DumpArgs),
-    /// Pack a trace and its guest binary into one self-contained file (or `--unpack` it).
-    Pack(cmd::pack::PackArgs),
-    /// Re-execute a recording exactly (console output as recorded; `-i` for the timeline).
-    Replay(cmd::replay::ReplayArgs),
-    /// Debug a recording with gdb: reverse execution, guest tasks as threads.
-    Gdb(cmd::gdb::GdbArgs),
-    /// Analyze a recording on a replay: lock order, use-after-free, provenance, timeline.
-    Analyze(cmd::analyze::AnalyzeArgs),
-    /// The shipped recordings of umk's bug scenarios: list them, or re-record one.
-    Corpus(cmd::corpus::CorpusArgs),
-}
-
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn run(cli: Cli) -> anyhow::Result<()> {
     signals::install()?;
+    let verbose = cli.verbose;
     match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
-        Command::Record(args) => cmd::record::run(args),
+        Command::Record(args) => cmd::record::run(args, verbose),
         Command::Dump(args) => cmd::dump::run(args),
-        Command::Replay(args) => cmd::replay::run(args),
+        Command::Replay(args) => cmd::replay::run(args, verbose),
         Command::Gdb(args) => cmd::gdb::run(args),
-        Command::Analyze(args) => cmd::analyze::run(args),
+        Command::Analyze(args) => cmd::analyze::run(args, verbose),
         Command::Pack(args) => cmd::pack::run(args),
         Command::Corpus(args) => cmd::corpus::run(args),
+        Command::Ls(args) => cmd::traces::ls(args),
+        Command::Rm(args) => cmd::traces::rm(args),
+        Command::Info(args) => cmd::traces::info(args),
+        Command::Completions(args) => cmd::completions::run(args),
+        Command::Man(args) => cmd::completions::man(args),
     }
 }

@@ -64,7 +64,10 @@ impl Shipped {
             })
             .collect();
         kinds.sort();
-        let first = dir.join(RECORDING).is_file().then(|| Shipped::at(dir, None));
+        let first = dir
+            .join(RECORDING)
+            .is_file()
+            .then(|| Shipped::at(dir, None));
         first
             .into_iter()
             .chain(kinds.iter().map(|k| Shipped::at(dir, Some(k))))

@@ -157,6 +157,65 @@ fn until_crash_reproduces_irqrace_and_keeps_one_trace() {
 }
 
 #[test]
+fn until_hang_keeps_the_deadlock_the_guests_hung_task_detector_turned_into_a_panic() {
+    let d = Scratch::new("until-abba");
+    // abba deadlocks when a timer lands in its window; umk's hung-task detector then
+    // reports both tasks and panics (SIGABRT), well before the recorder's timeout.
+    let guest = vec![script(&d, &["bug abba", "halt"])];
+    let out = d.path("abba");
+    let r = record(&out, &["--until", "hang", "--max-runs", "40"], &guest);
+    assert_eq!(r.status.code(), Some(0), "{}", r.dump());
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("bug reproduced on run"))
+        .unwrap_or_else(|| panic!("no reproduction line\n{}", r.dump()));
+    assert!(
+        line.contains("hung (the guest's hung-task detector panicked; killed by SIGABRT)"),
+        "{line}"
+    );
+    eprintln!("measured: {line}");
+    let reader = trace::open(&out).unwrap();
+    let last = reader.events().unwrap().last().unwrap().unwrap().1;
+    assert_eq!(
+        last,
+        trace::Event::Exit(trace::ExitStatus::Signaled {
+            signo: 6,
+            core: false
+        })
+    );
+}
+
+#[test]
+fn until_hang_on_runs_that_all_crash_names_the_goal_that_would_keep_them() {
+    let d = Scratch::new("until-irqrace-hang");
+    // irqrace with its window widened corrupts the job list and panics on every run: a
+    // crash, no hung task.
+    let guest = vec![
+        "bug_window=1".to_string(),
+        script(&d, &["bug irqrace", "halt"]),
+    ];
+    let traces = d.path("traces");
+    std::fs::create_dir(&traces).unwrap();
+    let out = traces.join("irqrace");
+    let r = record(
+        &out,
+        &["--until", "hang", "--max-runs", "1", "--chaos", "1"],
+        &guest,
+    );
+    assert_ne!(r.status.code(), Some(0), "{}", r.dump());
+    assert!(
+        r.stderr.contains(
+            "no hang in 1 runs (seeds 1-1): 1 killed by SIGABRT; every run crashed: \
+             `--until crash` would have kept the first (seed 1)"
+        ),
+        "{}",
+        r.dump()
+    );
+    assert_eq!(std::fs::read_dir(&traces).unwrap().count(), 0);
+}
+
+#[test]
 fn until_crash_on_a_clean_workload_accounts_for_every_run_and_keeps_nothing() {
     let d = Scratch::new("until-clean");
     // Long enough for timer interrupts, so that the seed matters to every run.

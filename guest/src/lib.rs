@@ -17,6 +17,7 @@
 #![warn(clippy::cast_possible_truncation)]
 
 pub mod binary;
+pub mod console;
 pub mod error;
 pub mod memory;
 pub mod stack;

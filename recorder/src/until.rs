@@ -55,6 +55,9 @@ pub enum Outcome {
     Crashed(i32),
     /// Stopped by the recorder at the timeout.
     Hung,
+    /// Killed by this signal after the guest's own hung-task detector reported blocked
+    /// tasks and panicked (see `guest::console`): a hang the guest caught itself.
+    GuestHang(i32),
 }
 
 impl Outcome {
@@ -70,7 +73,9 @@ impl Outcome {
     /// Whether this is what `goal` looks for.
     pub fn matches(self, goal: Goal) -> bool {
         match (self, goal) {
-            (Outcome::Crashed(_), Goal::Crash) | (Outcome::Hung, Goal::Hang) => true,
+            (Outcome::Crashed(_), Goal::Crash)
+            | (Outcome::Hung, Goal::Hang)
+            | (Outcome::GuestHang(_), Goal::Hang | Goal::Crash) => true,
             (Outcome::Exited(c), Goal::ExitNonzero) => c != 0,
             _ => false,
         }
@@ -81,13 +86,46 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Exited(c) => write!(f, "exited {c}"),
-            Outcome::Crashed(s) => match trace::names::signal_name(*s) {
-                Some(n) => write!(f, "killed by {n}"),
-                None => write!(f, "killed by signal {s}"),
-            },
+            Outcome::Crashed(s) => f.write_str(&killed_by(*s)),
             Outcome::Hung => f.write_str("hung (stopped at the timeout)"),
+            Outcome::GuestHang(s) => write!(
+                f,
+                "hung (the guest's hung-task detector panicked; {})",
+                killed_by(*s)
+            ),
         }
     }
+}
+
+fn killed_by(signo: i32) -> String {
+    trace::ExitStatus::Signaled { signo, core: false }.to_string()
+}
+
+/// Whether the crashed run in `dir` was the guest's hung-task panic: its console output
+/// (the writes the trace keeps whole, which a kernel's line-at-a-time console always is)
+/// ends in one. A trace that cannot be read is not one.
+fn guest_hang(dir: &std::path::Path) -> Option<String> {
+    // The end of the console is what says how it ended; keep that much.
+    const TAIL: usize = 64 << 10;
+    let reader = trace::open(dir).ok()?;
+    let mut console = Vec::new();
+    for item in reader.events().ok()? {
+        let Ok((_, trace::Event::Syscall(sc))) = item else {
+            continue;
+        };
+        if let Some(trace::Output {
+            console: Some(_),
+            bytes: Some(trace::Data::Inline(bytes)),
+            ..
+        }) = sc.output
+        {
+            console.extend_from_slice(&bytes);
+            if console.len() > 2 * TAIL {
+                console.drain(..console.len() - TAIL);
+            }
+        }
+    }
+    guest::console::hung_task_panic(&console)
 }
 
 /// What to look for and how long.
@@ -148,17 +186,40 @@ pub fn tally(runs: &[Run]) -> String {
         .join(", ")
 }
 
+/// When every run ended one other way that a goal would have kept, says so: "every run
+/// crashed: `--until crash` would have kept the first (seed 1)".
+fn other_goal(goal: Goal, runs: &[Run]) -> String {
+    let every = |m: fn(Outcome) -> bool| !runs.is_empty() && runs.iter().all(|r| m(r.outcome));
+    let first = runs.first().map_or(0, |r| r.seed);
+    let (what, other) = if goal != Goal::Crash && every(|o| o.matches(Goal::Crash)) {
+        ("crashed", Goal::Crash)
+    } else if goal != Goal::Hang && every(|o| o.matches(Goal::Hang)) {
+        ("hung", Goal::Hang)
+    } else if goal != Goal::ExitNonzero && every(|o| o.matches(Goal::ExitNonzero)) {
+        ("exited non-zero", Goal::ExitNonzero)
+    } else {
+        return String::new();
+    };
+    let flag = match other {
+        Goal::Crash => "crash",
+        Goal::Hang => "hang",
+        Goal::ExitNonzero => "exit-nonzero",
+    };
+    format!("; every run {what}: `--until {flag}` would have kept the first (seed {first})")
+}
+
 /// Why `record_until` gave up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UntilError {
     /// Every run ended some other way; their traces were deleted.
     #[error(
-        "no {goal} in {} runs (seeds {}-{}): {}",
+        "no {goal} in {} runs (seeds {}-{}): {}{}",
         runs.len(),
         runs.first().map_or(0, |r| r.seed),
         runs.last().map_or(0, |r| r.seed),
-        tally(runs)
+        tally(runs),
+        other_goal(*goal, runs)
     )]
     NotReproduced {
         /// What was looked for.
@@ -242,10 +303,14 @@ pub fn record_until(
             earlier: runs.clone(),
             source: Box::new(source),
         })?;
+        let outcome = match Outcome::of(&recording) {
+            Outcome::Crashed(s) if guest_hang(&recording.dir).is_some() => Outcome::GuestHang(s),
+            o => o,
+        };
         let run = Run {
             run: k,
             seed,
-            outcome: Outcome::of(&recording),
+            outcome,
         };
         runs.push(run);
         progress(&run, &recording);
@@ -299,6 +364,23 @@ mod tests {
         assert!(!Outcome::Crashed(6).matches(Goal::ExitNonzero));
         assert_eq!("exit-nonzero".parse::<Goal>(), Ok(Goal::ExitNonzero));
         assert!("segv".parse::<Goal>().is_err());
+        assert!(Outcome::GuestHang(6).matches(Goal::Hang));
+        assert!(Outcome::GuestHang(6).matches(Goal::Crash));
+        assert!(!Outcome::Crashed(6).matches(Goal::Hang));
+    }
+
+    #[test]
+    fn a_search_that_only_found_another_ending_says_which_goal_keeps_it() {
+        let runs = vec![run(1, Outcome::Crashed(11)), run(2, Outcome::Crashed(6))];
+        let e = UntilError::NotReproduced {
+            goal: Goal::Hang,
+            runs,
+        };
+        assert_eq!(
+            e.to_string(),
+            "no hang in 2 runs (seeds 1-2): 1 killed by SIGABRT, 1 killed by SIGSEGV; every run \
+             crashed: `--until crash` would have kept the first (seed 1)"
+        );
     }
 
     #[test]

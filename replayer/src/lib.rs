@@ -139,7 +139,10 @@ pub fn host_kind(header: &trace::Header) -> String {
         .auxv
         .iter()
         .find(|(t, _)| *t == tracee::cpu::AT_MINSIGSTKSZ)
-        .map_or_else(|| "frames-unknown".to_string(), |&(_, v)| format!("frames{v}"));
+        .map_or_else(
+            || "frames-unknown".to_string(),
+            |&(_, v)| format!("frames{v}"),
+        );
     if header.cpuid.faulting {
         return frames;
     }

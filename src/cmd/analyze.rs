@@ -1,7 +1,6 @@
 //! `rewind analyze {locks,uaf,provenance,timeline,report} TRACE`: parse, dispatch to the
 //! analyzer crate, print or write what it returns. Progress shows on a terminal only.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use analyzer::report::{self, Analysis, AnalyzeOptions};
@@ -16,9 +15,6 @@ pub struct AnalyzeArgs {
     /// inside a pack).
     #[arg(long, global = true, value_name = "ELF")]
     pub binary: Option<PathBuf>,
-    /// Print probe hits, hits per second and analysis time on stderr.
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
 }
 
 /// What to analyze.
@@ -61,25 +57,13 @@ pub enum What {
     },
 }
 
-fn analyze(trace: &Path, args: &AnalyzeArgs, watch: bool) -> anyhow::Result<Analysis> {
-    let progress: Option<Box<dyn FnMut(u64, u64)>> = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(1);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "analyzing {bar:40} {pos}/{len} events ({elapsed})",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(Box::new(move |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-            if done >= total {
-                bar.finish_and_clear();
-            }
-        }))
-    } else {
-        None
-    };
+fn analyze(
+    trace: &Path,
+    args: &AnalyzeArgs,
+    watch: bool,
+    verbose: bool,
+) -> anyhow::Result<Analysis> {
+    let progress = crate::progress::bar("analyzing");
     let a = Analysis::run(
         trace,
         AnalyzeOptions {
@@ -89,7 +73,7 @@ fn analyze(trace: &Path, args: &AnalyzeArgs, watch: bool) -> anyhow::Result<Anal
         },
     )
     .with_context(|| format!("analyzing {}", trace.display()))?;
-    if args.verbose {
+    if verbose {
         let s = &a.collection.stats;
         eprintln!(
             "rewind: {} probe hits over {} trace events in {:.3} s ({:.0} hits/s)",
@@ -107,10 +91,10 @@ fn svg_of(dot: &str) -> anyhow::Result<String> {
 }
 
 /// Runs `rewind analyze`.
-pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
+pub fn run(args: AnalyzeArgs, verbose: bool) -> anyhow::Result<()> {
     match &args.what {
         What::Locks { trace, dot, svg } => {
-            let a = analyze(trace, &args, false)?;
+            let a = analyze(trace, &args, false, verbose)?;
             print!("{}", a.locks_text());
             let d = a.locks_dot();
             if let Some(f) = dot {
@@ -120,7 +104,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
                 report::write_file(f, &svg_of(&d)?)?;
             }
         }
-        What::Uaf { trace } => print!("{}", analyze(trace, &args, true)?.uaf_text()),
+        What::Uaf { trace } => print!("{}", analyze(trace, &args, true, verbose)?.uaf_text()),
         What::Provenance {
             trace,
             at,
@@ -131,7 +115,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
                 .as_deref()
                 .map(str::parse::<replayer::Position>)
                 .transpose()?;
-            let a = analyze(trace, &args, true)?;
+            let a = analyze(trace, &args, true, verbose)?;
             print!("{}", a.provenance_text(at.as_ref()));
             if let Some(p) = a.provenance(at.as_ref()) {
                 if let Some(f) = dot {
@@ -143,11 +127,11 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             }
         }
         What::Timeline { trace, output } => {
-            let a = analyze(trace, &args, false)?;
+            let a = analyze(trace, &args, false, verbose)?;
             report::write_file(output, &a.timeline_json()?)?;
         }
         What::Report { trace, output } => {
-            let a = analyze(trace, &args, true)?;
+            let a = analyze(trace, &args, true, verbose)?;
             let files = report::write_dir(&a, output)?;
             println!(
                 "wrote {} files to {}; open {}",

@@ -128,7 +128,10 @@ fn destination(dir: &Path, pack: &Path) -> Result<Shipped> {
         return Ok(Shipped::at(dir, None));
     }
     let reader = trace::open(pack).with_context(|| format!("reading {}", pack.display()))?;
-    Ok(Shipped::at(dir, Some(&replayer::host_kind(reader.header()))))
+    Ok(Shipped::at(
+        dir,
+        Some(&replayer::host_kind(reader.header())),
+    ))
 }
 
 /// Records one scenario into `dir` and returns what it wrote into recorded.toml.
@@ -208,7 +211,11 @@ fn record_in(
     std::fs::rename(&staged, &to.pack)
         .with_context(|| format!("renaming {} to {}", staged.display(), to.pack.display()))?;
     recorded.write(&to.recorded, &to.name())?;
-    eprintln!("{name}: wrote {} and {}", to.pack.display(), to.recorded.display());
+    eprintln!(
+        "{name}: wrote {} and {}",
+        to.pack.display(),
+        to.recorded.display()
+    );
     Ok(recorded)
 }
 

@@ -24,6 +24,8 @@ pub struct DemoArgs {
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
+    // Before anything is built or recorded: the one host tool the demo needs.
+    crate::scenario::mke2fs()?;
     let umk = super::umk::locate()?;
     let dir = match args.dir {
         Some(d) => d,
@@ -72,7 +74,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
         println!(
             "   replay {n}: {}, signal {signo} delivered at rip {:#x}, as recorded ({:.2} s)",
-            describe(recorded),
+            recorded,
             regs.rip,
             outcome.elapsed.as_secs_f64()
         );
@@ -106,11 +108,4 @@ pub fn run(args: DemoArgs) -> Result<()> {
     );
     println!("demo directory:     {}", dir.display());
     Ok(())
-}
-
-fn describe(e: trace::ExitStatus) -> String {
-    match e {
-        trace::ExitStatus::Exited(code) => format!("exited {code}"),
-        trace::ExitStatus::Signaled { signo, .. } => format!("killed by signal {signo}"),
-    }
 }

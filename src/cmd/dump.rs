@@ -115,7 +115,7 @@ fn dump_events(
 
 /// Runs `rewind dump`.
 pub fn run(args: DumpArgs) -> anyhow::Result<()> {
-    let dir = recorder::tracedir::resolve(args.trace.as_deref());
+    let dir = super::trace_path(args.trace.as_deref())?;
     let reader = trace::open(&dir)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());

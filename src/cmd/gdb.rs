@@ -33,7 +33,7 @@ pub struct GdbArgs {
 
 /// Runs `rewind gdb`.
 pub fn run(args: GdbArgs) -> anyhow::Result<()> {
-    let dir = recorder::tracedir::resolve(args.trace.as_deref());
+    let dir = super::trace_path(args.trace.as_deref())?;
     let ip = args
         .listen_address
         .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -59,7 +59,13 @@ pub fn run(args: GdbArgs) -> anyhow::Result<()> {
     let mut child = Command::new(&args.gdb)
         .args(&cmd[1..])
         .spawn()
-        .with_context(|| format!("launching {}", args.gdb.display()))?;
+        .with_context(|| {
+            format!(
+                "launching {} (install gdb with `apt-get install gdb`, pass --gdb PATH, or \
+                 attach one yourself with --no-launch)",
+                args.gdb.display()
+            )
+        })?;
     // The stub serves on this thread (the replay's tracer); gdb runs beside it. When gdb
     // exits, a waker connects once so a pending accept returns and the loop ends.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -25,7 +25,7 @@ pub struct PackArgs {
 
 /// Runs `rewind pack`.
 pub fn run(args: PackArgs) -> anyhow::Result<()> {
-    let src = recorder::tracedir::resolve(args.trace.as_deref());
+    let src = super::trace_path(args.trace.as_deref())?;
     // `latest` is a link: name the pack after the trace it points to.
     let src = std::fs::canonicalize(&src).unwrap_or(src);
     if args.unpack {

@@ -43,9 +43,6 @@ pub struct RecordArgs {
     /// (default: none, or 60 with --until).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
-    /// Print where the trace went and its size on stderr.
-    #[arg(short, long)]
-    pub verbose: bool,
     /// The program and its arguments.
     #[arg(
         required = true,
@@ -56,23 +53,25 @@ pub struct RecordArgs {
     pub command: Vec<OsString>,
 }
 
-fn summary(rec: &recorder::Recording) -> String {
+/// The one line `record` prints when it is done; `-v` adds how CPUID was handled.
+fn summary(rec: &recorder::Recording, verbose: bool) -> String {
     format!(
-        "trace {} — {} events, {} bytes, {:.3} s{}",
-        rec.dir.display(),
+        "rewind: recorded {} events ({} bytes) in {:.3} s; the program {}; trace {}{}",
         rec.stats.events,
         rec.stats.total_bytes(),
         rec.elapsed.as_secs_f64(),
-        if rec.cpuid_faulting {
-            ""
-        } else {
-            " (no CPUID faulting on this host: cpuid ran natively)"
+        rec.exit,
+        rec.dir.display(),
+        match (verbose, rec.cpuid_faulting) {
+            (false, _) => "",
+            (true, true) => " (cpuid trapped)",
+            (true, false) => " (no CPUID faulting on this host: cpuid ran natively)",
         }
     )
 }
 
 /// Runs `rewind record`.
-pub fn run(args: RecordArgs) -> anyhow::Result<()> {
+pub fn run(args: RecordArgs, verbose: bool) -> anyhow::Result<()> {
     let mut command = args.command.into_iter();
     let program = command.next().context("no program given")?;
     let mut opts = recorder::RecordOptions::new(program, command);
@@ -92,9 +91,6 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
         return run_until(&opts, goal, seed, args.max_runs);
     }
     let rec = recorder::record(&opts)?;
-    if args.verbose {
-        eprintln!("rewind: {}", summary(&rec));
-    }
     if rec.timed_out {
         eprintln!(
             "rewind: the program did not finish within {} s; stopped it, trace closed as \
@@ -104,6 +100,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<()> {
         );
         std::process::exit(124);
     }
+    eprintln!("{}", summary(&rec, verbose));
     std::process::exit(rec.exit.code());
 }
 

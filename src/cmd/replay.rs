@@ -2,6 +2,7 @@
 //! console output as recorded, and end as it ended (same status, or the same fatal signal);
 //! `-i` opens the interactive timeline prompt instead.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -17,14 +18,11 @@ pub struct ReplayArgs {
     /// Interactive timeline: goto, step, reverse-step, breakpoints, watchpoints, …
     #[arg(short, long)]
     pub interactive: bool,
-    /// Print a summary (events, time, how it ended) on stderr.
-    #[arg(short, long)]
-    pub verbose: bool,
 }
 
 /// Runs `rewind replay`.
-pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
-    let dir = recorder::tracedir::resolve(args.trace.as_deref());
+pub fn run(args: ReplayArgs, verbose: bool) -> anyhow::Result<()> {
+    let dir = super::trace_path(args.trace.as_deref())?;
     if args.interactive {
         return crate::cmd::interactive::run(&dir);
     }
@@ -32,9 +30,16 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         console: replayer::Console::Stdout,
         pace: args.pace,
     };
-    let out =
-        replayer::replay(&dir, opts).with_context(|| format!("replaying {}", dir.display()))?;
-    if args.verbose {
+    // With the console on the terminal, its output is the progress; a bar drawn over it
+    // would garble both. Redirected, a long replay shows a bar on stderr.
+    let bar = if std::io::stdout().is_terminal() {
+        None
+    } else {
+        crate::progress::bar("replaying")
+    };
+    let out = replayer::replay_observed(&dir, opts, bar)
+        .with_context(|| format!("replaying {}", dir.display()))?;
+    if verbose {
         eprintln!(
             "rewind: replayed {} events in {:.3} s; {}",
             out.events,

@@ -1,9 +1,10 @@
 //! Finding the umk binary for commands that run it (`demo`, `corpus`): `$REWIND_UMK`, then
-//! the binary cargo built beside `rewind`, then a fresh `cargo build` of it when `rewind`
-//! runs from its source tree — so `cargo run --release -- demo` needs nothing built by hand.
+//! a fresh `cargo build` of it when `rewind`'s source tree is still where it was built
+//! (so `cargo run --release -- demo` and a `cargo install --path .` build both need
+//! nothing built by hand), then a umk installed beside `rewind`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
@@ -13,7 +14,7 @@ pub fn workspace() -> Option<&'static Path> {
     w.join("kernel/Cargo.toml").is_file().then_some(w)
 }
 
-/// Path of a usable umk binary built with the same profile as `rewind` itself.
+/// Path of a usable umk binary, built with the same profile as `rewind` itself.
 pub fn locate() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("REWIND_UMK") {
         let p = PathBuf::from(p);
@@ -24,50 +25,53 @@ pub fn locate() -> Result<PathBuf> {
     }
     let exe = std::env::current_exe().context("finding the rewind executable")?;
     let dir = exe.parent().context("rewind executable has no directory")?;
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    build(if release { "release" } else { "dev" }, dir)
+    let debug = dir.file_name().is_some_and(|n| n == "debug");
+    locate_profile(if debug { "dev" } else { "release" })
 }
 
 /// umk built with cargo profile `profile` (the corpus ships a `corpus`-profile build).
 pub fn locate_profile(profile: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe().context("finding the rewind executable")?;
-    let target = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("rewind executable is not in a cargo target directory")?;
-    build(profile, &target.join(profile))
-}
-
-/// Builds (or brings up to date) umk with `profile` when the source tree is here, and
-/// returns the binary expected in `out_dir`.
-fn build(profile: &str, out_dir: &Path) -> Result<PathBuf> {
     if let Some(workspace) = workspace() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .current_dir(workspace)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "umk",
-                "--bin",
-                "umk",
-                "--profile",
-                profile,
-            ])
-            .status()
-            .context("running cargo to build umk")?;
-        if !status.success() {
-            bail!("building umk (profile {profile}) failed ({status})");
-        }
+        return build(workspace, profile);
     }
-    let bin = out_dir.join("umk");
-    if bin.is_file() {
-        return Ok(bin);
+    let exe = std::env::current_exe().context("finding the rewind executable")?;
+    let beside = exe.with_file_name("umk");
+    if beside.is_file() {
+        return Ok(beside);
     }
     bail!(
-        "umk binary not found at {} (build it with `cargo build -p umk --profile {profile}` \
-         or set REWIND_UMK)",
-        bin.display()
+        "no umk to run: rewind's source tree ({}) is gone and no umk is installed beside {}; \
+         set REWIND_UMK=PATH to a umk binary (in a source tree, `cargo build --release -p \
+         umk` makes target/release/umk)",
+        env!("CARGO_MANIFEST_DIR"),
+        exe.display()
     )
+}
+
+/// Builds (or brings up to date) umk with `profile` in the source tree and returns the
+/// binary cargo reports, wherever its target directory is.
+fn build(workspace: &Path, profile: &str) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(workspace)
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json-render-diagnostics",
+        ])
+        .args(["-p", "umk", "--bin", "umk", "--profile", profile])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo to build umk (install Rust with rustup, or set REWIND_UMK)")?;
+    if !out.status.success() {
+        bail!("building umk (profile {profile}) failed ({})", out.status);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "umk")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .filter(|p| p.is_file())
+        .with_context(|| format!("cargo built umk (profile {profile}) but named no executable"))
 }

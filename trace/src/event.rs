@@ -343,6 +343,25 @@ impl ExitStatus {
     }
 }
 
+impl std::fmt::Display for ExitStatus {
+    /// `exited 0`, `killed by SIGABRT` (`, core dumped`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ExitStatus::Exited(c) => write!(f, "exited {c}"),
+            ExitStatus::Signaled { signo, core } => {
+                match crate::names::signal_name(signo) {
+                    Some(n) => write!(f, "killed by {n}")?,
+                    None => write!(f, "killed by signal {signo}")?,
+                }
+                if core {
+                    f.write_str(", core dumped")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// One entry of the event stream.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Event {
