@@ -11,7 +11,11 @@ use replayer::{Position, StopReason, Timeline};
 /// A timeline on the shipped abba recording, and the symbols of the umk packed in it
 /// (the corpus umk is its own build, not this profile's).
 fn abba() -> (Timeline, Binary) {
-    let tl = Timeline::open(&testsupport::corpus::pack("abba", replayer::host_mismatch_of)).unwrap();
+    let tl = Timeline::open(&testsupport::corpus::pack(
+        "abba",
+        replayer::host_mismatch_of,
+    ))
+    .unwrap();
     let syms = tl.load_binary().unwrap();
     (tl, syms)
 }

@@ -21,12 +21,17 @@ pub fn packs(name: &str) -> Vec<PathBuf> {
         .unwrap_or_else(|e| panic!("listing {}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                n.starts_with("recording.") && n.ends_with(".rwpack")
-            })
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("recording.") && n.ends_with(".rwpack"))
         })
         .collect();
-    found.sort_by_key(|p| (p.file_name() != Some("recording.rwpack".as_ref()), p.clone()));
+    found.sort_by_key(|p| {
+        (
+            p.file_name() != Some("recording.rwpack".as_ref()),
+            p.clone(),
+        )
+    });
     found
 }
 
