@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use gdbstub::common::{Signal, Tid};
 use gdbstub::stub::MultiThreadStopReason;
 use gdbstub::target::ext::base::multithread::{
-    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSingleStep,
-    MultiThreadSingleStepOps,
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::base::reverse_exec::{
     ReplayLogPosition, ReverseCont, ReverseContOps, ReverseStep, ReverseStepOps,
@@ -453,6 +453,23 @@ impl MultiThreadResume for ReplayTarget {
 
     fn support_reverse_cont(&mut self) -> Option<ReverseContOps<'_, Tid, Self>> {
         Some(self)
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadSchedulerLocking for ReplayTarget {
+    /// gdb locks the scheduler to step the thread it stopped in over that thread's
+    /// breakpoint (`vCont;s:p1.N` with the others held), and in "replay" mode for every
+    /// resume. The guest's tasks share one host thread and the recording fixed their
+    /// schedule, so a replay cannot hold some still while others run: a step steps the
+    /// task running at this point — the one gdb stopped in, so stepping over a breakpoint
+    /// is exact — and a continue runs the recorded schedule, as rr does. A stop in another
+    /// task is reported as that task's, so gdb says it switched threads.
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), Self::Error> {
+        Ok(())
     }
 }
 

@@ -216,3 +216,45 @@ fn memory_and_register_writes_are_refused_and_the_replay_goes_on_as_recorded() {
     assert_eq!(words[0], words[1], "the stack word changed:\n{out}");
     assert!(out.contains("No more reverse-execution history."), "{out}");
 }
+
+#[test]
+fn continuing_past_breakpoints_keeps_the_session() {
+    // Each continue from a breakpoint makes gdb step the stopped thread alone over it
+    // (`vCont;s:p1.N`, scheduler-locked), then continue.
+    let lock = "'umk::sync::mutex::Mutex<u64>::lock<u64>'";
+    let out = gdb(&[
+        &format!("break {lock}"),
+        "continue",
+        "continue",
+        "continue",
+        "delete",
+        // A condition that is false at every hit: gdb steps over each one and goes on.
+        &format!("break {lock} if 0"),
+        "tbreak *$pc",
+        "continue",
+        "continue",
+        "info threads",
+    ]);
+    assert!(!out.contains("Remote connection closed"), "{out}");
+    assert_eq!(out.matches("hit Breakpoint 1,").count(), 3, "{out}");
+    assert!(out.contains("No more reverse-execution history."), "{out}");
+    assert!(
+        out.contains("abba-1 D waiting on mutex abba_lock_b"),
+        "{out}"
+    );
+
+    // next and finish from a breakpoint: gdb steps over it, then runs to its step-resume
+    // breakpoint, which another task may reach first.
+    let out = gdb(&[
+        &format!("break {lock}"),
+        "continue",
+        "next",
+        "next",
+        "finish",
+        "continue",
+        "bt 1",
+    ]);
+    assert!(!out.contains("Remote connection closed"), "{out}");
+    assert!(out.contains("Value returned is"), "finish returned\n{out}");
+    assert!(out.matches("hit Breakpoint 1,").count() >= 2, "{out}");
+}
