@@ -788,12 +788,12 @@ impl Engine {
         let stepped = matches!(how, Resume::Step(_));
         if hits != 0 || info.code() == tracee::debug::TRAP_HWBKPT {
             self.cur.live = Some(s);
+            if stepped && goal == Goal::Step {
+                // One instruction further than the position the step started from.
+                self.pos = None;
+            }
             if report_hits && hits != 0 {
                 return Ok(Some(Reached::Watchpoint(hits)));
-            }
-            if stepped && goal == Goal::Step {
-                self.pos = None;
-                return Ok(None);
             }
             return Ok(None);
         }

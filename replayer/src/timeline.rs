@@ -498,7 +498,9 @@ impl Timeline {
         }
         let done = self.engine.position().map_or(0, |p| p.steps);
         for i in done..target.steps {
-            on_reached(self.engine.run(Goal::Step, false)?)?;
+            // A write in these last steps is a hit like any other: a reverse watchpoint
+            // started just after one must count it.
+            let stop = on_reached(self.engine.run(Goal::Step, hits)?)?;
             // The engine names the marks it reaches; any other step is one more from ours.
             match self.engine.position() {
                 Some(p) if p.mark() != target.mark() => {
@@ -507,6 +509,9 @@ impl Timeline {
                     )))
                 }
                 _ => self.engine.set_position(target.mark().with_steps(i + 1)),
+            }
+            if let Some(watch @ StopReason::Watchpoint(_)) = stop {
+                return Ok(Some(watch));
             }
             if hits && i + 1 < target.steps {
                 let rip = self.engine.t(self.engine.live()?.regs())?.rip();

@@ -3,7 +3,7 @@
 //! breakpoint hit is its exact position without the steps, step_back retraces a forward
 //! single-step run exactly, run_backward finds the last hit of a breakpoint on
 //! a lock function, and watchpoints report the slot that fired and, backward, stop
-//! before the write.
+//! before the write, landing on the last write before wherever they start.
 
 use guest::Binary;
 use replayer::{Position, StopReason, Timeline};
@@ -216,4 +216,61 @@ fn positions_of_breakpoint_hits_seek_back_to_the_same_state() {
         started.elapsed()
     );
     assert!(hits >= 100, "only {hits} probe hits");
+}
+
+/// Every write to `addr` the forward run reports, as the position just after each.
+fn forward_writes(tl: &mut Timeline, addr: u64, len: usize) -> Vec<Position> {
+    tl.seek(&Position::START).unwrap();
+    tl.set_watchpoint(addr, len, replayer::WatchKind::Write)
+        .unwrap();
+    let mut after = Vec::new();
+    loop {
+        match tl.run_forward().unwrap() {
+            StopReason::Watchpoint(a) => {
+                assert_eq!(a, addr);
+                after.push(tl.position().unwrap());
+            }
+            _ => return after,
+        }
+    }
+}
+
+#[test]
+fn reverse_watchpoints_land_on_the_last_write_before_every_start() {
+    let (mut tl, syms) = abba();
+    // The owner field of abba's first mutex: taken and released by both tasks.
+    let owner = syms.address("umk::bugs::abba::LOCK_A").unwrap() + 12;
+    let writes = forward_writes(&mut tl, owner, 4);
+    assert!(writes.len() >= 3, "writes to LOCK_A's owner: {writes:?}");
+    // Each backward run replays from a checkpoint: a spread of them keeps this quick.
+    let n = writes.len();
+    let mut picked = vec![0, 1, n / 2, n - 2, n - 1];
+    picked.dedup();
+    for k in picked {
+        let after = writes[k];
+        // Starting just after write k, and one instruction later: the last write before
+        // either start is write k.
+        for extra in [0, 1] {
+            tl.seek(&after).unwrap();
+            if extra == 1 && tl.step_forward().unwrap() != StopReason::Done {
+                continue;
+            }
+            let start = tl.position().unwrap();
+            assert_eq!(
+                tl.run_backward().unwrap(),
+                StopReason::Watchpoint(owner),
+                "from {start}"
+            );
+            let before = tl.position().unwrap();
+            assert_eq!(tl.step_forward().unwrap(), StopReason::Done, "from {start}");
+            assert_eq!(
+                tl.position().unwrap(),
+                after,
+                "reverse-continue from {start} (after write {k} of {}) landed before {}, \
+                 not before write {k} at {after}",
+                writes.len(),
+                before
+            );
+        }
+    }
 }
