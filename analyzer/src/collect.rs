@@ -245,7 +245,8 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
             StopReason::Breakpoint(a) => a,
             StopReason::Exited(e) => break Some(e),
             StopReason::EndOfHistory | StopReason::StartOfHistory => break None,
-            StopReason::Done | StopReason::Watchpoint(_) => continue,
+            // Faults are not stops here (set_stop_at_faults is off): listed for the match.
+            StopReason::Done | StopReason::Watchpoint(_) | StopReason::Signal(_) => continue,
         };
         stats.probe_hits += 1;
         let t0 = Instant::now();

@@ -64,6 +64,8 @@ impl Server {
     pub fn open(opts: &ServerOptions) -> Result<Server> {
         let mut tl = Timeline::open(&opts.trace)
             .map_err(|e| Error::timeline("open", opts.trace.display(), e))?;
+        // A crash is a stop, as gdb shows any signal: the fault before its delivery.
+        tl.set_stop_at_faults(true);
         let binary = tl.binary().to_path_buf();
         // A binary that cannot be read still debugs, as one thread without task names.
         let guest = tl.load_binary().ok().and_then(|b| guest::detect(&b));

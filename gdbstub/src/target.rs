@@ -269,6 +269,12 @@ impl ReplayTarget {
                     addr: a,
                 }
             }
+            // gdb says "Program received signal SIGSEGV" and shows the faulting
+            // instruction; its `continue` then delivers the signal, as recorded.
+            StopReason::Signal(sig) => Stop::SignalWithThread {
+                tid: self.current_tid(),
+                signal: Signal(u8::try_from(sig).unwrap_or(0)),
+            },
             StopReason::StartOfHistory => Stop::ReplayLog {
                 tid: Some(self.current_tid()),
                 pos: ReplayLogPosition::Begin,

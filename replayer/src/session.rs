@@ -102,6 +102,9 @@ pub(crate) enum Reached {
     Breakpoint(u64),
     /// Hardware slot bits that fired.
     Watchpoint(u8),
+    /// The tracee faulted with this signal and stands at the faulting instruction, the
+    /// signal not delivered (only when faults are reported; see `report_faults`).
+    Fault(i32),
     Exited(ExitStatus),
     /// The recording ends here without an exit (aborted or truncated).
     End,
@@ -158,6 +161,11 @@ pub(crate) struct Engine {
     cpuid: CpuidMode,
     /// Why this host cannot enter a signal handler as the recording did, if it cannot.
     frames_differ: Option<String>,
+    /// Stop at a synchronous fault before its signal is delivered (a debugger's signal
+    /// stop), instead of delivering it at once.
+    report_faults: bool,
+    /// The next fault is the one just reported: deliver it.
+    deliver_fault: bool,
     /// REWIND_TICKS at the latest mark (boundary or tick mark) reached: while stepping,
     /// the next mark is the one after it.
     mark_ticks: u64,
@@ -322,6 +330,8 @@ impl Engine {
             watches: [None; 4],
             cpuid: started.cpuid,
             frames_differ: started.frames_differ,
+            report_faults: false,
+            deliver_fault: false,
             mark_ticks: started.start_ticks,
         }
     }
@@ -662,6 +672,14 @@ impl Engine {
                     }
                 }
                 if info.is_synchronous_fault() {
+                    if self.report_faults && !std::mem::take(&mut self.deliver_fault) {
+                        // Left undelivered, the instruction runs again at the next resume
+                        // and faults again: then it is delivered (`deliver_next_fault`).
+                        self.cur.live = Some(s);
+                        self.pos = None;
+                        return Ok(Some(Reached::Fault(sig as i32)));
+                    }
+                    self.deliver_fault = false;
                     // Faults are not events: the same instruction faults again here, and
                     // the signal is delivered as it was at record time.
                     if let Some(why) = self.frames_differ.clone() {
@@ -1070,6 +1088,16 @@ impl Engine {
     }
 
     /// Whether a synchronous fault waits to be delivered at the next resume.
+    /// Whether runs stop at a synchronous fault before delivering its signal.
+    pub(crate) fn set_report_faults(&mut self, on: bool) {
+        self.report_faults = on;
+    }
+
+    /// The next fault (the one the last run stopped at) is delivered, not reported.
+    pub(crate) fn deliver_next_fault(&mut self) {
+        self.deliver_fault = true;
+    }
+
     pub(crate) fn has_pending_fault(&self) -> bool {
         self.cur.pending_fault.is_some()
     }

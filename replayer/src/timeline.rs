@@ -68,6 +68,10 @@ pub enum StopReason {
     EndOfHistory,
     /// The program ended (the last position of the recording).
     Exited(ExitStatus),
+    /// The program faulted here with this signal (SIGSEGV, SIGBUS, SIGFPE, …), when
+    /// [`Timeline::set_stop_at_faults`] asked for such stops: it stands at the faulting
+    /// instruction, not yet delivered; running forward delivers it as recorded.
+    Signal(i32),
 }
 
 /// Timeline settings.
@@ -98,6 +102,10 @@ pub struct Timeline {
     opts: TimelineOptions,
     /// The event boundary of the latest automatic checkpoint (or attempt).
     last_auto: u64,
+    /// Forward runs stop at synchronous faults (`StopReason::Signal`).
+    stop_at_faults: bool,
+    /// The last run stopped at a fault here, which the next forward run delivers.
+    fault_here: bool,
 }
 
 /// Most single steps a position computation or step-back may take.
@@ -118,6 +126,8 @@ impl Timeline {
             checkpoints: Checkpoints::new(opts.max_checkpoints),
             opts,
             last_auto: 0,
+            stop_at_faults: false,
+            fault_here: false,
         };
         tl.checkpoint()?;
         Ok(tl)
@@ -415,7 +425,15 @@ impl Timeline {
 
     /// Goes to `target`.
     pub fn seek(&mut self, target: &Position) -> Result<()> {
+        self.fault_here = false;
         self.seek_inner(target, false).map(|_| ())
+    }
+
+    /// Whether forward runs stop at a synchronous fault, at the faulting instruction
+    /// before its signal is delivered (`StopReason::Signal`), as a debugger shows a
+    /// crash. The analyzer's runs leave this off.
+    pub fn set_stop_at_faults(&mut self, on: bool) {
+        self.stop_at_faults = on;
     }
 
     /// Seeks; with `hits`, stops at breakpoint/watchpoint hits on the way (returned).
@@ -460,6 +478,7 @@ impl Timeline {
                 Reached::Watchpoint(hits) => {
                     Some(StopReason::Watchpoint(watch_addr(&watches, hits)))
                 }
+                Reached::Fault(sig) => Some(StopReason::Signal(sig)),
                 Reached::Exited(e) => return Err(out(format!("the program ended first ({e:?})"))),
                 Reached::End => return Err(out("the recording ends first".into())),
             })
@@ -525,6 +544,8 @@ impl Timeline {
 
     /// Executes one instruction (or applies the event the tracee is at).
     pub fn step_forward(&mut self) -> Result<StopReason> {
+        // A step from a reported fault delivers it (the handler's first instruction).
+        self.fault_here = false;
         let before = self.position()?;
         match self.engine.run(Goal::Step, false)? {
             Reached::Exited(e) => return Ok(StopReason::Exited(e)),
@@ -555,6 +576,7 @@ impl Timeline {
 
     /// Goes back exactly one instruction.
     pub fn step_back(&mut self) -> Result<StopReason> {
+        self.fault_here = false;
         let p = self.position()?;
         if p.steps > 0 {
             self.seek(&p.with_steps(p.steps - 1))?;
@@ -618,8 +640,17 @@ impl Timeline {
             return Ok(StopReason::EndOfHistory);
         }
         self.keep_scratch()?;
-        let r = self.drive(Goal::End, true)?;
-        Ok(match r {
+        if std::mem::take(&mut self.fault_here) {
+            self.engine.deliver_next_fault();
+        }
+        self.engine.set_report_faults(self.stop_at_faults);
+        let r = self.drive(Goal::End, true);
+        self.engine.set_report_faults(false);
+        Ok(match r? {
+            Reached::Fault(sig) => {
+                self.fault_here = true;
+                StopReason::Signal(sig)
+            }
             Reached::Breakpoint(a) => StopReason::Breakpoint(a),
             Reached::Watchpoint(hits) => {
                 StopReason::Watchpoint(watch_addr(&self.engine.watches(), hits))
@@ -631,6 +662,7 @@ impl Timeline {
 
     /// Runs backward to the previous breakpoint or watchpoint hit, or the start.
     pub fn run_backward(&mut self) -> Result<StopReason> {
+        self.fault_here = false;
         let here = self.position()?;
         let marks = self.checkpoints.before(here);
         let mut upto = here;

@@ -72,6 +72,10 @@ impl Session {
             StopReason::StartOfHistory => "start of history\n".into(),
             StopReason::EndOfHistory => "end of history\n".into(),
             StopReason::Exited(e) => format!("end of history: the program ended ({e:?})\n"),
+            StopReason::Signal(sig) => format!(
+                "signal {} at the faulting instruction (continue delivers it)\n",
+                trace::names::signal_name(sig).unwrap_or("?")
+            ),
         };
         print!("{what}");
         if self.tl.exited().is_none() {
@@ -265,8 +269,9 @@ impl Session {
 
 /// Runs the prompt on the trace in `dir`.
 pub fn run(dir: &Path) -> anyhow::Result<()> {
-    let tl = Timeline::open_with(dir, Default::default(), replayer::Console::Stdout)
+    let mut tl = Timeline::open_with(dir, Default::default(), replayer::Console::Stdout)
         .with_context(|| format!("opening {}", dir.display()))?;
+    tl.set_stop_at_faults(true);
     let binary = tl.load_binary().ok();
     let guest = binary.as_ref().and_then(guest::detect);
     println!(
