@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use analyzer::graph::Renderer;
 use analyzer::report::{self, Analysis, AnalyzeOptions};
 use anyhow::Context;
 
@@ -30,7 +31,7 @@ pub enum What {
         /// Write the class graph as DOT.
         #[arg(long, value_name = "FILE")]
         dot: Option<PathBuf>,
-        /// Write the class graph as SVG (graphviz `dot`).
+        /// Write the class graph as SVG.
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
     },
@@ -102,22 +103,18 @@ fn analyze(trace: &Path, args: &AnalyzeArgs, watch: bool) -> anyhow::Result<Anal
     Ok(a)
 }
 
-fn svg_of(dot: &str) -> anyhow::Result<String> {
-    Ok(analyzer::graph::render_svg(dot)?)
-}
-
 /// Runs `rewind analyze`.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     match &args.what {
         What::Locks { trace, dot, svg } => {
             let a = analyze(trace, &args, false)?;
             print!("{}", a.locks_text());
-            let d = a.locks_dot();
+            let g = a.locks_graph();
             if let Some(f) = dot {
-                report::write_file(f, &d)?;
+                report::write_file(f, &g.to_dot())?;
             }
             if let Some(f) = svg {
-                report::write_file(f, &svg_of(&d)?)?;
+                report::write_file(f, &g.to_svg(Renderer::Builtin)?)?;
             }
         }
         What::Uaf { trace } => print!("{}", analyze(trace, &args, true)?.uaf_text()),
@@ -134,11 +131,12 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             let a = analyze(trace, &args, true)?;
             print!("{}", a.provenance_text(at.as_ref()));
             if let Some(p) = a.provenance(at.as_ref()) {
+                let g = p.graph();
                 if let Some(f) = dot {
-                    report::write_file(f, &p.to_dot())?;
+                    report::write_file(f, &g.to_dot())?;
                 }
                 if let Some(f) = svg {
-                    report::write_file(f, &svg_of(&p.to_dot())?)?;
+                    report::write_file(f, &g.to_svg(Renderer::Builtin)?)?;
                 }
             }
         }
@@ -148,7 +146,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
         }
         What::Report { trace, output } => {
             let a = analyze(trace, &args, true)?;
-            let files = report::write_dir(&a, output)?;
+            let files = report::write_dir(&a, output, Renderer::Builtin)?;
             println!(
                 "wrote {} files to {}; open {}",
                 files.len(),

@@ -89,7 +89,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     )?;
     let report = dir.join("report");
     std::fs::create_dir_all(&report)?;
-    analyzer::report::write_dir(&analysis, &report)?;
+    analyzer::report::write_dir(&analysis, &report, analyzer::graph::Renderer::Builtin)?;
     let text = analysis.locks_text();
     for line in text.lines().filter(|l| {
         ["WARNING:", "DEADLOCK:", "No potential", "No actual"]
