@@ -1,5 +1,6 @@
 //! `rewind analyze {locks,uaf,provenance,timeline,report} TRACE`: parse, dispatch to the
 //! analyzer crate, print or write what it returns. Progress shows on a terminal only.
+//! Diagrams are drawn by the built-in renderer unless `--graphviz` asks for graphviz.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,8 @@ pub enum What {
         /// Write the class graph as SVG.
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+        #[command(flatten)]
+        draw: Draw,
     },
     /// KASAN-style report of the crash: the object, its allocation, its free and the
     /// accesses between the free and the crash.
@@ -47,6 +50,8 @@ pub enum What {
         dot: Option<PathBuf>,
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+        #[command(flatten)]
+        draw: Draw,
     },
     /// Chrome trace JSON (Perfetto) of tasks, interrupts and lock holds.
     Timeline {
@@ -59,7 +64,27 @@ pub enum What {
         trace: PathBuf,
         #[arg(short, long, value_name = "DIR")]
         output: PathBuf,
+        #[command(flatten)]
+        draw: Draw,
     },
+}
+
+/// How SVG diagrams are drawn.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Draw {
+    /// Draw SVG with graphviz's `dot` (must be on PATH) instead of the built-in renderer.
+    #[arg(long)]
+    pub graphviz: bool,
+}
+
+impl Draw {
+    pub fn renderer(self) -> Renderer {
+        if self.graphviz {
+            Renderer::Graphviz
+        } else {
+            Renderer::Builtin
+        }
+    }
 }
 
 fn analyze(trace: &Path, args: &AnalyzeArgs, watch: bool) -> anyhow::Result<Analysis> {
@@ -106,7 +131,12 @@ fn analyze(trace: &Path, args: &AnalyzeArgs, watch: bool) -> anyhow::Result<Anal
 /// Runs `rewind analyze`.
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
     match &args.what {
-        What::Locks { trace, dot, svg } => {
+        What::Locks {
+            trace,
+            dot,
+            svg,
+            draw,
+        } => {
             let a = analyze(trace, &args, false)?;
             print!("{}", a.locks_text());
             let g = a.locks_graph();
@@ -114,7 +144,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
                 report::write_file(f, &g.to_dot())?;
             }
             if let Some(f) = svg {
-                report::write_file(f, &g.to_svg(Renderer::Builtin)?)?;
+                report::write_file(f, &g.to_svg(draw.renderer())?)?;
             }
         }
         What::Uaf { trace } => print!("{}", analyze(trace, &args, true)?.uaf_text()),
@@ -123,6 +153,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             at,
             dot,
             svg,
+            draw,
         } => {
             let at = at
                 .as_deref()
@@ -136,7 +167,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
                     report::write_file(f, &g.to_dot())?;
                 }
                 if let Some(f) = svg {
-                    report::write_file(f, &g.to_svg(Renderer::Builtin)?)?;
+                    report::write_file(f, &g.to_svg(draw.renderer())?)?;
                 }
             }
         }
@@ -144,9 +175,13 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<()> {
             let a = analyze(trace, &args, false)?;
             report::write_file(output, &a.timeline_json()?)?;
         }
-        What::Report { trace, output } => {
+        What::Report {
+            trace,
+            output,
+            draw,
+        } => {
             let a = analyze(trace, &args, true)?;
-            let files = report::write_dir(&a, output, Renderer::Builtin)?;
+            let files = report::write_dir(&a, output, draw.renderer())?;
             println!(
                 "wrote {} files to {}; open {}",
                 files.len(),
