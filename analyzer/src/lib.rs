@@ -6,17 +6,18 @@
 //!   kernel's stack layout, lock call sites, umk's probe functions.
 //! * [`disasm`] — capstone disassembly and memory operands.
 //! * [`lockdep`] — lock classes, the dependency graph and its cycles, recursive locking,
-//!   irq inconsistency, locks held at exit and the actual-deadlock verdict; text and DOT.
+//!   irq inconsistency, locks held at exit and the actual-deadlock verdict; text and a graph.
 //! * [`kasan`] — use-after-free reports in KASAN's layout from allocations, frees and a crash.
 //! * [`collect`] — the replay-time collector: probes as breakpoints, read through the
 //!   guest model; `fault` — the oops at the SIGSEGV handler.
 //! * [`watch`] — the watchpoint pass over a freed object.
 //! * [`poison_load`] — the load of a poisoned pointer, found by running the replay back
 //!   from the fault.
-//! * [`provenance`] — BackTracker-style walk back from a crash, as text and DOT.
+//! * [`provenance`] — BackTracker-style walk back from a crash, as text and a graph.
 //! * [`report`] — one analysis of a trace and the report directory (`index.html`).
 //! * [`chrome`] — Chrome trace JSON (Perfetto) of tasks, interrupts and lock holds.
-//! * [`graph`] — DOT writing and SVG rendering shared by every diagram.
+//! * [`graph`] — the diagram model every graph is built as, written as DOT and drawn as
+//!   SVG (built in, or by graphviz when asked).
 //!
 //! Every engine is fed events in replay order and is deterministic: maps are ordered and
 //! nothing depends on hashing or on the host, so one trace gives byte-identical output.

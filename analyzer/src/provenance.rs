@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::events::{Event, EventKind, Pos, TaskRef};
-use crate::graph::{Dot, RED_NODE};
+use crate::graph::{Direction, Graph, Shape, Style};
 use crate::kasan::{Finding, KasanReport, ObjSite, ObjectTracker};
 use crate::symbols::{site_text, symbol_offset, Resolve};
 
@@ -360,28 +360,49 @@ impl Provenance {
         out
     }
 
-    /// DOT: the main chain in red, cause → effect.
-    pub fn to_dot(&self) -> String {
-        let mut dot = Dot::new("provenance", "BT");
+    /// The graph, for DOT or SVG: the main chain in red, cause → effect.
+    pub fn graph(&self) -> Graph {
+        let mut g = Graph::new("provenance", Direction::BottomToTop);
+        let mut ids = Vec::with_capacity(self.nodes.len());
         for (i, n) in self.nodes.iter().enumerate() {
             let shape = match n.kind {
-                "task" => "ellipse",
-                "lock" => "octagon",
-                "irq" => "diamond",
-                _ => "box",
+                "task" => Shape::Ellipse,
+                "lock" => Shape::Octagon,
+                "irq" => Shape::Diamond,
+                _ => Shape::Box,
             };
-            let style = if n.main { RED_NODE } else { "" };
-            dot.node(
-                &format!("n{i}"),
-                &n.label,
-                &format!(", shape={shape}{style}"),
-            );
+            let style = if n.main {
+                Style::HIGHLIGHT
+            } else {
+                Style::PLAIN
+            };
+            ids.push(g.node(&format!("n{i}"), &n.label, style.with_shape(shape)));
         }
         for (a, b, l) in &self.edges {
-            let red = self.nodes[*a].main && self.nodes[*b].main;
-            let style = if red { ", color=red, penwidth=2" } else { "" };
-            dot.edge(&format!("n{a}"), &format!("n{b}"), l, style);
+            let (Some(&from), Some(&to), Some(na), Some(nb)) = (
+                ids.get(*a),
+                ids.get(*b),
+                self.nodes.get(*a),
+                self.nodes.get(*b),
+            ) else {
+                continue;
+            };
+            let style = if na.main && nb.main {
+                Style {
+                    red_line: true,
+                    thick: true,
+                    ..Style::PLAIN
+                }
+            } else {
+                Style::PLAIN
+            };
+            g.edge(from, to, l, style);
         }
-        dot.finish()
+        g
+    }
+
+    /// DOT: the main chain in red, cause → effect.
+    pub fn to_dot(&self) -> String {
+        self.graph().to_dot()
     }
 }

@@ -1,7 +1,8 @@
 //! One analysis of one trace and everything it writes: the lock report (text, DOT, SVG),
 //! the use-after-free report, the provenance graph, the Chrome trace, and the report
 //! directory whose `index.html` shows the diagrams inline and turns every replay
-//! position into the commands that jump there.
+//! position into the commands that jump there. The diagrams are drawn by the renderer
+//! asked for (the built-in one unless graphviz is).
 //!
 //! Nothing written depends on the host, the time or the absolute path of the guest, so
 //! the same trace (named the same way) gives byte-identical files.
@@ -13,7 +14,7 @@ use crate::chrome::ChromeTrace;
 use crate::collect::{self, CollectOptions, Collection};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, Pos};
-use crate::graph::render_svg;
+use crate::graph::{Graph, Renderer};
 use crate::kasan::{KasanReport, ObjectTracker, NO_CRASH};
 use crate::lockdep::LockReport;
 use crate::provenance::{self, Provenance};
@@ -168,8 +169,13 @@ impl Analysis {
         self.locks.render_text(self.res())
     }
 
+    /// The lock class graph (DOT, SVG).
+    pub fn locks_graph(&self) -> Graph {
+        self.locks.graph(self.res())
+    }
+
     pub fn locks_dot(&self) -> String {
-        self.locks.to_dot(self.res())
+        self.locks_graph().to_dot()
     }
 
     /// The use-after-free report, or a plain statement that there was no crash.
@@ -265,8 +271,9 @@ pub fn write_file(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Everything in one directory: locks.txt/.dot/.svg, uaf.txt, provenance.txt/.dot/.svg,
-/// timeline.json and index.html. Returns the files written, in order.
-pub fn write_dir(a: &Analysis, dir: &Path) -> Result<Vec<PathBuf>> {
+/// timeline.json and index.html, the SVGs drawn by `renderer`. Returns the files written,
+/// in order.
+pub fn write_dir(a: &Analysis, dir: &Path, renderer: Renderer) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     let mut put = |name: &str, text: &str| -> Result<()> {
         let p = dir.join(name);
@@ -275,8 +282,9 @@ pub fn write_dir(a: &Analysis, dir: &Path) -> Result<Vec<PathBuf>> {
         Ok(())
     };
     let locks = a.locks_text();
-    let locks_dot = a.locks_dot();
-    let locks_svg = render_svg(&locks_dot)?;
+    let locks_graph = a.locks_graph();
+    let locks_dot = locks_graph.to_dot();
+    let locks_svg = locks_graph.to_svg(renderer)?;
     put("locks.txt", &locks)?;
     put("locks.dot", &locks_dot)?;
     put("locks.svg", &locks_svg)?;
@@ -287,8 +295,9 @@ pub fn write_dir(a: &Analysis, dir: &Path) -> Result<Vec<PathBuf>> {
     put("provenance.txt", &prov_text)?;
     let prov_svg = match &prov {
         Some(p) => {
-            let dot = p.to_dot();
-            let svg = render_svg(&dot)?;
+            let g = p.graph();
+            let dot = g.to_dot();
+            let svg = g.to_svg(renderer)?;
             put("provenance.dot", &dot)?;
             put("provenance.svg", &svg)?;
             Some(svg)
@@ -346,7 +355,7 @@ fn link_positions(text: &str, used: &mut std::collections::BTreeSet<Pos>) -> Str
     out
 }
 
-/// Drops the XML prolog and DOCTYPE graphviz writes, so the SVG can sit inside HTML.
+/// Drops the XML prolog (and the DOCTYPE graphviz writes), so the SVG can sit inside HTML.
 fn inline_svg(svg: &str) -> &str {
     svg.find("<svg").map_or(svg, |i| &svg[i..])
 }

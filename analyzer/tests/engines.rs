@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use analyzer::chrome::ChromeTrace;
 use analyzer::events::*;
-use analyzer::graph::render_svg;
+use analyzer::graph::Renderer;
 use analyzer::kasan::{Access, FoundLoad, KasanReport, ObjectTracker, NO_CRASH};
 use analyzer::lockdep::LockReport;
 use analyzer::symbols::StaticSymbols;
@@ -392,19 +392,53 @@ fn abba_is_one_cycle_and_an_actual_deadlock() {
 }
 
 #[test]
-fn abba_dot_renders_to_well_formed_svg() {
+fn abba_renders_to_well_formed_svg_with_the_cycle_in_red() {
     let r = LockReport::from_events(&abba_events());
-    let svg = render_svg(&r.to_dot(&symbols())).expect("graphviz dot");
+    let svg = r
+        .graph(&symbols())
+        .to_svg(Renderer::Builtin)
+        .expect("the built-in renderer");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
+    assert!(texts.contains(&"abba_lock_a"), "{texts:?}");
+    assert!(texts.contains(&"e22+t220"), "{texts:?}");
+    let red_edges: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("edge"))
+        .filter(|g| {
+            g.children()
+                .any(|c| c.has_tag_name("path") && c.attribute("stroke") == Some("red"))
+        })
+        .filter_map(|g| g.children().find(|c| c.has_tag_name("title"))?.text())
+        .collect();
+    assert_eq!(
+        red_edges,
+        ["abba_lock_a -> abba_lock_b", "abba_lock_b -> abba_lock_a"]
+    );
+}
+
+/// Graphviz, where it is installed, draws the same DOT (`--graphviz`).
+#[test]
+fn abba_renders_with_graphviz_when_installed() {
+    let r = LockReport::from_events(&abba_events());
+    let svg = match r.graph(&symbols()).to_svg(Renderer::Graphviz) {
+        Ok(svg) => svg,
+        Err(e) if e.to_string().contains("not found on PATH") => {
+            assert!(e.to_string().contains("drop --graphviz"), "{e}");
+            eprintln!("skipping the graphviz rendering: {e}");
+            return;
+        }
+        Err(e) => panic!("graphviz failed: {e}"),
+    };
     // Graphviz emits a DOCTYPE, which roxmltree refuses unless told.
     let opts = roxmltree::ParsingOptions {
         allow_dtd: true,
         ..roxmltree::ParsingOptions::default()
     };
     let doc = roxmltree::Document::parse_with_options(&svg, opts).expect("well-formed SVG");
-    assert_eq!(doc.root_element().tag_name().name(), "svg");
     let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
     assert!(texts.contains(&"abba_lock_a"), "{texts:?}");
-    assert!(texts.contains(&"e22+t220"), "{texts:?}");
     assert!(svg.contains("stroke=\"red\""));
 }
 
@@ -492,6 +526,25 @@ fn hotplug_is_recursive_and_a_self_deadlock() {
     }
     golden("hotplug_locks.txt", &text);
     assert!(r.to_dot(&symbols()).contains("c1 -> c1 [label=\"recursive"));
+    // The recursive acquisition is a dashed red self-loop in the SVG.
+    let svg = r.graph(&symbols()).to_svg(Renderer::Builtin).expect("SVG");
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let self_loop = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("edge"))
+        .find(|g| {
+            g.children()
+                .find(|c| c.has_tag_name("title"))
+                .and_then(|t| t.text())
+                == Some("ubd_lock -> ubd_lock")
+        })
+        .expect("the self-loop");
+    let path = self_loop
+        .children()
+        .find(|c| c.has_tag_name("path"))
+        .expect("its line");
+    assert_eq!(path.attribute("stroke"), Some("red"));
+    assert!(path.attribute("stroke-dasharray").is_some());
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! `rewind analyze {locks,uaf,provenance,timeline,report} TRACE`: parse, dispatch to the
 //! analyzer crate, print or write what it returns. Progress shows on a terminal only.
+//! Diagrams are drawn by the built-in renderer unless `--graphviz` asks for graphviz.
 
 use std::path::{Path, PathBuf};
 
+use analyzer::graph::Renderer;
 use analyzer::report::{self, Analysis, AnalyzeOptions};
 use anyhow::Context;
 
@@ -26,9 +28,11 @@ pub enum What {
         /// Write the class graph as DOT.
         #[arg(long, value_name = "FILE")]
         dot: Option<PathBuf>,
-        /// Write the class graph as SVG (graphviz `dot`).
+        /// Write the class graph as SVG.
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+        #[command(flatten)]
+        draw: Draw,
     },
     /// KASAN-style report of the crash: the object, its allocation, its free and the
     /// accesses between the free and the crash.
@@ -42,6 +46,8 @@ pub enum What {
         dot: Option<PathBuf>,
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+        #[command(flatten)]
+        draw: Draw,
     },
     /// Chrome trace JSON (Perfetto) of tasks, interrupts and lock holds.
     Timeline {
@@ -54,7 +60,27 @@ pub enum What {
         trace: PathBuf,
         #[arg(short, long, value_name = "DIR")]
         output: PathBuf,
+        #[command(flatten)]
+        draw: Draw,
     },
+}
+
+/// How SVG diagrams are drawn.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Draw {
+    /// Draw SVG with graphviz's `dot` (must be on PATH) instead of the built-in renderer.
+    #[arg(long)]
+    pub graphviz: bool,
+}
+
+impl Draw {
+    pub fn renderer(self) -> Renderer {
+        if self.graphviz {
+            Renderer::Graphviz
+        } else {
+            Renderer::Builtin
+        }
+    }
 }
 
 fn analyze(
@@ -86,22 +112,23 @@ fn analyze(
     Ok(a)
 }
 
-fn svg_of(dot: &str) -> anyhow::Result<String> {
-    Ok(analyzer::graph::render_svg(dot)?)
-}
-
 /// Runs `rewind analyze`.
 pub fn run(args: AnalyzeArgs, verbose: bool) -> anyhow::Result<()> {
     match &args.what {
-        What::Locks { trace, dot, svg } => {
+        What::Locks {
+            trace,
+            dot,
+            svg,
+            draw,
+        } => {
             let a = analyze(trace, &args, false, verbose)?;
             print!("{}", a.locks_text());
-            let d = a.locks_dot();
+            let g = a.locks_graph();
             if let Some(f) = dot {
-                report::write_file(f, &d)?;
+                report::write_file(f, &g.to_dot())?;
             }
             if let Some(f) = svg {
-                report::write_file(f, &svg_of(&d)?)?;
+                report::write_file(f, &g.to_svg(draw.renderer())?)?;
             }
         }
         What::Uaf { trace } => print!("{}", analyze(trace, &args, true, verbose)?.uaf_text()),
@@ -110,6 +137,7 @@ pub fn run(args: AnalyzeArgs, verbose: bool) -> anyhow::Result<()> {
             at,
             dot,
             svg,
+            draw,
         } => {
             let at = at
                 .as_deref()
@@ -118,11 +146,12 @@ pub fn run(args: AnalyzeArgs, verbose: bool) -> anyhow::Result<()> {
             let a = analyze(trace, &args, true, verbose)?;
             print!("{}", a.provenance_text(at.as_ref()));
             if let Some(p) = a.provenance(at.as_ref()) {
+                let g = p.graph();
                 if let Some(f) = dot {
-                    report::write_file(f, &p.to_dot())?;
+                    report::write_file(f, &g.to_dot())?;
                 }
                 if let Some(f) = svg {
-                    report::write_file(f, &svg_of(&p.to_dot())?)?;
+                    report::write_file(f, &g.to_svg(draw.renderer())?)?;
                 }
             }
         }
@@ -130,9 +159,13 @@ pub fn run(args: AnalyzeArgs, verbose: bool) -> anyhow::Result<()> {
             let a = analyze(trace, &args, false, verbose)?;
             report::write_file(output, &a.timeline_json()?)?;
         }
-        What::Report { trace, output } => {
+        What::Report {
+            trace,
+            output,
+            draw,
+        } => {
             let a = analyze(trace, &args, true, verbose)?;
-            let files = report::write_dir(&a, output)?;
+            let files = report::write_dir(&a, output, draw.renderer())?;
             println!(
                 "wrote {} files to {}; open {}",
                 files.len(),

@@ -21,6 +21,8 @@ pub struct DemoArgs {
     /// scenario's).
     #[arg(long, value_name = "N")]
     pub max_runs: Option<u32>,
+    #[command(flatten)]
+    pub draw: super::analyze::Draw,
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
@@ -91,7 +93,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     )?;
     let report = dir.join("report");
     std::fs::create_dir_all(&report)?;
-    analyzer::report::write_dir(&analysis, &report)?;
+    analyzer::report::write_dir(&analysis, &report, args.draw.renderer())?;
     let text = analysis.locks_text();
     for line in text.lines().filter(|l| {
         ["WARNING:", "DEADLOCK:", "No potential", "No actual"]
