@@ -137,6 +137,9 @@ impl Server {
     }
 }
 
+/// The byte gdb sends for Ctrl-C.
+const INTERRUPT: u8 = 0x03;
+
 /// Runs the pending timeline action unless gdb has sent something (an interrupt) first.
 enum EventLoop {}
 
@@ -162,7 +165,17 @@ impl BlockingEventLoop for EventLoop {
             let b = conn.read().map_err(WaitForStopReasonError::Connection)?;
             return Ok(Event::IncomingData(b));
         }
-        let stop = target.run_pending();
+        // gdb's Ctrl-C is a lone 0x03 byte: looked for while the replay runs.
+        let mut asked = false;
+        let stop = target.run_pending_with(&mut || {
+            asked = matches!(conn.peek(), Ok(Some(INTERRUPT)));
+            asked
+        });
+        if asked {
+            // Answered by this stop: consumed here, so no second, stale SIGINT stop
+            // follows from gdbstub reading it later.
+            conn.read().map_err(WaitForStopReasonError::Connection)?;
+        }
         conn.flush().map_err(WaitForStopReasonError::Connection)?;
         Ok(Event::TargetStopped(stop))
     }

@@ -201,6 +201,12 @@ impl ReplayTarget {
 
     /// Carries out the pending action on the timeline and says where it stopped.
     pub fn run_pending(&mut self) -> Stop {
+        self.run_pending_with(&mut || false)
+    }
+
+    /// [`ReplayTarget::run_pending`], where a continue stops (with SIGINT, at an event
+    /// boundary) once `interrupted` says so: gdb's Ctrl-C arriving during the run.
+    pub fn run_pending_with(&mut self, interrupted: &mut dyn FnMut() -> bool) -> Stop {
         let Some(action) = self.pending.take() else {
             return Stop::SignalWithThread {
                 tid: self.current_tid(),
@@ -209,7 +215,7 @@ impl ReplayTarget {
         };
         let t0 = Instant::now();
         let r = match action {
-            Action::Continue => self.tl.run_forward(),
+            Action::Continue => self.tl.run_forward_with(Some(interrupted)),
             Action::Step => self.tl.step_forward(),
             Action::ReverseContinue => self.tl.run_backward(),
             Action::ReverseStep => self.tl.step_back(),
@@ -274,6 +280,10 @@ impl ReplayTarget {
             StopReason::Signal(sig) => Stop::SignalWithThread {
                 tid: self.current_tid(),
                 signal: Signal(u8::try_from(sig).unwrap_or(0)),
+            },
+            StopReason::Interrupted => Stop::SignalWithThread {
+                tid: self.current_tid(),
+                signal: Signal::SIGINT,
             },
             StopReason::StartOfHistory => Stop::ReplayLog {
                 tid: Some(self.current_tid()),

@@ -109,3 +109,36 @@ fn malformed_and_unsupported_packets_get_protocol_errors() {
     let (first, second) = stub.join().unwrap();
     eprintln!("sessions ended: {first:?}, {second:?}");
 }
+
+#[test]
+fn an_interrupt_during_a_continue_stops_it_once_and_the_session_goes_on() {
+    let trace = testsupport::record::abba().to_path_buf();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stub = std::thread::spawn(move || {
+        let mut server = Server::open(&ServerOptions::local(trace, 0)).expect("stub");
+        tx.send(server.local_addr().unwrap()).unwrap();
+        server.serve_one().expect("session")
+    });
+    let addr = rx.recv().unwrap();
+    let mut c = Client(TcpStream::connect(addr).unwrap());
+    c.0.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    c.send(b"+");
+    // Continue, and Ctrl-C at once: the replay of the whole recording takes far longer
+    // than the first few hundred events, where the stub first looks.
+    c.send(&packet("c"));
+    c.send(&[0x03]);
+    let stop = c.reply();
+    assert!(stop.starts_with("+$T02"), "a SIGINT stop: {stop}");
+    // The session is alive (`?` gets a stop reply), and the interrupt was answered once:
+    // a new continue runs to the end of the recording rather than stopping at a stale
+    // interrupt.
+    c.send(&packet("?"));
+    let again = c.reply();
+    assert!(again.trim_start_matches('+').starts_with("$T"), "{again}");
+    c.send(&packet("c"));
+    let end = c.reply();
+    assert!(end.contains("replaylog:end"), "the second continue: {end}");
+    c.send(&packet("k"));
+    drop(c);
+    stub.join().unwrap();
+}

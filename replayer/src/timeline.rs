@@ -72,6 +72,8 @@ pub enum StopReason {
     /// [`Timeline::set_stop_at_faults`] asked for such stops: it stands at the faulting
     /// instruction, not yet delivered; running forward delivers it as recorded.
     Signal(i32),
+    /// [`Timeline::run_forward_with`] was asked to stop, and did at an event boundary.
+    Interrupted,
 }
 
 /// Timeline settings.
@@ -636,6 +638,17 @@ impl Timeline {
 
     /// Runs forward to the next breakpoint or watchpoint hit, or the end.
     pub fn run_forward(&mut self) -> Result<StopReason> {
+        self.run_forward_with(None)
+    }
+
+    /// [`Timeline::run_forward`] that asks `interrupted` every few hundred events (at an
+    /// event boundary, an exact position) whether to stop there: a debugger's Ctrl-C.
+    pub fn run_forward_with(
+        &mut self,
+        mut interrupted: Option<&mut dyn FnMut() -> bool>,
+    ) -> Result<StopReason> {
+        /// Events between two looks at `interrupted`.
+        const INTERRUPT_EVERY: u64 = 200;
         if self.engine.exited().is_some() {
             return Ok(StopReason::EndOfHistory);
         }
@@ -644,7 +657,18 @@ impl Timeline {
             self.engine.deliver_next_fault();
         }
         self.engine.set_report_faults(self.stop_at_faults);
-        let r = self.drive(Goal::End, true);
+        let total = self.events().len() as u64;
+        let r = loop {
+            let next = self.engine.next_event().saturating_add(INTERRUPT_EVERY);
+            let Some(ask) = interrupted.as_mut().filter(|_| next < total) else {
+                break self.drive(Goal::End, true);
+            };
+            match self.drive(Goal::Boundary(next), true) {
+                Ok(Reached::Goal) if ask() => break Ok(Reached::Goal),
+                Ok(Reached::Goal) => continue,
+                other => break other,
+            }
+        };
         self.engine.set_report_faults(false);
         Ok(match r? {
             Reached::Fault(sig) => {
@@ -656,6 +680,7 @@ impl Timeline {
                 StopReason::Watchpoint(watch_addr(&self.engine.watches(), hits))
             }
             Reached::Exited(e) => StopReason::Exited(e),
+            Reached::Goal if self.engine.next_event() < total => StopReason::Interrupted,
             Reached::End | Reached::Goal => StopReason::EndOfHistory,
         })
     }

@@ -72,6 +72,7 @@ impl Session {
             StopReason::StartOfHistory => "start of history\n".into(),
             StopReason::EndOfHistory => "end of history\n".into(),
             StopReason::Exited(e) => format!("end of history: the program ended ({e:?})\n"),
+            StopReason::Interrupted => "interrupted\n".into(),
             StopReason::Signal(sig) => format!(
                 "signal {} at the faulting instruction (continue delivers it)\n",
                 trace::names::signal_name(sig).unwrap_or("?")
