@@ -108,6 +108,8 @@ pub struct Timeline {
     stop_at_faults: bool,
     /// The last run stopped at a fault here, which the next forward run delivers.
     fault_here: bool,
+    /// Told `(event reached, event sought)` while a seek replays toward a far event.
+    progress: Option<Box<dyn FnMut(u64, u64)>>,
 }
 
 /// Most single steps a position computation or step-back may take.
@@ -130,6 +132,7 @@ impl Timeline {
             last_auto: 0,
             stop_at_faults: false,
             fault_here: false,
+            progress: None,
         };
         tl.checkpoint()?;
         Ok(tl)
@@ -431,6 +434,12 @@ impl Timeline {
         self.seek_inner(target, false).map(|_| ())
     }
 
+    /// Calls `progress(event reached, event sought)` every hundredth of the way while a
+    /// seek (or a reverse run's re-execution) replays toward an event (a progress bar).
+    pub fn set_progress(&mut self, progress: Option<Box<dyn FnMut(u64, u64)>>) {
+        self.progress = progress;
+    }
+
     /// Whether forward runs stop at a synchronous fault, at the faulting instruction
     /// before its signal is delivered (`StopReason::Signal`), as a debugger shows a
     /// crash. The analyzer's runs leave this off.
@@ -463,6 +472,32 @@ impl Timeline {
         self.advance_to(target, hits)
     }
 
+    /// Drives to the boundary before event `n`, in hundredths of the way when `progress`
+    /// is to be told.
+    fn drive_to_event(
+        &mut self,
+        n: u64,
+        hits: bool,
+        progress: Option<&mut (dyn FnMut(u64, u64) + 'static)>,
+    ) -> Result<Reached> {
+        let Some(report) = progress else {
+            return self.drive(Goal::Boundary(n), hits);
+        };
+        let from = self.engine.next_event();
+        let step = (n.saturating_sub(from) / 100).max(1);
+        let r = loop {
+            let next = self.engine.next_event().saturating_add(step).min(n);
+            let r = self.drive(Goal::Boundary(next), hits);
+            if !matches!(r, Ok(Reached::Goal)) || next >= n {
+                break r;
+            }
+            report(next, n);
+        };
+        // Done, or stopped on the way: either way the bar is finished.
+        report(n, n);
+        r
+    }
+
     /// From a point at or before `target`: replay to it.
     fn advance_to(&mut self, target: &Position, hits: bool) -> Result<Option<StopReason>> {
         let out = |why: String| Error::OutOfHistory {
@@ -486,7 +521,10 @@ impl Timeline {
             })
         };
         if self.engine.next_event() < target.event {
-            if let Some(stop) = on_reached(self.drive(Goal::Boundary(target.event), hits)?)? {
+            let mut progress = self.progress.take();
+            let r = self.drive_to_event(target.event, hits, progress.as_deref_mut());
+            self.progress = progress;
+            if let Some(stop) = on_reached(r?)? {
                 return Ok(Some(stop));
             }
         }

@@ -274,3 +274,31 @@ fn reverse_watchpoints_land_on_the_last_write_before_every_start() {
         }
     }
 }
+
+#[test]
+fn a_seek_that_reports_progress_lands_where_a_plain_seek_does() {
+    let (mut plain, _) = abba();
+    let (mut observed, _) = abba();
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = seen.clone();
+    observed.set_progress(Some(Box::new(move |done, total| {
+        log.borrow_mut().push((done, total))
+    })));
+    let n = plain.events().len() as u64;
+    let late = Position::event(n * 3 / 4);
+    plain.seek(&late).unwrap();
+    observed.seek(&late).unwrap();
+    assert_eq!(observed.position().unwrap(), plain.position().unwrap());
+    assert_eq!(observed.regs().unwrap(), plain.regs().unwrap());
+    let seen = seen.borrow();
+    assert!(seen.len() >= 50, "about a hundred reports: {}", seen.len());
+    assert!(
+        seen.windows(2).all(|w| w[0].0 <= w[1].0),
+        "monotonic: {seen:?}"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&(late.event, late.event)),
+        "ends finished"
+    );
+}

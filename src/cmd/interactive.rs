@@ -273,6 +273,8 @@ pub fn run(dir: &Path) -> anyhow::Result<()> {
     let mut tl = Timeline::open_with(dir, Default::default(), replayer::Console::Stdout)
         .with_context(|| format!("opening {}", dir.display()))?;
     tl.set_stop_at_faults(true);
+    // A goto far into the recording, or a reverse run, replays a long way: show it.
+    tl.set_progress(crate::progress::bar("replaying to"));
     let binary = tl.load_binary().ok();
     let guest = binary.as_ref().and_then(guest::detect);
     println!(

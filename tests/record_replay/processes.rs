@@ -57,6 +57,37 @@ fn a_shell_pipeline_replays_with_every_process() {
 }
 
 #[test]
+fn a_replay_that_reports_progress_ends_as_a_plain_one() {
+    // rewind replay draws a bar from these reports: stopping at event boundaries on the
+    // way must change nothing, in a tree of processes too.
+    let d = tempfile::tempdir().unwrap();
+    let (rec, t, out) = record(d.path(), "/bin/sh", &["-c", "seq 300 | sort -rn | head -2"]);
+    assert_eq!(out, b"300\n299\n");
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = seen.clone();
+    let observed = replayer::replay_observed(
+        &t,
+        replayer::ReplayOptions {
+            console: replayer::Console::Buffer(Vec::new()),
+            pace: false,
+        },
+        Some(Box::new(move |done, total| {
+            log.borrow_mut().push((done, total))
+        })),
+    )
+    .unwrap();
+    assert_eq!(observed.exit, Some(rec.exit));
+    assert_eq!(observed.console, out);
+    let plain = replay(&t);
+    assert_eq!(observed.events, plain.events);
+    let seen = seen.borrow();
+    let total = events(&t).len() as u64;
+    assert!(seen.len() >= 50, "about a hundred reports: {}", seen.len());
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+    assert_eq!(seen.last(), Some(&(total, total)));
+}
+
+#[test]
 fn every_event_belongs_to_a_task_the_trace_created() {
     let d = tempfile::tempdir().unwrap();
     let (_, evs) = shell(d.path(), "echo one | cat; echo two | cat", 3);
