@@ -217,18 +217,20 @@ pub fn replay_observed(
         None => engine.run(Goal::End, false),
         Some(report) => {
             let step = (total / 100).max(1);
-            loop {
+            let r = loop {
                 let next = engine.next_event().saturating_add(step);
                 if next >= total {
-                    let r = engine.run(Goal::End, false);
-                    report(total, total);
-                    break r;
+                    break engine.run(Goal::End, false);
                 }
+                // The boundary right after a task event (Switch, NewTask, Blocked) is not a
+                // stop: the run then goes on to the end (or the error) in one, the same.
                 match engine.run(Goal::Boundary(next), false) {
                     Ok(Reached::Goal) => report(next, total),
                     other => break other,
                 }
-            }
+            };
+            report(total, total);
+            r
         }
     };
     engine.kill_live();
