@@ -67,6 +67,14 @@ fn next_step(e: &anyhow::Error) -> Option<String> {
                 trace.display()
             ));
         }
+        if let Some(replayer::Error::HostMismatch { trace, .. }) = cause.downcast_ref() {
+            return Some(format!(
+                "replay it on a machine like the one that recorded it (`rewind info {}` shows \
+                 its CPU), or record the program again here; for the corpus, `rewind corpus \
+                 list` says which shipped recording replays on this host",
+                trace.display()
+            ));
+        }
         if let Some(trace::Error::NotATrace { .. }) = cause.downcast_ref() {
             return Some("`rewind ls` lists the recordings".into());
         }

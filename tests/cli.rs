@@ -207,3 +207,27 @@ fn completions_and_man_pages_are_generated_from_the_cli() {
         "rewind-record.1 documents --until"
     );
 }
+
+#[test]
+fn a_recording_from_another_kind_of_machine_is_refused_with_what_to_do() {
+    let d = Scratch::new("cli-host");
+    // The corpus ships abba for each kind of machine its tests run on; at least one of
+    // them is from another kind than this one.
+    let foreign: Vec<_> = testsupport::corpus::packs("abba")
+        .into_iter()
+        .filter(|p| !replayer::host_mismatch_of(p).unwrap().is_empty())
+        .collect();
+    assert!(!foreign.is_empty(), "every shipped abba replays here?");
+    for pack in foreign {
+        let r = rewind(&d.0, &["replay", pack.to_str().unwrap()]);
+        assert_eq!(r.status.code(), Some(1), "{}", r.dump());
+        assert!(r.stderr.contains("on this host: "), "{}", r.dump());
+        assert!(
+            r.stderr
+                .contains("what to do: replay it on a machine like the one that recorded it"),
+            "{}",
+            r.dump()
+        );
+        assert!(!r.stderr.contains("backtrace"), "{}", r.dump());
+    }
+}

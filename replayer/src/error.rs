@@ -36,6 +36,16 @@ pub enum Error {
         /// How it differs.
         why: String,
     },
+    /// This host's CPU cannot replay the recording: it ran `cpuid` natively on another
+    /// CPU model (refused before the replay starts), or this CPU builds signal frames of
+    /// another size (refused where a handler would be entered, naming the event).
+    #[error("cannot replay {} on this host: {why}", trace.display())]
+    HostMismatch {
+        /// The trace.
+        trace: PathBuf,
+        /// What differs.
+        why: String,
+    },
     /// The replay cannot be set up (missing CPU feature, working directory, …).
     #[error("cannot replay {}: {why}", trace.display())]
     Setup {

@@ -41,7 +41,10 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
         why,
     };
     if let Some(why) = crate::cpuid::check_host(&h.cpuid) {
-        return Err(setup(why));
+        return Err(Error::HostMismatch {
+            trace: trace.to_path_buf(),
+            why,
+        });
     }
     let cpuid = crate::cpuid::Mode::for_recording(&h.cpuid);
     let cwd = &launch.cwd;

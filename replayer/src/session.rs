@@ -344,6 +344,18 @@ impl Engine {
         })
     }
 
+    /// The refusal to enter the handler of `signo` on a signal frame of another size
+    /// than the recording's (`why` says both).
+    pub(crate) fn other_frames(&self, signo: i32, why: String) -> Error {
+        Error::HostMismatch {
+            trace: self.data.path.clone(),
+            why: format!(
+                "at event {}, the handler of signal {signo} entered: {why}",
+                self.next
+            ),
+        }
+    }
+
     pub(crate) fn diverged(&self, expected: String, found: String) -> Error {
         Error::Divergence {
             event: self.next,
@@ -687,10 +699,7 @@ impl Engine {
                         let caught = tracee::maps::caught_signals(s.pid()).unwrap_or(!0);
                         if caught & (1 << (sig as i32 - 1)) != 0 {
                             let _ = s.kill();
-                            return Err(self.diverged(
-                                format!("the handler of signal {} entered", sig as i32),
-                                why,
-                            ));
+                            return Err(self.other_frames(sig as i32, why));
                         }
                     }
                     let regs = self.t(s.regs())?;

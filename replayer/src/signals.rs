@@ -105,9 +105,7 @@ impl Engine {
             Waited::Stopped(s, Stop::Signal(_)) => {
                 if let Some(why) = self.frames_differ().map(str::to_owned) {
                     let _ = s.kill();
-                    return Err(
-                        self.diverged(format!("the handler of signal {} entered", sig.signo), why)
-                    );
+                    return Err(self.other_frames(sig.signo, why));
                 }
                 self.at_boundary(s, Kind::SignalDelivery)
             }
