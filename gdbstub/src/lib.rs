@@ -32,6 +32,9 @@ pub fn gdb_command(binary: &std::path::Path, addr: std::net::SocketAddr) -> Vec<
         "gdb".into(),
         "-q".into(),
         binary.display().to_string(),
+        // rr's `when`: where in the recording this is.
+        "-ex".into(),
+        "alias when = monitor where".into(),
         "-ex".into(),
         format!("target remote {addr}"),
     ]

@@ -429,7 +429,14 @@ impl ThreadExtraInfo for ReplayTarget {
     fn thread_extra_info(&self, t: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
         let (tasks, _) = self.tasks();
         let text = match tasks.iter().find(|x| task_tid(x) == t.get()) {
-            Some(task) => task.description(),
+            // The holder as gdb lists it ("abba-2 (Thread 1.5)"), not by a pid that is
+            // not its gdb thread number.
+            Some(task) => {
+                task.description_naming(&|pid| match tasks.iter().find(|h| h.pid == pid) {
+                    Some(h) => format!("{} (Thread 1.{})", h.name, task_tid(h)),
+                    None => format!("pid {pid}"),
+                })
+            }
             None if self.guest.is_some() => "no task yet".to_string(),
             None => String::new(),
         };

@@ -41,13 +41,14 @@ fn gdb_sessions(cmds: &[&str], sessions: usize) -> (Vec<String>, Vec<String>) {
     let addr = rx.recv().expect("stub address");
     let mut outputs = Vec::new();
     for _ in 0..sessions {
-        let mut cmd = Command::new("gdb");
-        cmd.args(["-batch", "-nx", "-ex", "set pagination off", "-ex"])
-            .arg(format!("target remote {addr}"));
+        // The command `rewind gdb` launches, in batch mode.
+        let launch = rewind_gdb::gdb_command(testsupport::umk_binary(), addr);
+        let mut cmd = Command::new(&launch[0]);
+        cmd.args(["-batch", "-nx", "-ex", "set pagination off"])
+            .args(&launch[1..]);
         for c in cmds {
             cmd.arg("-ex").arg(c);
         }
-        cmd.arg(testsupport::umk_binary());
         let run = testsupport::run_with_timeout(cmd, Duration::from_secs(180), None);
         outputs.push(format!("{}{}", run.stdout, run.stderr));
     }
@@ -70,8 +71,12 @@ fn after<'a>(out: &'a str, from: &str) -> &'a str {
 fn threads_at_the_end_show_both_abba_tasks_blocked_with_their_lock_calls() {
     let out = gdb(&["continue", "info threads", "thread apply all bt"]);
     assert!(out.contains("No more reverse-execution history."), "{out}");
-    for (me, lock, holder) in [("abba-1", "abba_lock_b", 4), ("abba-2", "abba_lock_a", 3)] {
-        let desc = format!("{me} D waiting on mutex {lock} held by pid {holder}");
+    // The holder is named as gdb lists it: its name and its thread (pid + 1).
+    for (me, lock, holder) in [
+        ("abba-1", "abba_lock_b", "abba-2 (Thread 1.5)"),
+        ("abba-2", "abba_lock_a", "abba-1 (Thread 1.4)"),
+    ] {
+        let desc = format!("{me} D waiting on mutex {lock} held by {holder}");
         assert!(out.contains(&desc), "no {desc:?} in\n{out}");
         // `thread apply all bt` heads each backtrace with a line `Thread N (… (NAME D …)):`.
         let head = out
@@ -166,7 +171,7 @@ fn monitor_commands_and_reconnecting() {
             "monitor where",
             "monitor events 3",
             "monitor goto e100",
-            "monitor where",
+            "when",
             "monitor checkpoint",
             "monitor goto e99999999",
             "monitor bogus",
@@ -184,6 +189,9 @@ fn monitor_commands_and_reconnecting() {
         assert!(out.contains("outside the recording"), "{out}");
         assert!(out.contains("unknown command"), "{out}");
     }
+    // In the first session only `when` (rr's name, an alias `rewind gdb` defines) can
+    // have said e100.
+    assert!(outs[0].contains("e100 (next event 100"), "{}", outs[0]);
     // The second session finds the replay where the first left it.
     assert!(outs[1].contains("e100 (next event 100"), "{}", outs[1]);
 }

@@ -100,6 +100,12 @@ impl Task {
     /// abba_lock_b held by pid 4", "sleeping until jiffy 250"; `None` when it does not
     /// wait (or was woken and has not run since, when the wait fields are stale).
     pub fn wait_description(&self) -> Option<String> {
+        self.wait_description_naming(&|pid| format!("pid {pid}"))
+    }
+
+    /// [`Task::wait_description`] with the holder of a mutex named by `holder(pid)`: a
+    /// debugger names it as its thread list does.
+    pub fn wait_description_naming(&self, holder: &dyn Fn(u32) -> String) -> Option<String> {
         if self.state == TaskState::Running && !self.current {
             return None;
         }
@@ -112,18 +118,23 @@ impl Task {
         };
         let mut s = format!("waiting on {what} {}", self.wait.name);
         if let Some(owner @ 1..) = self.wait.owner {
-            s.push_str(&format!(" held by pid {owner}"));
+            s.push_str(&format!(" held by {}", holder(owner)));
         }
         Some(s)
     }
 
     /// `info threads` text: name, state letter, whether it runs, and what it waits on.
     pub fn description(&self) -> String {
+        self.description_naming(&|pid| format!("pid {pid}"))
+    }
+
+    /// [`Task::description`] with a mutex's holder named by `holder(pid)`.
+    pub fn description_naming(&self, holder: &dyn Fn(u32) -> String) -> String {
         let mut s = format!("{} {}", self.name, self.state.letter());
         if self.current {
             s.push_str(" running");
         }
-        if let Some(w) = self.wait_description() {
+        if let Some(w) = self.wait_description_naming(holder) {
             s.push(' ');
             s.push_str(&w);
         }
