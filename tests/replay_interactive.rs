@@ -76,3 +76,40 @@ fn an_unknown_symbol_is_an_error_not_a_crash() {
         "{out}"
     );
 }
+
+#[test]
+fn a_breakpoint_on_a_generic_name_goes_at_every_instantiation() {
+    // `Mutex<T>::lock` is one name for each T umk locks: a breakpoint at each, and the
+    // abba deadlock's lock calls stop at one of them.
+    let out = prompt("break umk::sync::mutex::Mutex<T>::lock\ncontinue\nquit\n");
+    // Each set breakpoint prints a line, and the stop at one prints another, then the
+    // position (`eN+…  ADDR in …`).
+    let lines = out
+        .lines()
+        .filter(|l| l.starts_with("breakpoint at ") && l.contains("Mutex<T>::lock+0x0/"))
+        .count();
+    assert!(
+        lines >= 3,
+        "a breakpoint at each instantiation, and a stop:\n{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with('e') && l.contains("Mutex<T>::lock+0x0/")),
+        "continue stops at one:\n{out}"
+    );
+    assert!(!out.contains("error:"), "{out}");
+    // Removing by that name is ambiguous: it names no single address.
+    let out = prompt("delete umk::sync::mutex::Mutex<T>::lock\nquit\n");
+    assert!(
+        out.contains("functions (a generic's instantiations)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn goto_end_stays_where_registers_and_the_stack_can_be_read() {
+    let out = prompt("goto end\nregs\nwhere\nquit\n");
+    assert!(out.contains("the program ended"), "{out}");
+    assert!(out.contains("rip 0x"), "{out}");
+    assert!(!out.contains("error:"), "{out}");
+}

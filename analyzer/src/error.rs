@@ -66,6 +66,9 @@ pub enum Error {
     /// impossible value.
     #[error("guest layout mismatch: {0}")]
     GuestLayout(String),
+    /// A symbol the analysis needs names several functions.
+    #[error("{0}")]
+    AmbiguousSymbol(String),
     /// Writing an output file failed.
     #[error("writing {path}: {source}")]
     Write {
@@ -89,6 +92,7 @@ impl From<guest::Error> for Error {
             guest::Error::NoSymbol { name, path } => Error::NoSymbol { name, path },
             guest::Error::Memory { what, addr, len } => Error::GuestMemory { what, addr, len },
             e @ guest::Error::Layout { .. } => Error::GuestLayout(e.to_string()),
+            e @ guest::Error::AmbiguousSymbol { .. } => Error::AmbiguousSymbol(e.to_string()),
         }
     }
 }

@@ -106,3 +106,26 @@ fn bad_binaries_are_clear_errors() {
     assert!(e.to_string().contains("no_such_symbol"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A generic method's instantiations demangle alike (`Mutex<T>::lock`): the name is
+/// refused as one address rather than resolved to one of them silently, and every
+/// location is there for whoever wants them all (a breakpoint at each, as gdb sets).
+#[test]
+fn a_name_shared_by_a_generics_instantiations_is_no_single_address() {
+    let s = symbolizer();
+    let name = "umk::sync::mutex::Mutex<T>::lock";
+    let all = s.addresses(name);
+    assert!(all.len() > 1, "{name}: {all:x?}");
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "distinct, ascending");
+    assert_eq!(s.address(name), None);
+    let err = s.require(name).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("names {} functions", all.len())),
+        "{err}"
+    );
+    for a in all {
+        assert_eq!(s.symbol(a).unwrap().name, name);
+    }
+    // A name with one address is still one.
+    assert!(s.address("umk_lock_acquire").is_some());
+}

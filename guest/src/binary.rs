@@ -63,7 +63,8 @@ pub struct Binary {
     /// Function symbols sorted by link-time address, one per address.
     syms: Vec<Sym>,
     /// Raw, demangled and hash-less names to link-time addresses.
-    by_name: BTreeMap<String, u64>,
+    /// Every distinct link-time address of each name (raw and demangled), ascending.
+    by_name: BTreeMap<String, Vec<u64>>,
     /// Executable sections: (link-time address, bytes).
     code: Vec<(u64, Vec<u8>)>,
     build_id: Option<Vec<u8>>,
@@ -125,8 +126,8 @@ impl Binary {
                 continue;
             }
             let name = demangle(raw);
-            by_name.entry(raw.to_string()).or_insert(s.address());
-            by_name.entry(name.clone()).or_insert(s.address());
+            add_name(&mut by_name, raw, s.address());
+            add_name(&mut by_name, &name, s.address());
             if s.kind() == SymbolKind::Text {
                 syms.push(Sym {
                     addr: s.address(),
@@ -138,7 +139,7 @@ impl Binary {
         // A stripped PIE may still export what a debugger looks for dynamically.
         for s in file.dynamic_symbols() {
             if let (false, Ok(name)) = (s.is_undefined(), s.name()) {
-                by_name.entry(name.to_string()).or_insert(s.address());
+                add_name(&mut by_name, name, s.address());
             }
         }
         // Several symbols may share an address (aliases); the sort keeps a stable,
@@ -181,17 +182,37 @@ impl Binary {
     }
 
     /// Run-time address of the symbol `name` (raw or demangled: `umk_lock_acquire`,
-    /// `umk::sched::exit_current`).
+    /// `umk::sched::exit_current`), when it names one address.
     pub fn address(&self, name: &str) -> Option<u64> {
-        self.by_name.get(name).map(|a| a.wrapping_add(self.slide))
+        match self.addresses(name).as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
     }
 
-    /// [`Binary::address`], or an error naming the symbol and the binary.
-    pub fn require(&self, name: &str) -> Result<u64> {
-        self.address(name).ok_or_else(|| Error::NoSymbol {
-            name: name.to_string(),
-            path: self.path.clone(),
+    /// Every run-time address `name` has: several for a generic function whose
+    /// instantiations demangle alike (as gdb puts a breakpoint at each location).
+    pub fn addresses(&self, name: &str) -> Vec<u64> {
+        self.by_name.get(name).map_or_else(Vec::new, |v| {
+            v.iter().map(|a| a.wrapping_add(self.slide)).collect()
         })
+    }
+
+    /// [`Binary::address`], or an error naming the symbol and the binary (missing, or
+    /// several functions).
+    pub fn require(&self, name: &str) -> Result<u64> {
+        match self.addresses(name).as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::NoSymbol {
+                name: name.to_string(),
+                path: self.path.clone(),
+            }),
+            many => Err(Error::AmbiguousSymbol {
+                name: name.to_string(),
+                count: many.len(),
+                path: self.path.clone(),
+            }),
+        }
     }
 
     /// The function symbol containing `addr`.
@@ -300,6 +321,14 @@ impl Binary {
         let start = addr - s.offset;
         let bytes = self.code_bytes(start, usize::try_from(s.size).ok()?);
         (!bytes.is_empty()).then_some((start, bytes))
+    }
+}
+
+/// Notes that `name` is at `addr` (each distinct address once, ascending).
+fn add_name(by_name: &mut BTreeMap<String, Vec<u64>>, name: &str, addr: u64) {
+    let v = by_name.entry(name.to_string()).or_default();
+    if let Err(i) = v.binary_search(&addr) {
+        v.insert(i, addr);
     }
 }
 

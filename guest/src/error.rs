@@ -30,6 +30,21 @@ pub enum Error {
         /// The guest binary.
         path: PathBuf,
     },
+    /// The name is several symbols (a generic function's instantiations demangle alike):
+    /// picking one would be a guess.
+    #[error(
+        "symbol `{name}` names {count} functions in {} (a generic's instantiations); use \
+         the mangled name or an address",
+        path.display()
+    )]
+    AmbiguousSymbol {
+        /// The symbol.
+        name: String,
+        /// How many distinct addresses it has.
+        count: usize,
+        /// The guest binary.
+        path: PathBuf,
+    },
     /// Guest memory a reader needs is unreadable (or shorter than the structure).
     #[error("guest memory: {what} at {addr:#x} ({len} bytes) is unreadable")]
     Memory {

@@ -42,15 +42,31 @@ fn parse_num(s: &str) -> Option<u64> {
 
 impl Session {
     fn addr(&self, s: &str) -> anyhow::Result<u64> {
+        match self.addrs(s)?.as_slice() {
+            [a] => Ok(*a),
+            all => bail!(
+                "{s} names {} functions (a generic's instantiations): give an address",
+                all.len()
+            ),
+        }
+    }
+
+    /// Every address `s` (`ADDR`, `SYMBOL` or `SYMBOL+OFF`) names: several for a generic
+    /// function's instantiations.
+    fn addrs(&self, s: &str) -> anyhow::Result<Vec<u64>> {
         if let Some(n) = parse_num(s) {
-            return Ok(n);
+            return Ok(vec![n]);
         }
         let (name, off) = match s.split_once('+') {
             Some((n, o)) => (n, parse_num(o).context("bad offset")?),
             None => (s, 0),
         };
         let binary = self.binary()?;
-        Ok(binary.require(name)? + off)
+        let all = binary.addresses(name);
+        if all.is_empty() {
+            binary.require(name)?;
+        }
+        Ok(all.into_iter().map(|a| a + off).collect())
     }
 
     fn binary(&self) -> anyhow::Result<&Binary> {
@@ -123,6 +139,8 @@ impl Session {
                 let target = arg(1).context("goto POSITION")?;
                 if target == "end" {
                     let r = self.tl.seek_end()?;
+                    // Past the exit nothing can be inspected: stay on its last instruction.
+                    self.tl.seek_last_live()?;
                     return self.report(r).map(|_| true);
                 }
                 let p: Position = target.parse()?;
@@ -214,9 +232,13 @@ impl Session {
                 self.report(r)?;
             }
             "break" | "b" => {
-                let a = self.addr(arg(1).context("break ADDR|SYMBOL")?)?;
-                self.tl.set_breakpoint(a);
-                println!("breakpoint at {}", self.describe(a));
+                // A generic function's instantiations share a name: like gdb, a breakpoint
+                // at each location rather than at one picked silently.
+                let what = arg(1).context("break ADDR|SYMBOL")?;
+                for a in self.addrs(what)? {
+                    self.tl.set_breakpoint(a);
+                    println!("breakpoint at {}", self.describe(a));
+                }
             }
             "delete" | "d" => {
                 let a = self.addr(arg(1).context("delete ADDR|SYMBOL")?)?;
