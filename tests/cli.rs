@@ -96,7 +96,7 @@ fn ls_info_and_rm_work_over_the_trace_directory() {
     assert_eq!(first.stderr.lines().count(), 1, "{}", first.dump());
     assert!(
         first.stderr.starts_with("rewind: recorded ")
-            && first.stderr.contains("the program exited 0; trace "),
+            && first.stderr.contains("; program exited 0; trace "),
         "{}",
         first.dump()
     );

@@ -26,23 +26,6 @@ fn bare_path(d: &Scratch) -> PathBuf {
     bin
 }
 
-/// The `<g class="edge">` groups of an SVG: title and line colour.
-fn edges(svg: &str) -> Vec<(String, String)> {
-    let doc = roxmltree::Document::parse(svg).expect("locks.svg is well-formed XML");
-    assert_eq!(doc.root_element().tag_name().name(), "svg");
-    doc.descendants()
-        .filter(|n| n.has_tag_name("g") && n.attribute("class") == Some("edge"))
-        .map(|g| {
-            let child = |tag: &str| g.children().find(|c| c.has_tag_name(tag));
-            let title = child("title").and_then(|t| t.text()).unwrap_or_default();
-            let stroke = child("path")
-                .and_then(|p| p.attribute("stroke"))
-                .unwrap_or_default();
-            (title.to_string(), stroke.to_string())
-        })
-        .collect()
-}
-
 #[test]
 fn demo_records_replays_and_draws_the_deadlock_without_graphviz() {
     let d = Scratch::new("demo");
@@ -67,7 +50,7 @@ fn demo_records_replays_and_draws_the_deadlock_without_graphviz() {
     assert!(stdout.contains("DEADLOCK:"), "{stdout}");
     let report = d.0.join("report");
     let svg = std::fs::read_to_string(report.join("locks.svg")).expect("locks.svg");
-    let edges = edges(&svg);
+    let edges = testsupport::svg::edges(&svg);
     for cycle_edge in ["abba_lock_a -> abba_lock_b", "abba_lock_b -> abba_lock_a"] {
         assert!(
             edges.contains(&(cycle_edge.to_string(), "red".to_string())),

@@ -48,6 +48,19 @@ fn signals(trace: &Path) -> Vec<trace::SignalEvent> {
         .collect()
 }
 
+/// The trace's last event is the program's death by SIGABRT (umk's panic).
+#[track_caller]
+fn assert_ends_in_sigabrt(reader: &trace::TraceReader) {
+    let last = reader.events().unwrap().last().unwrap().unwrap().1;
+    assert_eq!(
+        last,
+        trace::Event::Exit(trace::ExitStatus::Signaled {
+            signo: 6,
+            core: false
+        })
+    );
+}
+
 #[test]
 fn chaos_adds_tick_placed_interrupts_that_dump_shows() {
     let d = Scratch::new("chaos-stress");
@@ -146,14 +159,7 @@ fn until_crash_reproduces_irqrace_and_keeps_one_trace() {
     assert_eq!(kept.len(), 1, "exactly one trace is kept");
     let reader = trace::open(&out).unwrap();
     assert!(reader.chaos().unwrap().is_some());
-    let last = reader.events().unwrap().last().unwrap().unwrap().1;
-    assert_eq!(
-        last,
-        trace::Event::Exit(trace::ExitStatus::Signaled {
-            signo: 6,
-            core: false
-        })
-    );
+    assert_ends_in_sigabrt(&reader);
 }
 
 #[test]
@@ -176,14 +182,7 @@ fn until_hang_keeps_the_deadlock_the_guests_hung_task_detector_turned_into_a_pan
     );
     eprintln!("measured: {line}");
     let reader = trace::open(&out).unwrap();
-    let last = reader.events().unwrap().last().unwrap().unwrap().1;
-    assert_eq!(
-        last,
-        trace::Event::Exit(trace::ExitStatus::Signaled {
-            signo: 6,
-            core: false
-        })
-    );
+    assert_ends_in_sigabrt(&reader);
 }
 
 #[test]

@@ -403,15 +403,7 @@ fn abba_renders_to_well_formed_svg_with_the_cycle_in_red() {
     let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
     assert!(texts.contains(&"abba_lock_a"), "{texts:?}");
     assert!(texts.contains(&"e22+t220"), "{texts:?}");
-    let red_edges: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.attribute("class") == Some("edge"))
-        .filter(|g| {
-            g.children()
-                .any(|c| c.has_tag_name("path") && c.attribute("stroke") == Some("red"))
-        })
-        .filter_map(|g| g.children().find(|c| c.has_tag_name("title"))?.text())
-        .collect();
+    let red_edges = testsupport::svg::red_edges(&svg);
     assert_eq!(
         red_edges,
         ["abba_lock_a -> abba_lock_b", "abba_lock_b -> abba_lock_a"]

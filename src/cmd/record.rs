@@ -56,7 +56,7 @@ pub struct RecordArgs {
 /// The one line `record` prints when it is done; `-v` adds how CPUID was handled.
 fn summary(rec: &recorder::Recording, verbose: bool) -> String {
     format!(
-        "rewind: recorded {} events ({} bytes) in {:.3} s; the program {}; trace {}{}",
+        "rewind: recorded {} events ({} bytes) in {:.3} s; program {}; trace {}{}",
         rec.stats.events,
         rec.stats.total_bytes(),
         rec.elapsed.as_secs_f64(),

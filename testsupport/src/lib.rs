@@ -7,6 +7,7 @@
 //! * [`golden`]: golden-file comparison with the `REWIND_BLESS=1` switch.
 //! * [`switches`]: the `REWIND_SOAK` and `REWIND_SLOW_TESTS` environment switches.
 //! * [`corpus`]: the shipped recordings under corpus/.
+//! * [`svg`]: the analyzer's SVG diagrams read back (edges and their colours).
 //! * `record` (feature `record`): recordings made in-process with the recorder.
 //!
 //! The most used items are re-exported here, so a test writes `testsupport::Scratch`.
@@ -17,6 +18,7 @@ pub mod host;
 pub mod process;
 #[cfg(feature = "record")]
 pub mod record;
+pub mod svg;
 pub mod switches;
 pub mod umk;
 
