@@ -245,12 +245,13 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
             StopReason::Breakpoint(a) => a,
             StopReason::Exited(e) => break Some(e),
             StopReason::EndOfHistory | StopReason::StartOfHistory => break None,
-            // Faults and interrupts are not stops here (set_stop_at_faults is off, and the
-            // plain run_forward is never interrupted): listed for the match.
+            // Faults, interrupts and syscall catches are not stops here (the analyzer asks
+            // for none of them): listed for the match.
             StopReason::Done
             | StopReason::Watchpoint(_)
             | StopReason::Signal(_)
-            | StopReason::Interrupted => continue,
+            | StopReason::Interrupted
+            | StopReason::SyscallReturn(_) => continue,
         };
         stats.probe_hits += 1;
         let t0 = Instant::now();

@@ -20,6 +20,9 @@ use gdbstub::target::ext::breakpoints::{
     Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps,
     SwBreakpoint, SwBreakpointOps, WatchKind as GdbWatch,
 };
+use gdbstub::target::ext::catch_syscalls::{
+    CatchSyscallPosition, CatchSyscalls, CatchSyscallsOps, SyscallNumbers,
+};
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
@@ -281,6 +284,11 @@ impl ReplayTarget {
                 tid: self.current_tid(),
                 signal: Signal(u8::try_from(sig).unwrap_or(0)),
             },
+            StopReason::SyscallReturn(nr) => Stop::CatchSyscall {
+                tid: Some(self.current_tid()),
+                number: nr,
+                position: CatchSyscallPosition::Return,
+            },
             StopReason::Interrupted => Stop::SignalWithThread {
                 tid: self.current_tid(),
                 signal: Signal::SIGINT,
@@ -367,6 +375,32 @@ impl Target for ReplayTarget {
         &mut self,
     ) -> Option<gdbstub::target::ext::monitor_cmd::MonitorCmdOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_catch_syscalls(&mut self) -> Option<CatchSyscallsOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl CatchSyscalls for ReplayTarget {
+    /// `catch syscall`: runs stop where a recorded call returns (its event applied). Only
+    /// returns: the recording's events are the calls' results, and the point of entry
+    /// has no position of its own short of re-executing back from the return.
+    fn enable_catch_syscalls(
+        &mut self,
+        filter: Option<SyscallNumbers<'_, u64>>,
+    ) -> TargetResult<(), Self> {
+        let catch = match filter {
+            None => replayer::SyscallCatch::All,
+            Some(numbers) => replayer::SyscallCatch::Only(numbers.collect()),
+        };
+        self.tl.set_syscall_catch(Some(catch));
+        Ok(())
+    }
+
+    fn disable_catch_syscalls(&mut self) -> TargetResult<(), Self> {
+        self.tl.set_syscall_catch(None);
+        Ok(())
     }
 }
 

@@ -266,3 +266,29 @@ fn continuing_past_breakpoints_keeps_the_session() {
     assert!(out.contains("Value returned is"), "finish returned\n{out}");
     assert!(out.matches("hit Breakpoint 1,").count() >= 2, "{out}");
 }
+
+#[test]
+fn catch_syscall_stops_where_recorded_calls_return_both_ways() {
+    let out = gdb(&[
+        "catch syscall write",
+        "continue",
+        "when",
+        "continue",
+        "when",
+        "reverse-continue",
+        "when",
+    ]);
+    assert!(!out.contains("Remote connection closed"), "{out}");
+    let stops = out
+        .matches("Catchpoint 1 (returned from syscall write)")
+        .count();
+    assert_eq!(stops, 3, "{out}");
+    // `when` after each: two forward stops at distinct boundaries, then back to the first.
+    let whens: Vec<&str> = out.lines().filter(|l| l.contains("(next event ")).collect();
+    assert_eq!(whens.len(), 3, "{out}");
+    assert_ne!(whens[0], whens[1], "{out}");
+    assert_eq!(
+        whens[0], whens[2],
+        "reverse-continue returns to the first write\n{out}"
+    );
+}

@@ -74,6 +74,28 @@ pub enum StopReason {
     Signal(i32),
     /// [`Timeline::run_forward_with`] was asked to stop, and did at an event boundary.
     Interrupted,
+    /// The recorded system call `nr` that [`Timeline::set_syscall_catch`] asked for has
+    /// just returned: the position is the boundary right after its event.
+    SyscallReturn(u64),
+}
+
+/// Which recorded system calls forward and backward runs stop after (gdb's
+/// `catch syscall`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyscallCatch {
+    /// Every one.
+    All,
+    /// These numbers.
+    Only(std::collections::BTreeSet<u64>),
+}
+
+impl SyscallCatch {
+    fn catches(&self, nr: u64) -> bool {
+        match self {
+            SyscallCatch::All => true,
+            SyscallCatch::Only(set) => set.contains(&nr),
+        }
+    }
 }
 
 /// Timeline settings.
@@ -110,6 +132,8 @@ pub struct Timeline {
     fault_here: bool,
     /// Told `(event reached, event sought)` while a seek replays toward a far event.
     progress: Option<Box<dyn FnMut(u64, u64)>>,
+    /// The recorded system calls runs stop after.
+    catch: Option<SyscallCatch>,
 }
 
 /// Most single steps a position computation or step-back may take.
@@ -133,6 +157,7 @@ impl Timeline {
             stop_at_faults: false,
             fault_here: false,
             progress: None,
+            catch: None,
         };
         tl.checkpoint()?;
         Ok(tl)
@@ -440,6 +465,39 @@ impl Timeline {
         self.progress = progress;
     }
 
+    /// The recorded system calls forward and backward runs also stop after
+    /// (`StopReason::SyscallReturn`), or none.
+    pub fn set_syscall_catch(&mut self, catch: Option<SyscallCatch>) {
+        self.catch = catch;
+    }
+
+    /// The number of event `n` when it is a system call the catch asks for.
+    fn caught(&self, n: u64) -> Option<u64> {
+        let catch = self.catch.as_ref()?;
+        match self.engine.event(n)? {
+            Event::Syscall(sc) if catch.catches(sc.nr) => Some(sc.nr),
+            _ => None,
+        }
+    }
+
+    /// The boundary after the first caught call at or after event `from`.
+    fn next_caught_return(&self, from: u64) -> Option<u64> {
+        self.catch.as_ref()?;
+        (from..self.events().len() as u64)
+            .find(|&k| self.caught(k).is_some())
+            .map(|k| k + 1)
+    }
+
+    /// The boundary after the last caught call that lies before `here`.
+    fn last_caught_return_before(&self, here: &Position) -> Option<Position> {
+        self.catch.as_ref()?;
+        (0..here.event)
+            .rev()
+            .map(|k| (k, Position::event(k + 1)))
+            .find(|(k, after)| after < here && self.caught(*k).is_some())
+            .map(|(_, after)| after)
+    }
+
     /// Whether forward runs stop at a synchronous fault, at the faulting instruction
     /// before its signal is delivered (`StopReason::Signal`), as a debugger shows a
     /// crash. The analyzer's runs leave this off.
@@ -696,13 +754,20 @@ impl Timeline {
         }
         self.engine.set_report_faults(self.stop_at_faults);
         let total = self.events().len() as u64;
+        let caught = self.next_caught_return(self.engine.next_event());
         let r = loop {
-            let next = self.engine.next_event().saturating_add(INTERRUPT_EVERY);
-            let Some(ask) = interrupted.as_mut().filter(|_| next < total) else {
+            let mut next = caught.unwrap_or(u64::MAX);
+            if interrupted.is_some() {
+                next = next.min(self.engine.next_event().saturating_add(INTERRUPT_EVERY));
+            }
+            if next >= total {
                 break self.drive(Goal::End, true);
-            };
+            }
             match self.drive(Goal::Boundary(next), true) {
-                Ok(Reached::Goal) if ask() => break Ok(Reached::Goal),
+                Ok(Reached::Goal) if Some(next) == caught => break Ok(Reached::Goal),
+                Ok(Reached::Goal) if interrupted.as_mut().is_some_and(|ask| ask()) => {
+                    break Ok(Reached::Goal)
+                }
                 Ok(Reached::Goal) => continue,
                 other => break other,
             }
@@ -718,6 +783,14 @@ impl Timeline {
                 StopReason::Watchpoint(watch_addr(&self.engine.watches(), hits))
             }
             Reached::Exited(e) => StopReason::Exited(e),
+            Reached::Goal if caught == Some(self.engine.next_event()) => {
+                let nr = self
+                    .engine
+                    .next_event()
+                    .checked_sub(1)
+                    .and_then(|k| self.caught(k));
+                StopReason::SyscallReturn(nr.unwrap_or_default())
+            }
             Reached::Goal if self.engine.next_event() < total => StopReason::Interrupted,
             Reached::End | Reached::Goal => StopReason::EndOfHistory,
         })
@@ -727,34 +800,69 @@ impl Timeline {
     pub fn run_backward(&mut self) -> Result<StopReason> {
         self.fault_here = false;
         let here = self.position()?;
+        // A caught call's return before here bounds the search: a hit after it wins.
+        let floor = self.last_caught_return_before(&here);
         let marks = self.checkpoints.before(here);
         let mut upto = here;
         for &ck in marks.iter().rev() {
-            // Count the hits between `ck` and `upto`.
-            self.restore(ck)?;
-            let mut count = 0u64;
-            while self.advance_to(&upto, true)?.is_some() {
-                count += 1;
+            let (start, from_checkpoint) = match floor {
+                Some(f) if f > ck => (f, false),
+                _ => (ck, true),
+            };
+            if let Some(stop) = self.last_hit_between(start, from_checkpoint, upto)? {
+                return Ok(stop);
             }
-            if count > 0 {
-                self.restore(ck)?;
-                let mut last = StopReason::Done;
-                for _ in 0..count {
-                    if let Some(r) = self.advance_to(&upto, true)? {
-                        last = r;
-                    }
-                }
-                if let StopReason::Watchpoint(_) = last {
-                    // The debug trap comes after the access; going backward, the access
-                    // has not happened yet.
-                    self.step_back()?;
-                }
-                return Ok(last);
+            if Some(start) == floor {
+                self.seek(&start)?;
+                let nr = start.event.checked_sub(1).and_then(|k| self.caught(k));
+                return Ok(StopReason::SyscallReturn(nr.unwrap_or_default()));
             }
             upto = ck;
         }
         self.seek(&Position::START)?;
         Ok(StopReason::StartOfHistory)
+    }
+
+    /// The last breakpoint or watchpoint hit between `start` (a checkpoint, or a position
+    /// to seek to) and `upto`, gone to; `None` when there is none.
+    fn last_hit_between(
+        &mut self,
+        start: Position,
+        from_checkpoint: bool,
+        upto: Position,
+    ) -> Result<Option<StopReason>> {
+        let go = |tl: &mut Timeline| -> Result<()> {
+            if from_checkpoint {
+                tl.restore(start)
+            } else {
+                tl.seek_inner(&start, false).map(|_| ())
+            }
+        };
+        if !self.engine.has_hits_to_report() {
+            return Ok(None);
+        }
+        // Count the hits between `start` and `upto`, then go to the last.
+        go(self)?;
+        let mut count = 0u64;
+        while self.advance_to(&upto, true)?.is_some() {
+            count += 1;
+        }
+        if count == 0 {
+            return Ok(None);
+        }
+        go(self)?;
+        let mut last = StopReason::Done;
+        for _ in 0..count {
+            if let Some(r) = self.advance_to(&upto, true)? {
+                last = r;
+            }
+        }
+        if let StopReason::Watchpoint(_) = last {
+            // The debug trap comes after the access; going backward, the access has not
+            // happened yet.
+            self.step_back()?;
+        }
+        Ok(Some(last))
     }
 
     /// After the program ended (`StopReason::Exited`), goes back to its last live point:

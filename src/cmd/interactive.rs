@@ -89,6 +89,7 @@ impl Session {
             StopReason::EndOfHistory => "end of history\n".into(),
             StopReason::Exited(e) => format!("end of history: the program ended ({e:?})\n"),
             StopReason::Interrupted => "interrupted\n".into(),
+            StopReason::SyscallReturn(nr) => format!("returned from system call {nr}\n"),
             StopReason::Signal(sig) => format!(
                 "signal {} at the faulting instruction (continue delivers it)\n",
                 trace::names::signal_name(sig).unwrap_or("?")
