@@ -222,8 +222,9 @@ pub fn replay_observed(
                 if next >= total {
                     break engine.run(Goal::End, false);
                 }
-                // The boundary right after a task event (Switch, NewTask, Blocked) is not a
-                // stop: the run then goes on to the end (or the error) in one, the same.
+                // In a tree of processes some boundaries are not stopping points (late
+                // ones, once children have exited): the run then goes on to the end in
+                // one, which is the same run.
                 match engine.run(Goal::Boundary(next), false) {
                     Ok(Reached::Goal) => report(next, total),
                     other => break other,
