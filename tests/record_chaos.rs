@@ -48,6 +48,15 @@ fn signals(trace: &Path) -> Vec<trace::SignalEvent> {
         .collect()
 }
 
+/// `--until`'s line naming the run it kept.
+#[track_caller]
+fn reproduction_line(r: &Run) -> &str {
+    r.stderr
+        .lines()
+        .find(|l| l.contains("bug reproduced on run"))
+        .unwrap_or_else(|| panic!("no reproduction line\n{}", r.dump()))
+}
+
 /// The trace's last event is the program's death by SIGABRT (umk's panic).
 #[track_caller]
 fn assert_ends_in_sigabrt(reader: &trace::TraceReader) {
@@ -148,11 +157,7 @@ fn until_crash_reproduces_irqrace_and_keeps_one_trace() {
     let out = traces.join("irqrace");
     let r = record(&out, &["--until", "crash", "--max-runs", "10"], &guest);
     assert_eq!(r.status.code(), Some(0), "{}", r.dump());
-    let line = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("bug reproduced on run"))
-        .unwrap_or_else(|| panic!("no reproduction line\n{}", r.dump()));
+    let line = reproduction_line(&r);
     assert!(line.contains("killed by SIGABRT"), "{line}");
     eprintln!("measured: {line}");
     let kept: Vec<_> = std::fs::read_dir(&traces).unwrap().collect();
@@ -171,11 +176,7 @@ fn until_hang_keeps_the_deadlock_the_guests_hung_task_detector_turned_into_a_pan
     let out = d.path("abba");
     let r = record(&out, &["--until", "hang", "--max-runs", "40"], &guest);
     assert_eq!(r.status.code(), Some(0), "{}", r.dump());
-    let line = r
-        .stderr
-        .lines()
-        .find(|l| l.contains("bug reproduced on run"))
-        .unwrap_or_else(|| panic!("no reproduction line\n{}", r.dump()));
+    let line = reproduction_line(&r);
     assert!(
         line.contains("hung (the guest's hung-task detector panicked; killed by SIGABRT)"),
         "{line}"

@@ -81,12 +81,19 @@ impl Session {
             None
         };
         if nr == libc::SYS_exit_group as u64 || nr == libc::SYS_exit as u64 {
-            // These do not return: log them now, the exit status follows. With other
-            // tasks, the end is waited for among theirs: a thread group's leader is
-            // reported only after its other threads, which the recorder must reap first.
+            // These do not return: log them now, the exit status follows. A thread that
+            // is not its group's leader is waited for before any other task runs: on its
+            // way out the kernel clears its CLONE_CHILD_CLEARTID word and wakes that
+            // futex, a write the other threads read (glibc's stack cache does), so it
+            // must land at the same point of the schedule at replay. A leader's end (and
+            // exit_group's) waits for the group's other threads: it is waited for among
+            // theirs, parked.
+            let pid = s.pid();
+            let lone_thread = nr == libc::SYS_exit as u64
+                && tracee::maps::thread_group_id(pid).is_ok_and(|tgid| tgid != pid.as_raw());
             self.append(Event::Syscall(event))?;
             let running = self.t(s.resume(Resume::Cont(None)))?;
-            if self.tasks.is_empty() {
+            if self.tasks.is_empty() || lone_thread {
                 return Ok(Flow::Running(running));
             }
             return Ok(Flow::Parked(Waiting::Exiting));

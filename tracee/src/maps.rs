@@ -144,6 +144,21 @@ pub fn caught_signals(pid: Pid) -> std::io::Result<u64> {
     status_mask(pid, "SigCgt:")
 }
 
+/// The thread group (process) id of thread `pid`, from /proc/PID/status (`Tgid`): equal
+/// to `pid` for a group's leader.
+pub fn thread_group_id(pid: Pid) -> std::io::Result<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("/proc/{pid}/status has no Tgid"),
+            )
+        })
+}
+
 /// A hexadecimal signal set of /proc/PID/status.
 fn status_mask(pid: Pid, name: &str) -> std::io::Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
