@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::cmd;
 
@@ -18,6 +18,12 @@ pub static VERSION: LazyLock<String> = LazyLock::new(|| {
         trace::FORMAT_VERSION
     )
 });
+
+/// The command line as clap builds it, with [`VERSION`]: what main parses and what
+/// completions and man pages are generated from.
+pub fn command() -> clap::Command {
+    Cli::command().version(VERSION.as_str())
+}
 
 /// Exit status when rewind itself fails (the message says why).
 pub const EXIT_ERROR: u8 = 1;

@@ -167,7 +167,7 @@ impl BlockingEventLoop for EventLoop {
         }
         // gdb's Ctrl-C is a lone 0x03 byte: looked for while the replay runs.
         let mut asked = false;
-        let stop = target.run_pending_with(&mut || {
+        let stop = target.run_pending(&mut || {
             asked = matches!(conn.peek(), Ok(Some(INTERRUPT)));
             asked
         });

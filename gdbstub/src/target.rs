@@ -202,14 +202,10 @@ impl ReplayTarget {
         self.pending = None;
     }
 
-    /// Carries out the pending action on the timeline and says where it stopped.
-    pub fn run_pending(&mut self) -> Stop {
-        self.run_pending_with(&mut || false)
-    }
-
-    /// [`ReplayTarget::run_pending`], where a continue stops (with SIGINT, at an event
-    /// boundary) once `interrupted` says so: gdb's Ctrl-C arriving during the run.
-    pub fn run_pending_with(&mut self, interrupted: &mut dyn FnMut() -> bool) -> Stop {
+    /// Carries out the pending action on the timeline and says where it stopped; a
+    /// continue stops (with SIGINT, at an event boundary) once `interrupted` says so:
+    /// gdb's Ctrl-C arriving during the run.
+    pub fn run_pending(&mut self, interrupted: &mut dyn FnMut() -> bool) -> Stop {
         let Some(action) = self.pending.take() else {
             return Stop::SignalWithThread {
                 tid: self.current_tid(),

@@ -19,13 +19,14 @@ fn gdb_on_uaf(cmds: &[&str]) -> String {
         server.serve_one().expect("serving gdb");
     });
     let (addr, binary) = rx.recv().expect("stub address");
-    let mut cmd = Command::new("gdb");
-    cmd.args(["-batch", "-nx", "-ex", "set pagination off", "-ex"])
-        .arg(format!("target remote {addr}"));
+    // The command `rewind gdb` launches, in batch mode.
+    let launch = rewind_gdb::gdb_command(&binary, addr);
+    let mut cmd = Command::new(&launch[0]);
+    cmd.args(["-batch", "-nx", "-ex", "set pagination off"])
+        .args(&launch[1..]);
     for c in cmds {
         cmd.arg("-ex").arg(c);
     }
-    cmd.arg(binary);
     let run = testsupport::run_with_timeout(cmd, Duration::from_secs(180), None);
     stub.join().expect("stub thread");
     format!("{}{}", run.stdout, run.stderr)

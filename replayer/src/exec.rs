@@ -195,11 +195,7 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
 /// the CPU (AVX-512 adds kilobytes): a handler entered here would have its stack pointer,
 /// and everything it puts on the stack, elsewhere than in the recording.
 pub(crate) fn frames_differ(h: &Header) -> Option<String> {
-    let recorded = h
-        .auxv
-        .iter()
-        .find(|(t, _)| *t == tracee::cpu::AT_MINSIGSTKSZ)
-        .map(|&(_, v)| v);
+    let recorded = h.auxv_value(tracee::cpu::AT_MINSIGSTKSZ);
     let here = tracee::cpu::signal_frame_size();
     (recorded != here).then(|| {
         let size = |v: Option<u64>| {

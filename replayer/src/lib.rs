@@ -136,30 +136,19 @@ pub fn host_mismatch_of(path: &Path) -> Result<Vec<String>> {
 /// natively (`frames3376-AuthenticAMD`), since then only that CPU model replays it.
 pub fn host_kind(header: &trace::Header) -> String {
     let frames = header
-        .auxv
-        .iter()
-        .find(|(t, _)| *t == tracee::cpu::AT_MINSIGSTKSZ)
-        .map_or_else(
-            || "frames-unknown".to_string(),
-            |&(_, v)| format!("frames{v}"),
-        );
+        .auxv_value(tracee::cpu::AT_MINSIGSTKSZ)
+        .map_or_else(|| "frames-unknown".to_string(), |v| format!("frames{v}"));
     if header.cpuid.faulting {
         return frames;
     }
-    let vendor = header
+    // A file name: the vendor's letters and digits only.
+    let vendor: String = header
         .cpuid
-        .records
-        .iter()
-        .find(|r| r.leaf == 0 && r.subleaf == 0)
-        .map(|r| {
-            [r.answer[1], r.answer[3], r.answer[2]]
-                .iter()
-                .flat_map(|w| w.to_le_bytes())
-                .filter(u8::is_ascii_alphanumeric)
-                .map(char::from)
-                .collect::<String>()
-        })
-        .unwrap_or_default();
+        .vendor()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
     format!("{frames}-{vendor}")
 }
 

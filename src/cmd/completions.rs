@@ -4,9 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::CommandFactory;
 
-use crate::cli::{Cli, VERSION};
+use crate::cli::command;
 
 /// Arguments of `rewind completions`.
 #[derive(clap::Args, Debug)]
@@ -20,10 +19,6 @@ pub struct CompletionsArgs {
 pub struct ManArgs {
     /// Directory to write rewind.1 and rewind-SUBCOMMAND.1 into (created if missing).
     pub dir: PathBuf,
-}
-
-fn command() -> clap::Command {
-    Cli::command().version(VERSION.as_str())
 }
 
 /// Runs `rewind completions`.

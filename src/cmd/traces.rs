@@ -322,27 +322,9 @@ fn binary_line(b: &trace::BinaryId) -> String {
 /// The CPU's vendor and brand strings from the recorded CPUID answers, and how CPUID and
 /// the TSC were handled.
 fn cpu_line(h: &trace::Header) -> String {
-    let leaf = |l: u32| {
-        h.cpuid
-            .records
-            .iter()
-            .find(|r| r.leaf == l && r.subleaf == 0)
-            .map(|r| r.answer)
-    };
-    let text = |regs: &[u32]| {
-        let bytes: Vec<u8> = regs.iter().flat_map(|r| r.to_le_bytes()).collect();
-        String::from_utf8_lossy(&bytes)
-            .trim_matches(|c: char| c == '\0' || c.is_whitespace())
-            .to_string()
-    };
-    let vendor = leaf(0).map(|a| text(&[a[1], a[3], a[2]]));
-    let brand: Vec<u32> = (0x8000_0002..=0x8000_0004)
-        .filter_map(leaf)
-        .flat_map(|a| a.into_iter())
-        .collect();
-    let mut line = match (vendor, brand.len() == 12) {
-        (Some(v), true) => format!("{v}, {}", text(&brand)),
-        (Some(v), false) => v,
+    let mut line = match (h.cpuid.vendor(), h.cpuid.brand()) {
+        (Some(v), Some(b)) => format!("{v}, {b}"),
+        (Some(v), None) => v,
         (None, _) => "unknown".into(),
     };
     line.push_str(if h.cpuid.faulting {

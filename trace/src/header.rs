@@ -52,6 +52,42 @@ pub struct CpuidInfo {
     pub records: Vec<CpuidRecord>,
 }
 
+impl CpuidInfo {
+    /// The recorded answer for `leaf`, subleaf 0.
+    fn answer(&self, leaf: u32) -> Option<[u32; 4]> {
+        self.records
+            .iter()
+            .find(|r| r.leaf == leaf && r.subleaf == 0)
+            .map(|r| r.answer)
+    }
+
+    /// The vendor string leaf 0 spells in ebx, edx, ecx ("GenuineIntel"), printable
+    /// ASCII only: the trace decides these bytes.
+    pub fn vendor(&self) -> Option<String> {
+        self.answer(0).map(|a| text(&[a[1], a[3], a[2]]))
+    }
+
+    /// The brand string of leaves 0x8000_0002..=0x8000_0004 ("Intel(R) Xeon(R) …"), when
+    /// the recording has all three.
+    pub fn brand(&self) -> Option<String> {
+        let words = (0x8000_0002..=0x8000_0004)
+            .map(|l| self.answer(l))
+            .collect::<Option<Vec<_>>>()?;
+        Some(text(&words.concat()))
+    }
+}
+
+/// The ASCII text in CPUID registers' bytes, trimmed, without control characters.
+fn text(regs: &[u32]) -> String {
+    let s: String = regs
+        .iter()
+        .flat_map(|r| r.to_le_bytes())
+        .filter(|b| b.is_ascii_graphic() || *b == b' ')
+        .map(char::from)
+        .collect();
+    s.trim().to_string()
+}
+
 /// A mapping present at the exec stop (the binary, its interpreter, the stack, the vDSO).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct InitialMapping {
@@ -171,6 +207,13 @@ pub struct Header {
     pub started_unix: u64,
 }
 
+impl Header {
+    /// The value of auxiliary-vector entry `kind` (AT_MINSIGSTKSZ, …), if recorded.
+    pub fn auxv_value(&self, kind: u64) -> Option<u64> {
+        self.auxv.iter().find(|(t, _)| *t == kind).map(|&(_, v)| v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,5 +227,32 @@ mod tests {
         assert_eq!((s.interpreter, s.arg), (b"/usr/bin/env".to_vec(), None));
         assert_eq!(Script::parse(b"\x7fELF"), None);
         assert_eq!(Script::parse(b"#!   \n"), None);
+    }
+
+    #[test]
+    fn cpuid_vendor_and_brand_read_as_text_and_drop_what_is_not() {
+        let word = |s: &[u8; 4]| u32::from_le_bytes(*s);
+        let rec = |leaf, answer| CpuidRecord {
+            leaf,
+            subleaf: 0,
+            answer,
+        };
+        let mut info = CpuidInfo {
+            faulting: false,
+            records: vec![rec(0, [0x1c, word(b"Genu"), word(b"ntel"), word(b"ineI")])],
+        };
+        assert_eq!(info.vendor().as_deref(), Some("GenuineIntel"));
+        assert_eq!(info.brand(), None, "no brand leaves");
+        let mut bytes = b"  Intel(R) Xeon\x1b[2J".to_vec();
+        bytes.resize(48, 0);
+        let brand: Vec<u32> = bytes
+            .chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        for (i, l) in (0x8000_0002..=0x8000_0004u32).enumerate() {
+            let a = &brand[i * 4..i * 4 + 4];
+            info.records.push(rec(l, [a[0], a[1], a[2], a[3]]));
+        }
+        assert_eq!(info.brand().as_deref(), Some("Intel(R) Xeon[2J"));
     }
 }

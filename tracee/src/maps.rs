@@ -147,24 +147,20 @@ pub fn caught_signals(pid: Pid) -> std::io::Result<u64> {
 /// The thread group (process) id of thread `pid`, from /proc/PID/status (`Tgid`): equal
 /// to `pid` for a group's leader.
 pub fn thread_group_id(pid: Pid) -> std::io::Result<i32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("Tgid:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("/proc/{pid}/status has no Tgid"),
-            )
-        })
+    status_field(pid, "Tgid:", |v| v.parse().ok())
 }
 
 /// A hexadecimal signal set of /proc/PID/status.
 fn status_mask(pid: Pid, name: &str) -> std::io::Result<u64> {
+    status_field(pid, name, |v| u64::from_str_radix(v, 16).ok())
+}
+
+/// The line `name` of /proc/PID/status, read by `parse`.
+fn status_field<T>(pid: Pid, name: &str, parse: impl Fn(&str) -> Option<T>) -> std::io::Result<T> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     text.lines()
         .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .and_then(|v| parse(v.trim()))
         .ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
