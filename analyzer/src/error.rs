@@ -37,6 +37,14 @@ pub enum Error {
     /// capstone failed to set up or to disassemble.
     #[error("disassembling at {addr:#x}: {why}")]
     Disassemble { addr: u64, why: String },
+    /// The graph is larger than the built-in renderer draws.
+    #[error(
+        "the diagram has {nodes} nodes and {edges} edges, more than the built-in renderer \
+         draws ({} nodes, {} edges): draw it with --graphviz, or render the DOT file yourself",
+        crate::graph::MAX_BUILTIN_NODES,
+        crate::graph::MAX_BUILTIN_EDGES
+    )]
+    GraphTooLarge { nodes: usize, edges: usize },
     /// Graphviz could not be run or failed.
     #[error("running graphviz `{program}` to render SVG: {why}")]
     Graphviz { program: String, why: String },

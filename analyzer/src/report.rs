@@ -284,9 +284,10 @@ pub fn write_dir(a: &Analysis, dir: &Path, renderer: Renderer) -> Result<Vec<Pat
     let locks = a.locks_text();
     let locks_graph = a.locks_graph();
     let locks_dot = locks_graph.to_dot();
-    let locks_svg = locks_graph.to_svg(renderer)?;
     put("locks.txt", &locks)?;
+    // The DOT first: a diagram too large to draw here is still there to render.
     put("locks.dot", &locks_dot)?;
+    let locks_svg = locks_graph.to_svg(renderer)?;
     put("locks.svg", &locks_svg)?;
     let uaf = a.uaf_text();
     put("uaf.txt", &uaf)?;
@@ -297,8 +298,8 @@ pub fn write_dir(a: &Analysis, dir: &Path, renderer: Renderer) -> Result<Vec<Pat
         Some(p) => {
             let g = p.graph();
             let dot = g.to_dot();
-            let svg = g.to_svg(renderer)?;
             put("provenance.dot", &dot)?;
+            let svg = g.to_svg(renderer)?;
             put("provenance.svg", &svg)?;
             Some(svg)
         }

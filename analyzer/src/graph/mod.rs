@@ -13,6 +13,14 @@ use crate::error::Result;
 
 pub use dot::escape;
 
+/// The largest graph the built-in layout draws. Its cost grows faster than the graph's
+/// size (measured here: 200 nodes and 800 edges 1 s, 400 and 1,500 18 s, 800 and 3,000
+/// 137 s), and a trace, hostile input, decides the size: a larger one is refused rather
+/// than left to run for minutes. umk's diagrams have tens of nodes.
+pub const MAX_BUILTIN_NODES: usize = 200;
+/// See [`MAX_BUILTIN_NODES`].
+pub const MAX_BUILTIN_EDGES: usize = 800;
+
 /// Which way ranks run: the direction most edges point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -152,11 +160,18 @@ impl Graph {
         dot::write(self)
     }
 
-    /// The graph as an SVG document drawn by `renderer`. Only graphviz can fail (not
-    /// installed, or it rejected the graph).
+    /// The graph as an SVG document drawn by `renderer`. Graphviz can fail (not
+    /// installed, or it rejected the graph); the built-in layout refuses a graph larger
+    /// than [`MAX_BUILTIN_NODES`] / [`MAX_BUILTIN_EDGES`].
     pub fn to_svg(&self, renderer: Renderer) -> Result<String> {
         match renderer {
-            Renderer::Builtin => Ok(svg::draw(self, &layout::place(self))),
+            Renderer::Builtin => {
+                let (nodes, edges) = (self.nodes.len(), self.edges.len());
+                if nodes > MAX_BUILTIN_NODES || edges > MAX_BUILTIN_EDGES {
+                    return Err(crate::error::Error::GraphTooLarge { nodes, edges });
+                }
+                Ok(svg::draw(self, &layout::place(self)))
+            }
             Renderer::Graphviz => graphviz::render_svg(&self.to_dot()),
         }
     }

@@ -307,3 +307,18 @@ fn random_graphs_are_well_formed_and_nothing_overlaps() {
         assert_eq!(edges(&doc).len(), g.edges.len(), "round {round}");
     }
 }
+
+#[test]
+fn a_graph_too_large_for_the_builtin_layout_is_refused_and_still_written_as_dot() {
+    let mut g = Graph::new("g", Direction::LeftToRight);
+    let ids: Vec<NodeId> = (0..=MAX_BUILTIN_NODES)
+        .map(|i| g.node(&format!("n{i}"), "class", Style::PLAIN))
+        .collect();
+    g.edge(ids[0], ids[1], "", Style::PLAIN);
+    let err = g.to_svg(Renderer::Builtin).unwrap_err().to_string();
+    assert!(
+        err.contains("201 nodes") && err.contains("--graphviz"),
+        "{err}"
+    );
+    assert!(g.to_dot().contains("n200"));
+}
