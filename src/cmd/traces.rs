@@ -125,7 +125,7 @@ fn listed(name: String, path: &Path) -> Listed {
         Ok(r) => Listed {
             name,
             created,
-            program: String::from_utf8_lossy(&r.header().program).into_owned(),
+            program: shown(&r.header().program),
             started: r.header().started_unix,
             events: r
                 .end_record()
@@ -247,7 +247,7 @@ pub fn info(args: InfoArgs) -> Result<()> {
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let r = trace::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
     let h = r.header();
-    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let s = shown;
     let e = ending(&r)?;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -305,12 +305,7 @@ pub fn info(args: InfoArgs) -> Result<()> {
 }
 
 fn binary_line(b: &trace::BinaryId) -> String {
-    let mut line = format!(
-        "{} ({} bytes, sha256 {}",
-        String::from_utf8_lossy(&b.path),
-        b.size,
-        b.sha256
-    );
+    let mut line = format!("{} ({} bytes, sha256 {}", shown(&b.path), b.size, b.sha256);
     if let Some(id) = &b.build_id {
         line.push_str(", build-id ");
         line.extend(id.iter().map(|x| format!("{x:02x}")));
@@ -341,6 +336,20 @@ fn cpu_line(h: &trace::Header) -> String {
         line.push_str(&format!("; pinned to cpu {cpu}"));
     }
     line
+}
+
+/// Bytes a trace holds (a path, an argument) as text for a terminal: the trace is
+/// someone else's, so control characters (an escape sequence) are shown escaped, not sent.
+fn shown(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    for c in String::from_utf8_lossy(bytes).chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// `YYYY-MM-DD HH:MM:SS` for seconds since the epoch, in UTC.
@@ -388,6 +397,12 @@ fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_traces_control_characters_are_shown_not_sent() {
+        assert_eq!(shown(b"umk\x1b[2J\n"), "umk\\u{1b}[2J\\n");
+        assert_eq!(shown("caf\u{e9} ok".as_bytes()), "caf\u{e9} ok");
+    }
 
     #[test]
     fn dates_are_civil_utc() {
