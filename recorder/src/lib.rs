@@ -35,6 +35,7 @@ pub mod files;
 mod input;
 pub mod mmaps;
 mod output;
+mod ptraced;
 mod session;
 pub mod signals;
 mod syscalls;
@@ -251,6 +252,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         writer,
         task: tasks::TaskCtx::new(pid, prepared.ticks),
         tasks: tasks::Tasks::default(),
+        outside: ptraced::Outside::default(),
         first: pid,
         files,
         console: output::Console::new(opts.stdout.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)),

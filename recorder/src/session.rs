@@ -23,6 +23,8 @@ pub(crate) enum Flow {
     /// It waits in the kernel (in a call whose `Event::Blocked` is written, or for its
     /// end): other tasks run.
     Parked(Waiting),
+    /// It left the recording (`Event::Outside`): other tasks run.
+    Left,
 }
 
 /// State of one recording.
@@ -32,6 +34,8 @@ pub(crate) struct Session {
     pub task: TaskCtx,
     /// The others.
     pub tasks: Tasks,
+    /// Children the program ptraces, outside the recording.
+    pub outside: crate::ptraced::Outside,
     /// The recording's first task: its end is the recording's.
     pub first: Pid,
     pub files: FileCache,
@@ -79,6 +83,7 @@ impl Session {
         if result.is_err() {
             self.tasks.kill_all(self.task.pid);
         }
+        self.outside.kill_all();
         result
     }
 
@@ -105,6 +110,10 @@ impl Session {
                         None => return Ok(first_end.unwrap_or(status)),
                     }
                 }
+                Flow::Left => match self.switch_away(None)? {
+                    Some(f) => f,
+                    None => unreachable!("a task leaves only while its tracer is recorded"),
+                },
                 Flow::Parked(w) => match self.switch_away(Some(w))? {
                     Some(f) => f,
                     None => unreachable!("the parked task itself is there to switch to"),

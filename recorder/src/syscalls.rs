@@ -80,6 +80,21 @@ impl Session {
         } else {
             None
         };
+        if let Some(played) = self.played_call(&s, nr, args)? {
+            let call = PendingCall {
+                event,
+                name,
+                entry_rip: regs.rip(),
+                copy_from: None,
+            };
+            return match played {
+                Ok(played) => self.complete_played(s, call, regs, played),
+                Err(why) => {
+                    let what = format!("{}({:#x}, {:#x}, …)", call.name, args[0], args[1]);
+                    self.abort(s, what, why, regs.rip())
+                }
+            };
+        }
         if nr == libc::SYS_exit_group as u64 || nr == libc::SYS_exit as u64 {
             // These do not return: log them now, the exit status follows. A thread that
             // is not its group's leader is waited for before any other task runs: on its
@@ -213,6 +228,9 @@ impl Session {
                 args,
                 event.ret,
             )?;
+        }
+        if nr == libc::SYS_wait4 as u64 && event.ret > 0 {
+            self.parent_waited(tracee::abi::as_c_int(event.ret as u64))?;
         }
         let index = self.append(Event::Syscall(event))?;
         self.task.last_exit = Some((exit_regs, index));

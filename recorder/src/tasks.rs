@@ -132,6 +132,11 @@ impl Tasks {
         tracee::task::kill_all(&pids);
     }
 
+    /// Whether `pid` is a task of the recording that is not running.
+    pub(crate) fn contains(&self, pid: i32) -> bool {
+        self.parked.contains_key(&pid)
+    }
+
     fn any_ready(&self) -> bool {
         self.parked
             .values()
@@ -295,7 +300,11 @@ impl Session {
         r: Running,
         deadline: Option<Instant>,
     ) -> Result<std::result::Result<Waited, Running>> {
-        if self.tasks.is_empty() && self.tasks.early.is_empty() && deadline.is_none() {
+        if self.tasks.is_empty()
+            && self.tasks.early.is_empty()
+            && self.outside.is_empty()
+            && deadline.is_none()
+        {
             return Ok(Ok(self.t(r.wait())?));
         }
         let me = r.pid();
@@ -323,6 +332,12 @@ impl Session {
     /// A report `w` for task `pid`, which is not running.
     fn note(&mut self, pid: Pid, w: Waited) -> Result<()> {
         let raw = pid.as_raw();
+        if self.outside.contains(raw) {
+            return self
+                .outside
+                .note(raw, w)
+                .map_err(|what| self.unexpected(raw, "following a ptracee of the program", what));
+        }
         let Some(p) = self.tasks.parked.remove(&raw) else {
             self.tasks.early.insert(raw, w);
             return Ok(());
@@ -386,6 +401,18 @@ impl Session {
             self.note(pid, w)?;
         }
         Ok(tid)
+    }
+
+    /// Waits for the next report of a task that is not running, and notes it.
+    pub(crate) fn await_report(&mut self) -> Result<()> {
+        match self.t(tracee::task::wait_any(false))? {
+            Some((pid, w)) => self.note(pid, w),
+            None => Err(self.unexpected(
+                self.task.pid.as_raw(),
+                "waiting for a ptracee of the program",
+                "no task left to report",
+            )),
+        }
     }
 
     /// At a syscall-exit stop of the running task, its event written: when its time

@@ -70,6 +70,7 @@ pub fn describe(ev: &Event) -> String {
             syscalls::name(*nr)
         ),
         Event::NewTask { tid } => format!("a fork, vfork or clone creating task {tid}"),
+        Event::Outside => "the task leaving the recording (ptraced by its parent)".into(),
         Event::Exec(x) => format!(
             "an exec of {} (sha256 {})",
             String::from_utf8_lossy(&x.binary.path),

@@ -81,6 +81,10 @@ impl Engine {
         }
         let call = std::mem::replace(&mut self.cur_mut().call, Call::None);
         match (call, ev) {
+            (Call::None, Event::Outside) => {
+                self.leave()?;
+                Ok(true)
+            }
             (Call::None, _) => Ok(false),
             (Call::AtEntry, Event::Syscall(sc)) => {
                 let s = self.take_live()?;
@@ -114,6 +118,18 @@ impl Engine {
                 format!("the task is in the middle of a call ({call:?})"),
             )),
         }
+    }
+
+    /// `Event::Outside`: the current task left the recording as its parent's ptracee.
+    /// What it did from here reached the recording only through its parent's recorded
+    /// ptrace and wait4 results, which replay emulates: the task is ended here.
+    fn leave(&mut self) -> Result<()> {
+        let s = self.take_live()?;
+        self.t(s.kill())?;
+        self.cur_mut().ended = true;
+        self.applied();
+        self.set_position(crate::position::Position::event(self.next_event()));
+        Ok(())
     }
 
     /// Waits for the current task's next report while reaping the other tasks that end

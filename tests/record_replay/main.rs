@@ -13,4 +13,5 @@ mod killed;
 mod launch;
 mod processes;
 mod programs;
+mod ptraced;
 mod write_only;

@@ -218,6 +218,9 @@ pub fn line(index: u64, event: &Event) -> String {
             sysno::name(*nr).map_or_else(|| format!("syscall_{nr}"), str::to_owned)
         ),
         Event::NewTask { tid } => format!("#{index:<7} +++ new task {tid} +++"),
+        Event::Outside => format!(
+            "#{index:<7} +++ leaves the recording: ptraced by its parent, outside from here +++"
+        ),
         Event::Exec(x) => format!(
             "#{index:<7} +++ exec {} (sha256 {}, {} bytes) +++",
             String::from_utf8_lossy(&x.binary.path),
@@ -366,6 +369,7 @@ pub fn json(index: u64, task: Option<u32>, event: &Event) -> JsonEvent {
             j.rip = Some(rip.0);
         }
         Event::NewTask { tid } => j.number = Some(u64::from(*tid)),
+        Event::Outside => {}
         Event::Exec(x) => j.path = Some(String::from_utf8_lossy(&x.binary.path).into_owned()),
     }
     j

@@ -416,6 +416,11 @@ pub enum Event {
     /// The current task executed a new program (a successful execve; a failed one returns
     /// to the program and is no event).
     Exec(ExecEvent),
+    /// The current task left the recording: it made itself the ptracee of its parent
+    /// (PTRACE_TRACEME, as UML's start-up probes do), and from here on it is outside
+    /// world, seen only through its tracer's recorded `ptrace` and `wait4` results, as a
+    /// process that never was recorded would be. Replay ends its task here.
+    Outside,
 }
 
 /// A program image the current task started with execve: what the exec stop of the
@@ -472,7 +477,8 @@ impl Event {
             | Event::Switch { .. }
             | Event::Blocked { .. }
             | Event::NewTask { .. }
-            | Event::Exec(_) => None,
+            | Event::Exec(_)
+            | Event::Outside => None,
         }
     }
 
@@ -489,6 +495,7 @@ impl Event {
             Event::Blocked { .. } => "blocked",
             Event::NewTask { .. } => "newtask",
             Event::Exec(_) => "exec",
+            Event::Outside => "outside",
         }
     }
 }

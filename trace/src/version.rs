@@ -1,11 +1,11 @@
 //! Format version and the trace directory's life cycle (file names).
 
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
-/// The oldest format version this build reads. Version 3 only added event kinds (the
-/// task events of a recording with more than one process), so a version-2 trace, which
-/// holds none of them, reads as it always did.
+/// The oldest format version this build reads. Versions 3 and 4 only added event kinds
+/// (3: the task events of a recording with more than one process; 4: `Event::Outside`),
+/// so an older trace, which holds none of them, reads as it always did.
 pub const OLDEST_READABLE_VERSION: u32 = 2;
 
 /// Present while the recorder is writing; holds the version in decimal.

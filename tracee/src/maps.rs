@@ -150,6 +150,11 @@ pub fn thread_group_id(pid: Pid) -> std::io::Result<i32> {
     status_field(pid, "Tgid:", |v| v.parse().ok())
 }
 
+/// The parent process of `pid` (`PPid:` of /proc/PID/status).
+pub fn parent_id(pid: Pid) -> std::io::Result<i32> {
+    status_field(pid, "PPid:", |v| v.parse().ok())
+}
+
 /// A hexadecimal signal set of /proc/PID/status.
 fn status_mask(pid: Pid, name: &str) -> std::io::Result<u64> {
     status_field(pid, name, |v| u64::from_str_radix(v, 16).ok())

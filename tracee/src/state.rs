@@ -18,6 +18,8 @@ use crate::task::Stopped;
 const NT_X86_XSTATE: libc::c_int = 0x202;
 /// Room for any XSAVE layout the kernel reports (AVX-512 needs 2.7 KiB; AMX more).
 const XSTATE_MAX: usize = 16 << 10;
+/// `sizeof(struct user_fpregs_struct)` on x86-64.
+pub const FPREGS_LEN: usize = 512;
 /// The XSAVE header: which components are in use. Left out of the digest, since the
 /// same register values can be saved with different in-use bits; the kernel writes init
 /// values for components not in use, so the values themselves say all.
@@ -31,7 +33,7 @@ const RED_ZONE: u64 = 128;
 
 impl Stopped {
     /// The raw XSAVE area (standard format) as PTRACE_GETREGSET returns it.
-    fn xstate(&self) -> Result<Vec<u8>> {
+    pub fn xstate(&self) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; XSTATE_MAX];
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
@@ -54,6 +56,25 @@ impl Stopped {
             ));
         }
         buf.truncate(iov.iov_len);
+        Ok(buf)
+    }
+
+    /// The legacy FXSAVE area (`struct user_fpregs_struct`) as PTRACE_GETFPREGS returns it.
+    pub fn fpregs(&self) -> Result<[u8; FPREGS_LEN]> {
+        let mut buf = [0u8; FPREGS_LEN];
+        // SAFETY: PTRACE_GETFPREGS writes exactly sizeof(struct user_fpregs_struct), 512
+        // bytes, at `data`, which points at `buf`, owned, that long and alive for the call.
+        let r = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETFPREGS,
+                self.pid().as_raw(),
+                0usize,
+                buf.as_mut_ptr(),
+            )
+        };
+        if r < 0 {
+            return Err(Error::os("PTRACE_GETFPREGS", self.pid())(Errno::last()));
+        }
         Ok(buf)
     }
 

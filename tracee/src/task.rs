@@ -41,6 +41,10 @@ pub enum Resume {
     Syscall(Option<Signal>),
     /// Execute one instruction (PTRACE_SINGLESTEP).
     Step(Option<Signal>),
+    /// Stop at the next syscall entry without running the call (PTRACE_SYSEMU).
+    SysEmu(Option<Signal>),
+    /// As `SysEmu`, also stopping after one instruction (PTRACE_SYSEMU_SINGLESTEP).
+    SysEmuStep(Option<Signal>),
 }
 
 /// How the tracee ended.
@@ -202,6 +206,10 @@ impl Stopped {
             Resume::Cont(s) => ptrace::cont(pid, s).map_err(Error::os("PTRACE_CONT", pid)),
             Resume::Syscall(s) => ptrace::syscall(pid, s).map_err(Error::os("PTRACE_SYSCALL", pid)),
             Resume::Step(s) => ptrace::step(pid, s).map_err(Error::os("PTRACE_SINGLESTEP", pid)),
+            Resume::SysEmu(s) => ptrace::sysemu(pid, s).map_err(Error::os("PTRACE_SYSEMU", pid)),
+            Resume::SysEmuStep(s) => {
+                ptrace::sysemu_step(pid, s).map_err(Error::os("PTRACE_SYSEMU_SINGLESTEP", pid))
+            }
         };
         r.map(|()| Running { pid })
     }

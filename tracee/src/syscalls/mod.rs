@@ -73,7 +73,9 @@ pub fn class(nr: u64) -> Option<Class> {
         // refuses (threads above all) it decides at the call, from the flags.
         SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => NONE,
         SYS_execveat => Class::Refuse("a second exec is not supported"),
-        SYS_ptrace => Class::Refuse("a recorded program cannot use ptrace"),
+        // Played by the recorder for a child that asked its parent to trace it (UML's
+        // start-up probes), refused otherwise; emulated at replay from its record.
+        SYS_ptrace => NONE,
         SYS_io_uring_setup | SYS_io_uring_enter | SYS_io_uring_register => {
             Class::Refuse("io_uring writes memory asynchronously and cannot be recorded")
         }

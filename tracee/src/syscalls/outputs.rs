@@ -74,6 +74,30 @@ fn sockaddr(out: &mut Vec<Range>, mem: &dyn Peek, addr: u64, lenp: u64, cap: Opt
     fixed(out, lenp, 4);
 }
 
+/// What a ptrace request wrote at its `data` argument (the raw call, not glibc's
+/// wrapper: PEEK* store the word there).
+fn ptrace_outputs(out: &mut Vec<Range>, mem: &dyn Peek, a: [u64; 6]) {
+    let Ok(req) = libc::c_uint::try_from(a[0]) else {
+        return;
+    };
+    match req {
+        libc::PTRACE_PEEKTEXT | libc::PTRACE_PEEKDATA | libc::PTRACE_PEEKUSER => {
+            fixed(out, a[3], 8)
+        }
+        libc::PTRACE_GETREGS => fixed(out, a[3], std::mem::size_of::<libc::user_regs_struct>()),
+        libc::PTRACE_GETFPREGS => fixed(out, a[3], crate::state::FPREGS_LEN),
+        libc::PTRACE_GETSIGINFO => fixed(out, a[3], 128),
+        libc::PTRACE_GETREGSET => {
+            // The iovec's length is the kernel's, updated to what it wrote.
+            if let (Some(base), Some(len)) = (mem.peek_u64(a[3]), mem.peek_u64(a[3] + 8)) {
+                fixed(out, base, saturating_len(len).min(1 << 20));
+            }
+            fixed(out, a[3], 16);
+        }
+        _ => {}
+    }
+}
+
 const F_GETOWN_EX_: libc::c_int = 16;
 const RET_EINTR: i64 = -(libc::EINTR as i64);
 const ERESTART_RESTARTBLOCK: i64 = -516;
@@ -197,6 +221,7 @@ pub fn outputs(nr: u64, a: [u64; 6], ret: i64, mem: &dyn Peek) -> Result<Vec<Ran
         SYS_timer_create => fixed(&mut out, a[2], 4),
         SYS_timer_settime => fixed(&mut out, a[3], 32),
         SYS_timer_gettime => fixed(&mut out, a[1], 32),
+        SYS_ptrace => ptrace_outputs(&mut out, mem, a),
         SYS_wait4 => {
             fixed(&mut out, a[1], 4);
             fixed(&mut out, a[3], 144);
@@ -235,11 +260,15 @@ fn ioctl_outputs(out: &mut Vec<Range>, a: [u64; 6]) -> Result<(), NotCovered> {
     const FIONCLEX: u64 = 0x5450;
     const FIOCLEX: u64 = 0x5451;
     const TIOCGPTN: u64 = 0x8004_5430;
+    // Lock or unlock a pty's peer (reads an int); open the peer (returns a descriptor).
+    const TIOCSPTLCK: u64 = 0x4004_5431;
+    const TIOCGPTPEER: u64 = 0x5441;
     match a[1] & 0xffff_ffff {
         TCGETS => fixed(out, a[2], 36),
         TIOCGWINSZ => fixed(out, a[2], 8),
         FIONREAD | TIOCGPGRP | TIOCGPTN => fixed(out, a[2], 4),
-        TCSETS | TCSETSW | TCSETSF | TIOCSPGRP | TIOCSWINSZ | FIONBIO | FIONCLEX | FIOCLEX => {}
+        TCSETS | TCSETSW | TCSETSF | TIOCSPGRP | TIOCSWINSZ | FIONBIO | FIONCLEX | FIOCLEX
+        | TIOCSPTLCK | TIOCGPTPEER => {}
         req => {
             return Err(NotCovered(format!(
                 "ioctl({}, {req:#x}) is not in the recorder's ioctl table",
