@@ -249,10 +249,7 @@ impl Session {
         regs: Regs,
         played: Emulated,
     ) -> Result<Flow> {
-        let mut skip = regs;
-        skip.set_orig_rax(u64::MAX);
-        self.t(s.set_regs(&skip))?;
-        let s = match self.t(s.finish_syscall("skipping a played call"))? {
+        let s = match self.t(s.skip_syscall(&regs, "skipping a played call"))? {
             Ok(s) => s,
             Err(e) => return Ok(Flow::Exited(e)),
         };
@@ -408,18 +405,12 @@ fn play_request(
     a: [u64; 6],
     s: &Stopped,
 ) -> tracee::Result<Played> {
-    let resume = |sig: u64| -> std::result::Result<Option<Signal>, String> {
-        match tracee::abi::as_c_int(sig) {
-            0 => Ok(None),
-            n => Signal::try_from(n).map(Some).map_err(|e| e.to_string()),
-        }
-    };
-    let mode = match req {
-        libc::PTRACE_CONT => Some(Resume::Cont as fn(Option<Signal>) -> Resume),
-        libc::PTRACE_SYSCALL => Some(Resume::Syscall as fn(Option<Signal>) -> Resume),
-        libc::PTRACE_SINGLESTEP => Some(Resume::Step as fn(Option<Signal>) -> Resume),
-        libc::PTRACE_SYSEMU => Some(Resume::SysEmu as fn(Option<Signal>) -> Resume),
-        libc::PTRACE_SYSEMU_SINGLESTEP => Some(Resume::SysEmuStep as fn(Option<Signal>) -> Resume),
+    let mode: Option<fn(Option<Signal>) -> Resume> = match req {
+        libc::PTRACE_CONT => Some(Resume::Cont),
+        libc::PTRACE_SYSCALL => Some(Resume::Syscall),
+        libc::PTRACE_SINGLESTEP => Some(Resume::Step),
+        libc::PTRACE_SYSEMU => Some(Resume::SysEmu),
+        libc::PTRACE_SYSEMU_SINGLESTEP => Some(Resume::SysEmuStep),
         _ => None,
     };
     if req == libc::PTRACE_KILL {
@@ -445,9 +436,13 @@ fn play_request(
         return Ok(Ok(Emulated::err(libc::ESRCH)));
     };
     if let Some(mode) = mode {
-        let sig = match resume(a[3]) {
-            Ok(sig) => sig,
-            Err(_) => return Ok(Ok(Emulated::err(libc::EIO))),
+        // The signal to deliver, as the kernel takes it (an invalid one fails with EIO).
+        let sig = match tracee::abi::as_c_int(a[3]) {
+            0 => None,
+            n => match Signal::try_from(n) {
+                Ok(sig) => Some(sig),
+                Err(_) => return Ok(Ok(Emulated::err(libc::EIO))),
+            },
         };
         let State::Stopped { s: cs, .. } =
             std::mem::replace(&mut child.state, State::Running(mode(None)))

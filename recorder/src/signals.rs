@@ -302,10 +302,7 @@ impl Session {
     /// rewind to its `syscall` instruction and deliver the signal there.
     pub(crate) fn place_before_syscall(&mut self, s: Stopped, regs: Regs) -> Result<Flow> {
         self.clear_probe(&s)?;
-        let mut skip = regs;
-        skip.set_orig_rax(u64::MAX);
-        self.t(s.set_regs(&skip))?;
-        let s = match self.t(s.finish_syscall("cancelling a syscall"))? {
+        let s = match self.t(s.skip_syscall(&regs, "cancelling a syscall"))? {
             Ok(s) => s,
             Err(e) => return Ok(Flow::Exited(e)),
         };

@@ -199,6 +199,19 @@ impl Stopped {
         }
     }
 
+    /// At the seccomp stop of a call whose registers are `regs`: has the kernel skip the
+    /// call (orig_rax -1) and runs to its syscall-exit stop, as `finish_syscall`.
+    pub fn skip_syscall(
+        self,
+        regs: &Regs,
+        op: &'static str,
+    ) -> Result<std::result::Result<Stopped, Exit>> {
+        let mut skip = *regs;
+        skip.set_orig_rax(u64::MAX);
+        self.set_regs(&skip)?;
+        self.finish_syscall(op)
+    }
+
     /// Resumes the tracee.
     pub fn resume(self, how: Resume) -> Result<Running> {
         let pid = self.pid;
