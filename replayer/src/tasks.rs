@@ -123,7 +123,23 @@ impl Engine {
     /// `Event::Outside`: the current task left the recording as its parent's ptracee.
     /// What it did from here reached the recording only through its parent's recorded
     /// ptrace and wait4 results, which replay emulates: the task is ended here.
+    /// Only a task's own PTRACE_TRACEME, just replayed, lets it leave: anywhere else the
+    /// event would end a task whose life the recording goes on to describe.
     fn leave(&mut self) -> Result<()> {
+        let next = self.next_event();
+        let asked = next
+            .checked_sub(1)
+            .and_then(|i| self.event(i))
+            .is_some_and(|e| {
+                matches!(e, Event::Syscall(sc) if sc.nr == libc::SYS_ptrace as u64
+                && sc.args[0] == u64::from(libc::PTRACE_TRACEME) && sc.ret == 0)
+            });
+        if !asked {
+            return Err(self.diverged(
+                "the task leaving the recording (ptraced by its parent)".into(),
+                "its last event is not its own successful PTRACE_TRACEME".into(),
+            ));
+        }
         let s = self.take_live()?;
         self.t(s.kill())?;
         self.cur_mut().ended = true;

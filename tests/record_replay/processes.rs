@@ -595,3 +595,19 @@ fn a_shared_file_mapping_a_child_would_share_is_refused_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_task_leaving_the_recording_without_asking_to_be_ptraced_is_refused() {
+    // `Event::Outside` ends a task at replay; only after its own PTRACE_TRACEME may it.
+    let first = std::cell::Cell::new(true);
+    let err = tampered(|_, e| match e {
+        Event::Syscall(sc) if sc.nr == libc::SYS_write as u64 && first.replace(false) => {
+            Some(Event::Outside)
+        }
+        _ => None,
+    });
+    assert!(
+        err.contains("leaving the recording") && err.contains("PTRACE_TRACEME"),
+        "{err}"
+    );
+}
