@@ -37,6 +37,7 @@ pub mod mmaps;
 mod output;
 mod ptraced;
 mod session;
+mod shared;
 pub mod signals;
 mod syscalls;
 mod tasks;
@@ -255,6 +256,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         outside: ptraced::Outside::default(),
         first: pid,
         files,
+        shared: shared::SharedFiles::default(),
         console: output::Console::new(opts.stdout.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)),
         tsc_trapped: trap_tsc,
         cpuid_faulting: prepared.cpuid_faulting,

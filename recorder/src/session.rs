@@ -39,6 +39,8 @@ pub(crate) struct Session {
     /// The recording's first task: its end is the recording's.
     pub first: Pid,
     pub files: FileCache,
+    /// The files mapped MAP_SHARED so far, numbered.
+    pub shared: crate::shared::SharedFiles,
     /// Which tracee descriptors reach the recorder's stdout and stderr.
     pub console: crate::output::Console,
     pub tsc_trapped: bool,

@@ -121,7 +121,7 @@ impl Session {
             // The child would inherit a probe's breakpoint, and trap on it.
             self.clear_probe(&s)?;
         }
-        if let Some(why) = self.shared_file_mapping(&s, nr, args)? {
+        if let Some(why) = self.write_into_shared_mapping(&s, nr, args)? {
             return self.abort(s, format!("{name}({:#x}, …)", args[0]), why, regs.rip());
         }
         let call = PendingCall {
@@ -221,13 +221,20 @@ impl Session {
             None => {}
         }
         if nr == libc::SYS_mmap as u64 {
-            event.mapping = crate::mmaps::on_mmap(
-                &mut self.files,
-                &mut self.writer,
-                self.task.pid,
-                args,
-                event.ret,
-            )?;
+            match self.shared_mapping(args, event.ret)? {
+                Some(shared) => {
+                    self.append(Event::SharedMapping(shared))?;
+                }
+                None => {
+                    event.mapping = crate::mmaps::on_mmap(
+                        &mut self.files,
+                        &mut self.writer,
+                        self.task.pid,
+                        args,
+                        event.ret,
+                    )?
+                }
+            }
         }
         if nr == libc::SYS_wait4 as u64 && event.ret > 0 {
             self.parent_waited(tracee::abi::as_c_int(event.ret as u64))?;

@@ -157,8 +157,8 @@ pub(crate) fn creates_task(nr: u64) -> bool {
 }
 
 /// Clone flags the recorder follows: a new process, with or without its parent waiting
-/// for its exec (vfork), or a thread; told its tid in either memory, sharing what a
-/// thread shares.
+/// for its exec (vfork), or a thread; told its tid in either memory, sharing any of what
+/// a thread shares, with any exit signal.
 const FOLLOWED_CLONE_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_VFORK
     | libc::CLONE_THREAD
@@ -184,10 +184,10 @@ fn clone_flags(s: &Stopped, nr: u64, args: [u64; 6]) -> tracee::Result<Option<u6
     }
 }
 
-/// Why a task-creating call is refused, if it is: a process sharing memory with a
-/// running parent (a thread shares it too, but runs one at a time with the others of its
-/// group, which replay reproduces), and the flags replay could not reproduce
-/// (namespaces, pidfds, untraced children).
+/// Why a task-creating call is refused, if it is: for the flags replay could not
+/// reproduce (namespaces, pidfds, untraced children). A child sharing its parent's memory
+/// (a thread, or a process as UML's helpers are) runs one at a time with the others, as
+/// every task does, so what each reads of the other's writes is in the schedule.
 pub(crate) fn refused_clone(
     s: &Stopped,
     nr: u64,
@@ -196,12 +196,6 @@ pub(crate) fn refused_clone(
     let Some(flags) = clone_flags(s, nr, args)? else {
         return Ok(None);
     };
-    let has = |f: i32| flags & f as u64 != 0;
-    if has(libc::CLONE_VM) && !has(libc::CLONE_VFORK) && !has(libc::CLONE_THREAD) {
-        return Ok(Some(
-            "a child process sharing its parent's memory while both run cannot be recorded yet",
-        ));
-    }
     if flags & !FOLLOWED_CLONE_FLAGS != 0 {
         return Ok(Some(
             "these clone flags (namespaces, pidfds or untraced children) are not supported by \
@@ -212,53 +206,9 @@ pub(crate) fn refused_clone(
 }
 
 impl Session {
-    /// Why call `nr` would share a writable file mapping between processes, if it would:
-    /// a process forked with a writable MAP_SHARED file mapping, or such a mapping made
-    /// while other tasks exist. Replay maps a file's recorded bytes privately, so what one process
-    /// wrote there would not reach the other: refused, naming the mapping.
-    pub(crate) fn shared_file_mapping(
-        &self,
-        s: &Stopped,
-        nr: u64,
-        args: [u64; 6],
-    ) -> Result<Option<String>> {
-        let shared = libc::MAP_SHARED as u64;
-        if nr == libc::SYS_mmap as u64 {
-            let writable = args[2] & libc::PROT_WRITE as u64 != 0;
-            if args[3] & shared != 0 && writable && !self.tasks.is_empty() {
-                let fd = tracee::abi::as_c_int(args[4]);
-                let path = tracee::maps::fd_path(self.task.pid, fd).unwrap_or_default();
-                return Ok(Some(format!(
-                    "a writable MAP_SHARED mapping of {} while the recording has other tasks: replay \
-                     could not share what one writes there with the others",
-                    path.display()
-                )));
-            }
-            return Ok(None);
-        }
-        let new_process = nr == libc::SYS_fork as u64
-            || self
-                .t(clone_flags(s, nr, args))?
-                .is_some_and(|f| f & libc::CLONE_VM as u64 == 0);
-        if !new_process {
-            return Ok(None);
-        }
-        let maps = tracee::maps::read_maps(self.task.pid).map_err(|source| Error::Io {
-            op: "read",
-            path: format!("/proc/{}/maps", self.task.pid).into(),
-            source,
-        })?;
-        Ok(maps
-            .iter()
-            .find(|m| m.is_file() && m.perms.starts_with("rw") && m.perms.ends_with('s'))
-            .map(|m| {
-                format!(
-                    "the process has {} mapped MAP_SHARED and writable at {}, which its child would share: \
-                     replay maps recorded file bytes privately, so one's writes there would \
-                     not reach the other",
-                    m.path, m.start
-                )
-            }))
+    /// The running task and every parked one.
+    pub(crate) fn task_pids(&self) -> impl Iterator<Item = Pid> + '_ {
+        std::iter::once(self.task.pid).chain(self.tasks.parked.keys().map(|&p| Pid::from_raw(p)))
     }
 
     /// Runs the call `nr` from its seccomp stop toward its exit stop, following the tasks

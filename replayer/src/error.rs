@@ -63,6 +63,13 @@ pub enum Error {
         source: tracee::Error,
     },
     /// Reading the trace failed.
+    #[error("at event {event}: {op} the memory file behind shared file {file}: {source}")]
+    SharedFile {
+        event: u64,
+        file: u32,
+        op: &'static str,
+        source: std::io::Error,
+    },
     #[error("reading trace: {0}")]
     Trace(#[from] trace::Error),
     /// A position that cannot be parsed.

@@ -30,6 +30,7 @@ pub mod files;
 mod mmaps;
 pub mod position;
 mod session;
+mod shared;
 mod signals;
 pub mod syscalls;
 mod tasks;
@@ -71,6 +72,7 @@ pub fn describe(ev: &Event) -> String {
         ),
         Event::NewTask { tid } => format!("a fork, vfork or clone creating task {tid}"),
         Event::Outside => "the task leaving the recording (ptraced by its parent)".into(),
+        Event::SharedMapping(m) => format!("an mmap of shared file {}", m.file),
         Event::Exec(x) => format!(
             "an exec of {} (sha256 {})",
             String::from_utf8_lossy(&x.binary.path),

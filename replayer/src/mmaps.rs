@@ -1,6 +1,7 @@
 //! Mappings, replayer side (mirror of `recorder::mmaps`): a file-backed `mmap` is executed
 //! as an anonymous, fixed mapping at the address the recording got, filled with the file
-//! bytes from the trace, then given the recorded protection. No file of the host is opened.
+//! bytes from the trace, then given the recorded protection (a MAP_SHARED one is
+//! `shared`'s). No file of the host is opened.
 
 use trace::{FileMapping, SyscallEvent};
 use tracee::{Addr, Regs, Stopped};
@@ -19,26 +20,12 @@ impl Engine {
     ) -> Result<()> {
         let prot = sc.args[2];
         let writable = prot & libc::PROT_WRITE as u64 != 0;
-        let mut r = regs;
-        r.set_rdi(sc.ret as u64);
-        r.set_rdx(prot | libc::PROT_WRITE as u64 | libc::PROT_READ as u64);
-        r.set_r10((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64);
-        r.set_r8(u64::MAX);
-        r.set_r9(0);
-        self.t(s.set_regs(&r))?;
-        let s = self.run_to_exit_stop(s)?;
-        let got = self.t(s.regs())?.syscall_ret();
-        if got != sc.ret {
-            self.put_live(s);
-            return Err(self.diverged(
-                format!(
-                    "mmap of {} at {:#x}",
-                    String::from_utf8_lossy(&m.path),
-                    sc.ret
-                ),
-                format!("the anonymous replacement mapping returned {got}"),
-            ));
-        }
+        let what = format!(
+            "mmap of {} at {:#x}",
+            String::from_utf8_lossy(&m.path),
+            sc.ret
+        );
+        let s = self.anonymous_at(s, regs, sc, what)?;
         let file = self.data().reader.blob(&m.file, m.file_size)?;
         let from = usize::try_from(m.offset)
             .unwrap_or(usize::MAX)
@@ -78,5 +65,33 @@ impl Engine {
         };
         self.at_boundary(s, kind);
         Ok(())
+    }
+
+    /// At the seccomp stop of the recorded mmap `sc`: makes it an anonymous, writable,
+    /// fixed mapping at the address the recording got, run to its exit stop.
+    pub(crate) fn anonymous_at(
+        &mut self,
+        s: Stopped,
+        regs: Regs,
+        sc: &SyscallEvent,
+        what: String,
+    ) -> Result<Stopped> {
+        let mut r = regs;
+        r.set_rdi(sc.ret as u64);
+        r.set_rdx(sc.args[2] | libc::PROT_WRITE as u64 | libc::PROT_READ as u64);
+        r.set_r10((libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED) as u64);
+        r.set_r8(u64::MAX);
+        r.set_r9(0);
+        self.t(s.set_regs(&r))?;
+        let s = self.run_to_exit_stop(s)?;
+        let got = self.t(s.regs())?.syscall_ret();
+        if got != sc.ret {
+            self.put_live(s);
+            return Err(self.diverged(
+                what,
+                format!("the anonymous replacement mapping returned {got}"),
+            ));
+        }
+        Ok(s)
     }
 }

@@ -169,6 +169,8 @@ pub(crate) struct Engine {
     /// REWIND_TICKS at the latest mark (boundary or tick mark) reached: while stepping,
     /// the next mark is the one after it.
     mark_ticks: u64,
+    /// The memory files behind the recording's shared files.
+    shared: crate::shared::SharedFiles,
 }
 
 /// One task's replay state: the current task's is `Engine::cur`, the others' wait in
@@ -333,6 +335,7 @@ impl Engine {
             report_faults: false,
             deliver_fault: false,
             mark_ticks: started.start_ticks,
+            shared: Default::default(),
         }
     }
 
@@ -968,6 +971,11 @@ impl Engine {
         &mut self.parked
     }
 
+    /// The memory files behind the recording's shared files, to change.
+    pub(crate) fn shared_files_mut(&mut self) -> &mut crate::shared::SharedFiles {
+        &mut self.shared
+    }
+
     /// The opened trace.
     pub(crate) fn data(&self) -> &Arc<TraceData> {
         &self.data
@@ -1195,6 +1203,10 @@ impl Engine {
     /// What a checkpoint keeps to restore the engine here; `None` while the position of
     /// the current stop is not known.
     pub(crate) fn snapshot(&self) -> Option<Snapshot> {
+        // A restored copy starts between events: mid-call, where the task was is lost.
+        if !matches!(self.cur.call, crate::tasks::Call::None) {
+            return None;
+        }
         Some(Snapshot {
             pos: self.pos?,
             at_event_stop: self.cur.at_event_stop,
@@ -1211,6 +1223,23 @@ impl Engine {
                  replays from the start instead)"
                     .into(),
             ));
+        }
+        // A forked copy would share MAP_SHARED memory with the live tracee, and see what
+        // the replay writes there after it.
+        let pid = self.live()?.pid();
+        let maps = tracee::maps::read_maps(pid)
+            .map_err(|e| Error::Invalid(format!("no checkpoint: reading /proc/{pid}/maps: {e}")))?;
+        if let Some(m) = maps.iter().find(|m| m.perms.ends_with('s')) {
+            return Err(Error::Invalid(format!(
+                "no checkpoint while the tracee has memory mapped MAP_SHARED ({} at {}): reverse \
+                 execution replays from the start instead",
+                if m.path.is_empty() {
+                    "anonymous"
+                } else {
+                    &m.path
+                },
+                m.start
+            )));
         }
         let s = self.take_live()?;
         let (live, copy) = self.t(s.fork_stopped())?;

@@ -106,6 +106,7 @@ impl Engine {
             }
             Event::Blocked { nr, rip } => self.on_blocked(s, *nr, rip.0),
             Event::NewTask { tid } => self.on_new_task(s, *tid),
+            Event::SharedMapping(m) => self.on_shared_mapping(s, m),
             other => {
                 let found = describe_call(regs.syscall_nr(), &regs.syscall_args(), regs.rip());
                 let _ = s.kill();
@@ -114,7 +115,7 @@ impl Engine {
         }
     }
 
-    fn check_call(&self, s: &Stopped, regs: &Regs, sc: &SyscallEvent) -> Result<()> {
+    pub(crate) fn check_call(&self, s: &Stopped, regs: &Regs, sc: &SyscallEvent) -> Result<()> {
         let (nr, args, rip) = (regs.syscall_nr(), regs.syscall_args(), regs.rip());
         if nr != sc.nr || args != sc.args || rip != sc.rip.0 {
             return Err(self.diverged(

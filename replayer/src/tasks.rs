@@ -24,6 +24,9 @@ pub(crate) enum Call {
     /// At the seccomp stop of the call its `Blocked` event named; its `Syscall` event
     /// applies it.
     AtEntry,
+    /// At the seccomp stop of an mmap that its `Syscall` event maps from shared file N
+    /// (`Event::SharedMapping`).
+    MappingShared(Box<trace::SharedMapping>),
     /// At the ptrace stop of the fork-like call that created task `child`, which its
     /// `Syscall` event finishes (or a `Blocked` leaves in the kernel).
     Spawning { child: u32, settid: Option<u64> },
@@ -90,6 +93,11 @@ impl Engine {
                 let s = self.take_live()?;
                 let regs = self.t(s.regs())?;
                 self.on_syscall(s, regs, sc)?;
+                Ok(true)
+            }
+            (Call::MappingShared(m), Event::Syscall(sc)) => {
+                let s = self.take_live()?;
+                self.on_shared_mmap(s, sc, &m)?;
                 Ok(true)
             }
             (Call::Spawning { child, settid }, Event::Blocked { .. }) => {
@@ -206,7 +214,7 @@ impl Engine {
     fn await_end(&mut self, call: Call, expected: trace::ExitStatus) -> Result<()> {
         let running = match call {
             Call::Exiting(r) | Call::InKernel(r, ..) | Call::New(r, _) => Some(r),
-            Call::None | Call::AtEntry | Call::Spawning { .. } => None,
+            Call::None | Call::AtEntry | Call::MappingShared(_) | Call::Spawning { .. } => None,
         };
         let killed = crate::session::killed_from_outside(&Event::Exit(expected));
         if let Some(e) = self.cur_mut().reaped.take() {

@@ -14,4 +14,5 @@ mod launch;
 mod processes;
 mod programs;
 mod ptraced;
+mod uml_helpers;
 mod write_only;

@@ -221,6 +221,14 @@ pub fn line(index: u64, event: &Event) -> String {
         Event::Outside => format!(
             "#{index:<7} +++ leaves the recording: ptraced by its parent, outside from here +++"
         ),
+        Event::SharedMapping(m) => format!(
+            "#{index:<7} --- the next mmap maps shared file {} ({} +{:#x}, {} bytes of its {}) ---",
+            m.file,
+            String::from_utf8_lossy(&m.path),
+            m.offset,
+            m.contents.len(),
+            m.file_size
+        ),
         Event::Exec(x) => format!(
             "#{index:<7} +++ exec {} (sha256 {}, {} bytes) +++",
             String::from_utf8_lossy(&x.binary.path),
@@ -370,6 +378,10 @@ pub fn json(index: u64, task: Option<u32>, event: &Event) -> JsonEvent {
         }
         Event::NewTask { tid } => j.number = Some(u64::from(*tid)),
         Event::Outside => {}
+        Event::SharedMapping(m) => {
+            j.number = Some(u64::from(m.file));
+            j.path = Some(String::from_utf8_lossy(&m.path).into_owned());
+        }
         Event::Exec(x) => j.path = Some(String::from_utf8_lossy(&x.binary.path).into_owned()),
     }
     j

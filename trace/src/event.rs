@@ -421,6 +421,28 @@ pub enum Event {
     /// world, seen only through its tracer's recorded `ptrace` and `wait4` results, as a
     /// process that never was recorded would be. Replay ends its task here.
     Outside,
+    /// The current task's next event is an `mmap` with MAP_SHARED of a regular file, and
+    /// this is what it mapped (that `Syscall` event has no `mapping`). Replay backs every
+    /// mapping of one shared file number with one memory file of its own, so that what a
+    /// task writes through one mapping shows through the others, in every task, as it did.
+    SharedMapping(SharedMapping),
+}
+
+/// What an mmap with MAP_SHARED mapped (see [`Event::SharedMapping`]).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct SharedMapping {
+    /// The file's number in the recording: numbered from 0 in the order first mapped,
+    /// one per file, whatever descriptor or path reached it.
+    pub file: u32,
+    /// The file's path as the host saw it (for messages only).
+    pub path: Vec<u8>,
+    /// The file's size at mapping time; pages past it are not readable.
+    pub file_size: u64,
+    /// Offset in the file where the mapping starts.
+    pub offset: u64,
+    /// The bytes of the mapped range as of the mapping (up to the file's end, if that
+    /// comes first): only these, a file mapped a page at a time is not stored whole.
+    pub contents: Data,
 }
 
 /// A program image the current task started with execve: what the exec stop of the
@@ -444,6 +466,13 @@ pub struct ExecEvent {
 impl Event {
     /// The blobs this event refers to, with the uncompressed length it records for each.
     pub fn blobs(&self) -> Vec<(BlobHash, u64)> {
+        if let Event::SharedMapping(SharedMapping {
+            contents: Data::Blob { hash, len },
+            ..
+        }) = self
+        {
+            return vec![(*hash, *len)];
+        }
         let Event::Syscall(sc) = self else {
             return Vec::new();
         };
@@ -478,7 +507,8 @@ impl Event {
             | Event::Blocked { .. }
             | Event::NewTask { .. }
             | Event::Exec(_)
-            | Event::Outside => None,
+            | Event::Outside
+            | Event::SharedMapping(_) => None,
         }
     }
 
@@ -496,6 +526,7 @@ impl Event {
             Event::NewTask { .. } => "newtask",
             Event::Exec(_) => "exec",
             Event::Outside => "outside",
+            Event::SharedMapping(_) => "sharedmapping",
         }
     }
 }

@@ -66,7 +66,7 @@ pub use end::EndRecord;
 pub use error::{Error, Result};
 pub use event::{
     CpuidEvent, Data, Event, ExecEvent, ExitStatus, FileMapping, Gprs, MemWrite, Output, Placement,
-    RdtscEvent, RemoteAddr, SignalEvent, Stream, SyscallEvent, OUTPUT_INLINE,
+    RdtscEvent, RemoteAddr, SharedMapping, SignalEvent, Stream, SyscallEvent, OUTPUT_INLINE,
 };
 pub use header::{
     BinaryId, CpuidInfo, CpuidRecord, Header, InheritedSignals, InitialMapping, Script, TickAbi,

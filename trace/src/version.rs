@@ -1,10 +1,11 @@
 //! Format version and the trace directory's life cycle (file names).
 
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
-/// The oldest format version this build reads. Versions 3 and 4 only added event kinds
-/// (3: the task events of a recording with more than one process; 4: `Event::Outside`),
+/// The oldest format version this build reads. Versions 3 to 5 only added event kinds
+/// (3: the task events of a recording with more than one process; 4: `Event::Outside`;
+/// 5: `Event::SharedMapping`),
 /// so an older trace, which holds none of them, reads as it always did.
 pub const OLDEST_READABLE_VERSION: u32 = 2;
 

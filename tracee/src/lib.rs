@@ -14,6 +14,7 @@ pub mod debug;
 pub mod error;
 pub mod maps;
 pub mod mem;
+pub mod memfile;
 pub mod regs;
 pub mod seccomp;
 pub mod siginfo;

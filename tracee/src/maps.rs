@@ -18,7 +18,9 @@ pub struct Mapping {
     pub perms: String,
     /// File offset.
     pub offset: u64,
-    /// Device and inode (0 for anonymous memory).
+    /// Device of the file behind it, as `st_dev` (0 for anonymous memory).
+    pub dev: u64,
+    /// Inode (0 for anonymous memory).
     pub inode: u64,
     /// Path or pseudo-name, empty for anonymous memory.
     pub path: String,
@@ -46,7 +48,11 @@ pub fn read_maps(pid: Pid) -> std::io::Result<Vec<Mapping>> {
         let range = f.next().ok_or_else(bad)?;
         let perms = f.next().ok_or_else(bad)?.to_string();
         let offset = u64::from_str_radix(f.next().ok_or_else(bad)?, 16).map_err(|_| bad())?;
-        let _dev = f.next().ok_or_else(bad)?;
+        let (major, minor) = f.next().and_then(|d| d.split_once(':')).ok_or_else(bad)?;
+        let dev = libc::makedev(
+            u32::from_str_radix(major, 16).map_err(|_| bad())?,
+            u32::from_str_radix(minor, 16).map_err(|_| bad())?,
+        );
         let inode: u64 = f.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
         let path = f.next().unwrap_or("").trim_start().to_string();
         let (s, e) = range.split_once('-').ok_or_else(bad)?;
@@ -57,6 +63,7 @@ pub fn read_maps(pid: Pid) -> std::io::Result<Vec<Mapping>> {
             end: Addr::new(end),
             perms,
             offset,
+            dev,
             inode,
             path,
         });
@@ -99,6 +106,14 @@ pub fn fd_identity(pid: Pid, fd: i32) -> std::io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))?;
     Ok((m.dev(), m.ino()))
+}
+
+/// Device and inode of the regular file behind the tracee's descriptor `fd` (`None` for
+/// anything else: a device, a pipe, a socket).
+pub fn fd_regular_file(pid: Pid, fd: i32) -> std::io::Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))?;
+    Ok(m.is_file().then(|| (m.dev(), m.ino())))
 }
 
 /// The file position of the tracee's descriptor `fd` (`pos:` of /proc/PID/fdinfo/FD).

@@ -1,0 +1,139 @@
+//! What Linux built as UML does with its memory and helpers at boot: physical memory is
+//! an unlinked file mapped MAP_SHARED at several addresses, written once with write(2)
+//! where nothing maps it, and shared with helpers cloned with CLONE_VM and no exit
+//! signal. The recording follows the helper and numbers the shared file
+//! (`Event::SharedMapping`); replay backs it with one memory file, so the writes through
+//! one mapping show through the others. Tampered with, the replay refuses; a write(2)
+//! into a mapped page is refused at record time.
+
+use crate::common::*;
+use trace::{Event, ExitStatus};
+
+const HELPERS: &str = include_str!("progs/uml_helpers.c");
+
+const EXPECTED: &str = "stub page: 0x5a\nhelper doubled: 4160\nhelper killed: 9\n";
+
+fn recorded(d: &std::path::Path) -> (std::path::PathBuf, Vec<Event>) {
+    let exe = cc(d, "uml_helpers", HELPERS);
+    let (rec, t, out) = record(d, &exe, &[]);
+    assert_eq!(String::from_utf8_lossy(&out), EXPECTED);
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    let evs = events(&t);
+    (t, evs)
+}
+
+fn shared_numbers(evs: &[Event]) -> Vec<u32> {
+    evs.iter()
+        .filter_map(|e| match e {
+            Event::SharedMapping(m) => Some(m.file),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn uml_memory_and_a_clone_vm_helper_replay_sharing_their_pages() {
+    let d = tempfile::tempdir().unwrap();
+    let (t, evs) = recorded(d.path());
+    assert_eq!(
+        shared_numbers(&evs),
+        [0, 0, 0],
+        "three mappings of one file, one number"
+    );
+    let new_tasks = evs
+        .iter()
+        .filter(|e| matches!(e, Event::NewTask { .. }))
+        .count();
+    assert_eq!(new_tasks, 1, "the helper is followed");
+    replays_identically(&t, EXPECTED.as_bytes(), ExitStatus::Exited(0));
+}
+
+/// The alias mapping backed by a file of its own no longer shows what the helper wrote
+/// through the other: the printed sum differs from the recorded. Without its event, the
+/// mmap maps nothing and the first write there faults.
+#[test]
+fn an_alias_mapping_given_another_file_or_none_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (t, evs) = recorded(d.path());
+    let last = evs
+        .iter()
+        .rposition(|e| matches!(e, Event::SharedMapping { .. }))
+        .unwrap() as u64;
+    let other = d.path().join("other");
+    rewrite(&t, &other, |i, e| match e {
+        Event::SharedMapping(mut m) if i == last => {
+            m.file = 7;
+            Event::SharedMapping(m)
+        }
+        e => e,
+    });
+    let err = refusal(&other);
+    assert!(
+        err.contains("diverged") && err.contains("expected write(0x1"),
+        "{err}"
+    );
+
+    let private = d.path().join("private");
+    testsupport::record::rewrite_all(
+        &t,
+        &private,
+        |_| {},
+        |i, e| if i == last { vec![] } else { vec![e] },
+    );
+    let err = refusal(&private);
+    assert!(
+        err.contains("diverged") && err.contains("Signaled { signo: 11"),
+        "{err}"
+    );
+}
+
+/// A shared-mapping event before a call that is no mmap is refused where it stands.
+#[test]
+fn a_shared_mapping_event_before_another_call_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (t, evs) = recorded(d.path());
+    let first = evs
+        .iter()
+        .find_map(|e| match e {
+            Event::SharedMapping(m) => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let pipe = evs
+        .iter()
+        .position(|e| matches!(e, Event::Syscall(s) if s.nr == libc::SYS_pipe2 as u64 || s.nr == libc::SYS_pipe as u64))
+        .unwrap() as u64;
+    let bad = d.path().join("bad");
+    testsupport::record::rewrite_all(
+        &t,
+        &bad,
+        |_| {},
+        |i, e| {
+            if i == pipe {
+                vec![Event::SharedMapping(first.clone()), e]
+            } else {
+                vec![e]
+            }
+        },
+    );
+    let err = refusal(&bad);
+    assert!(
+        err.contains(&format!("event {pipe}")) && err.contains("an mmap of shared file 0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_write_into_a_mapped_page_of_a_shared_file_is_refused_at_record_time() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(d.path(), "uml_helpers", HELPERS);
+    let mut opts = recorder::RecordOptions::new(exe.as_os_str(), ["overwrite"]);
+    opts.out_dir = Some(d.path().join("trace"));
+    let err = recorder::record(&opts)
+        .expect_err("the write is refused")
+        .to_string();
+    assert!(
+        err.contains("write") && err.contains("mapped MAP_SHARED") && err.contains("/dev/shm"),
+        "{err}"
+    );
+}
