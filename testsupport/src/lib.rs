@@ -4,6 +4,7 @@
 //! * [`process`]: running a program under a timeout and asserting on what it printed.
 //! * [`host`]: scratch directories, init scripts, ext2 images and the host tools that
 //!   check them (mke2fs, e2fsck, debugfs, sha256sum, cc).
+//! * [`linux`]: Linux built as UML (linux/build) and KUnit's command line.
 //! * [`golden`]: golden-file comparison with the `REWIND_BLESS=1` switch.
 //! * [`switches`]: the `REWIND_SOAK` and `REWIND_SLOW_TESTS` environment switches.
 //! * [`corpus`]: the shipped recordings under corpus/.
@@ -15,6 +16,7 @@
 pub mod corpus;
 pub mod golden;
 pub mod host;
+pub mod linux;
 pub mod process;
 #[cfg(feature = "record")]
 pub mod record;
