@@ -102,3 +102,55 @@ fn a_packed_kunit_run_replays_without_the_kernel_binary() {
     assert!(!linux.exists() && !trace.exists());
     assert!(replayed(Path::new("kunit.rwpack"), Some(&alone.0)) == recorded);
 }
+
+/// The real gdb, launched by `rewind gdb` on a KUnit recording: a breakpoint in one
+/// KUnit test case and one in the next, continued to both, then reverse-continue back
+/// to the first, with Linux's symbols and the KUnit runner in the backtrace.
+#[test]
+fn gdb_reverse_continues_to_a_breakpoint_in_a_kunit_test() {
+    if !testsupport::slow_tests("gdb_reverse_continues_to_a_breakpoint_in_a_kunit_test") {
+        return;
+    }
+    let d = Scratch::new("linux-kunit-gdb");
+    let trace = d.path("trace");
+    record_kunit(kernel(), &trace);
+    let wrapper = d.path("gdb-batch");
+    let cmds = [
+        "set pagination off",
+        "break example_simple_test",
+        "break example_skip_test",
+        "continue",
+        "continue",
+        "reverse-continue",
+        "bt 2",
+    ];
+    let mut script = String::from("#!/bin/sh\nexec gdb -batch -nx \"$@\"");
+    for c in cmds {
+        script.push_str(&format!(" -ex '{c}'"));
+    }
+    script.push('\n');
+    std::fs::write(&wrapper, script).unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let g = rewind(&[
+        "gdb".as_ref(),
+        trace.as_os_str(),
+        "--gdb".as_ref(),
+        wrapper.as_os_str(),
+    ]);
+    assert!(g.status.success(), "{}", g.dump());
+    let out = &g.stdout;
+    let second = out
+        .find("Breakpoint 2, example_skip_test")
+        .unwrap_or_else(|| panic!("the second test's breakpoint was not hit\n{}", g.dump()));
+    let back = out[second..]
+        .find("Breakpoint 1, example_simple_test")
+        .map(|i| &out[second + i..])
+        .unwrap_or_else(|| panic!("reverse-continue did not come back\n{}", g.dump()));
+    assert!(
+        back.contains("kunit_run_case_internal") && back.contains("lib/kunit/test.c"),
+        "{}",
+        g.dump()
+    );
+}

@@ -21,9 +21,9 @@ struct Saved {
 impl Saved {
     /// Forks the engine's live tracee, which must be at a known position.
     fn of(engine: &mut Engine) -> Result<Saved> {
-        let snap = engine
-            .snapshot()
-            .ok_or_else(|| Error::Invalid("no checkpoint where the position is unknown".into()))?;
+        let snap = engine.snapshot().ok_or_else(|| {
+            Error::Invalid("no checkpoint where the position is unknown or inside a call".into())
+        })?;
         let proc = engine.fork_live()?;
         Ok(Saved { proc, snap })
     }

@@ -245,6 +245,13 @@ pub(crate) struct Snapshot {
     /// Taken at the trap of a tick-placed signal, before its delivery.
     at_event_stop: bool,
     last_signal: Option<(i32, Gprs)>,
+    /// Which task the one task of the copy is (a checkpoint holds one), and its
+    /// execution-point ABI: a restore replaces whatever task was current.
+    tid: Option<u32>,
+    first: bool,
+    ticks: Option<TickAddrs>,
+    /// The first task's end, if it came before.
+    first_exit: Option<ExitStatus>,
 }
 
 impl Snapshot {
@@ -428,9 +435,7 @@ impl Engine {
                 return Ok(Reached::Exited(e));
             }
             match goal {
-                Goal::Boundary(n) if self.pos == Some(Position::event(n)) => {
-                    return Ok(Reached::Goal)
-                }
+                Goal::Boundary(n) if self.reached_boundary(n) => return Ok(Reached::Goal),
                 Goal::Step if stepped => return Ok(Reached::Goal),
                 _ => {}
             }
@@ -496,10 +501,14 @@ impl Engine {
 
     /// After an event was applied: a breakpoint at the new boundary's rip is a hit.
     fn hit_at_boundary(&mut self, report_hits: bool) -> Result<Option<Reached>> {
+        // No task rests here (one ended, or waits in the kernel): no instruction either.
+        let Some(live) = self.cur.live.as_ref() else {
+            return Ok(None);
+        };
         if !report_hits || self.exit.is_some() || self.breakpoints.is_empty() {
             return Ok(None);
         }
-        let rip = self.t(self.live()?.regs())?.rip();
+        let rip = self.t(live.regs())?.rip();
         Ok(self
             .breakpoints
             .contains(&rip)
@@ -742,6 +751,17 @@ impl Engine {
         }
     }
 
+    /// Whether a run toward boundary `n` is done: a task rests at a boundary at or past
+    /// it. A boundary where none rests (after a task ended or left, before the switch
+    /// away from it; inside a fork that waits in the kernel) is passed, and the next
+    /// where one does ends the run: the caller sees which it is.
+    fn reached_boundary(&self, n: u64) -> bool {
+        self.cur.live.is_some()
+            && self
+                .pos
+                .is_some_and(|p| p == Position::event(p.event) && p.event >= n)
+    }
+
     /// After an event was applied during a run: a step is done; a breakpoint at the new
     /// boundary is a hit.
     fn finish_step_or_hit(&mut self, goal: Goal, report_hits: bool) -> Result<Option<Reached>> {
@@ -749,7 +769,7 @@ impl Engine {
             return Ok(self.exit.map(Reached::Exited));
         }
         if let Goal::Boundary(n) = goal {
-            if self.pos == Some(Position::event(n)) {
+            if self.reached_boundary(n) {
                 return Ok(Some(Reached::Goal));
             }
         }
@@ -846,6 +866,14 @@ impl Engine {
         self.cur.pending_fault = Some(Signal::SIGTRAP);
         self.cur.live = Some(s);
         Ok(None)
+    }
+
+    /// The live tracee rests at the stop of a call the events so far began (a fork's
+    /// new-task stop, a blocked call's or a shared mapping's seccomp stop): a boundary
+    /// too, events before `next` applied, which the task's call state goes on from.
+    pub(crate) fn at_boundary_in_call(&mut self) {
+        self.pos = Some(Position::event(self.next));
+        self.mark_ticks = self.boundary_ticks(self.next);
     }
 
     /// Installs `s` as the live tracee at an event boundary: events before `next` applied.
@@ -1211,35 +1239,42 @@ impl Engine {
             pos: self.pos?,
             at_event_stop: self.cur.at_event_stop,
             last_signal: self.last_signal,
+            tid: self.cur.tid,
+            first: self.cur.first,
+            ticks: self.cur.ticks,
+            first_exit: self.first_exit,
         })
     }
 
-    /// Forks the live tracee (rr's checkpoints): the engine goes on with one copy, the
-    /// other is returned, stopped at the same point.
-    pub(crate) fn fork_live(&mut self) -> Result<Stopped> {
+    /// Why the live tracee cannot be forked into a checkpoint here, if it cannot (reverse
+    /// execution then replays from the start instead): the recording has other tasks
+    /// (a fork copies one), or the tracee has memory mapped MAP_SHARED, which a forked
+    /// copy would share, seeing what the replay writes there after it.
+    pub(crate) fn why_no_copy(&self) -> Result<Option<String>> {
         if self.has_other_tasks() {
-            return Err(Error::Invalid(
-                "no checkpoint while the recording has more than one task (reverse execution \
-                 replays from the start instead)"
-                    .into(),
-            ));
+            return Ok(Some("the recording has more than one task here".into()));
         }
-        // A forked copy would share MAP_SHARED memory with the live tracee, and see what
-        // the replay writes there after it.
         let pid = self.live()?.pid();
         let maps = tracee::maps::read_maps(pid)
-            .map_err(|e| Error::Invalid(format!("no checkpoint: reading /proc/{pid}/maps: {e}")))?;
-        if let Some(m) = maps.iter().find(|m| m.perms.ends_with('s')) {
-            return Err(Error::Invalid(format!(
-                "no checkpoint while the tracee has memory mapped MAP_SHARED ({} at {}): reverse \
-                 execution replays from the start instead",
+            .map_err(|e| Error::Invalid(format!("reading /proc/{pid}/maps: {e}")))?;
+        Ok(maps.iter().find(|m| m.perms.ends_with('s')).map(|m| {
+            format!(
+                "the tracee has memory mapped MAP_SHARED ({} at {})",
                 if m.path.is_empty() {
                     "anonymous"
                 } else {
                     &m.path
                 },
                 m.start
-            )));
+            )
+        }))
+    }
+
+    /// Forks the live tracee (rr's checkpoints): the engine goes on with one copy, the
+    /// other is returned, stopped at the same point.
+    pub(crate) fn fork_live(&mut self) -> Result<Stopped> {
+        if let Some(why) = self.why_no_copy()? {
+            return Err(Error::Invalid(format!("no checkpoint: {why}")));
         }
         let s = self.take_live()?;
         let (live, copy) = self.t(s.fork_stopped())?;
@@ -1253,11 +1288,12 @@ impl Engine {
     /// tracee forked there, as its tracee; the previous one is killed.
     pub(crate) fn restore(&mut self, snap: &Snapshot, live: Stopped) {
         self.kill_live();
-        // A checkpoint holds one task (none is taken while there are more).
+        // A checkpoint holds one task (none is taken while there are more), which may
+        // not be the task current now.
+        self.cur = TaskState::new(snap.tid, snap.ticks, crate::tasks::Call::None);
+        self.cur.first = snap.first;
         self.cur.live = Some(live);
-        self.cur.ended = false;
-        self.cur.call = crate::tasks::Call::None;
-        self.first_exit = None;
+        self.first_exit = snap.first_exit;
         // A fork rests at a signal-delivery stop (see `Stopped::fork_stopped`).
         self.cur.kind = Kind::SignalDelivery;
         self.next = snap.pos.event;

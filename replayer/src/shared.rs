@@ -37,6 +37,7 @@ impl Engine {
         self.put_live(s);
         self.cur_mut().call = Call::MappingShared(Box::new(m.clone()));
         self.applied();
+        self.at_boundary_in_call();
         Ok(())
     }
 

@@ -264,6 +264,7 @@ impl Engine {
         self.put_live(s);
         self.cur_mut().call = Call::AtEntry;
         self.applied();
+        self.at_boundary_in_call();
         Ok(())
     }
 
@@ -321,6 +322,7 @@ impl Engine {
             settid: set(libc::CLONE_PARENT_SETTID, parent_tid),
         };
         self.applied();
+        self.at_boundary_in_call();
         Ok(())
     }
 

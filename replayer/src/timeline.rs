@@ -326,6 +326,7 @@ impl Timeline {
             || self.checkpoints.contains(&pos)
             || self.checkpoints.scratch_position() == Some(pos)
             || self.engine.signal_due_at_this_exit()
+            || self.engine.why_no_copy()?.is_some()
         {
             return Ok(());
         }

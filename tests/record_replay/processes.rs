@@ -612,3 +612,42 @@ fn a_task_leaving_the_recording_without_asking_to_be_ptraced_is_refused() {
         "{err}"
     );
 }
+
+/// Every boundary of a pipeline's recording where a task rests is reachable by seeking
+/// from the start, including those right after a fork's new-task event and a blocked
+/// call (once passed by, and the seek ran on to the end). One where none rests (after a
+/// task's exit call or end, before the switch away from it) is refused, naming where the
+/// replay is (or, past the program's exit call, that it ended first).
+#[test]
+fn every_boundary_of_a_pipeline_where_a_task_rests_is_reachable() {
+    let d = tempfile::tempdir().unwrap();
+    let (t, evs) = shell(d.path(), "seq 300 | sort -rn | head -2", 3);
+    let mut tl = replayer::timeline::Timeline::open(&t).unwrap();
+    let mut reached = 0;
+    for k in 0..evs.len() as u64 {
+        let target = replayer::position::Position::event(k);
+        match tl.seek(&target) {
+            Ok(()) => {
+                assert_eq!(tl.position().unwrap(), target);
+                reached += 1;
+            }
+            Err(e) => {
+                let e = e.to_string();
+                // Past the first task's exit call only ends and switches are left.
+                let only_ends_follow = evs[k as usize..]
+                    .iter()
+                    .all(|e| matches!(e, Event::Exit(_) | Event::Switch { .. }));
+                assert!(
+                    e.contains("already at event")
+                        || (only_ends_follow && e.contains("the program ended first")),
+                    "e{k}: {e}"
+                );
+            }
+        }
+    }
+    assert!(
+        reached * 10 > evs.len() * 9,
+        "{reached} of {} reached",
+        evs.len()
+    );
+}
