@@ -55,6 +55,8 @@ pub fn workloads(lab: &Lab) -> Vec<(Setup, Vec<Setup>)> {
                 )
             })],
         ),
+        // One size only: a KUnit run is what kernel developers run.
+        (workload::linux_kunit(lab), vec![]),
     ]
 }
 

@@ -244,6 +244,34 @@ pub fn c_mix(lab: &Lab, iters: u64) -> anyhow::Result<Workload> {
     })
 }
 
+/// Linux built as UML (`linux/build`'s target/linux/linux) running KUnit with kunit.py's
+/// arguments and simulated time. The bench does not build it (10 to 20 minutes): its
+/// rows say to run linux/build when it is missing.
+pub fn linux_kunit(lab: &Lab) -> anyhow::Result<Workload> {
+    let kernel = lab.target.join("linux/linux");
+    anyhow::ensure!(
+        kernel.is_file(),
+        "no {}: run linux/build first",
+        kernel.display()
+    );
+    Ok(Workload {
+        name: "Linux UML KUnit run (22 suites, time-travel=inf-cpu)".into(),
+        program: kernel,
+        args: [
+            "mem=256M",
+            "console=tty",
+            "kunit.enable=1",
+            "kunit_shutdown=halt",
+            "time-travel=inf-cpu",
+        ]
+        .map(String::from)
+        .to_vec(),
+        cwd: None,
+        image: None,
+        output: None,
+    })
+}
+
 /// `sh -c SCRIPT`: with a pipeline, a tree of processes the recorder follows one at a
 /// time, switching where one waits on a pipe.
 pub fn shell(name: &str, script: &str) -> Workload {
