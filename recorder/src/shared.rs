@@ -39,12 +39,13 @@ fn maps_shared(flags: u64) -> bool {
     kind == libc::MAP_SHARED as u64 || kind == libc::MAP_SHARED_VALIDATE as u64
 }
 
-/// The part of a file a call writes or truncates: `[start, end)`, `end` `None` for
-/// everything from `start` on.
+/// The part of a file a call writes or truncates.
 struct Reach {
     fd_or_path: Target,
+    /// Where it begins ([`AT_POSITION`]: at the descriptor's file position).
     start: u64,
-    end: Option<u64>,
+    /// How many bytes from there; `None`: everything from there on.
+    len: Option<u64>,
 }
 
 enum Target {
@@ -119,7 +120,6 @@ impl Session {
             return Ok(None);
         }
         let start = match (&reach.fd_or_path, reach.start) {
-            // u64::MAX: at the descriptor's position.
             (Target::Fd(fd), AT_POSITION) => {
                 tracee::maps::fd_position(pid, *fd).map_err(|source| Error::Io {
                     op: "read the position of",
@@ -129,7 +129,7 @@ impl Session {
             }
             (_, start) => start,
         };
-        let end = reach.end.map(|len| start.saturating_add(len));
+        let end = reach.len.map(|len| start.saturating_add(len));
         // Growing the file makes pages past its old end readable.
         let start = start.min(meta.size());
         for task in self.task_pids() {
@@ -159,8 +159,8 @@ impl Session {
 /// A [`Reach`] start: the descriptor's file position.
 const AT_POSITION: u64 = u64::MAX;
 
-/// What call `nr` writes or truncates, if it does (`end` here is a length). Arguments
-/// the tracee's memory does not hold make the call fail with EFAULT: it reaches nothing.
+/// What call `nr` writes or truncates, if it does. Arguments the tracee's memory does
+/// not hold make the call fail with EFAULT: it reaches nothing.
 fn reach(s: &Stopped, nr: u64, args: [u64; 6]) -> Option<Reach> {
     let fd = |i: usize| Target::Fd(tracee::abi::as_c_int(args[i]));
     let at_pos = AT_POSITION;
@@ -172,11 +172,11 @@ fn reach(s: &Stopped, nr: u64, args: [u64; 6]) -> Option<Reach> {
             s.read_u64(Addr::new(ptr)).ok()
         }
     };
-    let reach = |fd_or_path, start, end| {
+    let reach = |fd_or_path, start, len| {
         Some(Reach {
             fd_or_path,
             start,
-            end,
+            len,
         })
     };
     let path = |dirfd: i32, at: u64| path_of(s, dirfd, at).map(Target::Path);

@@ -55,11 +55,16 @@ impl Engine {
             return Err(e);
         }
         let what = format!("shared file {} mapped at {:#x}", m.file, sc.ret);
-        if sc.nr != libc::SYS_mmap as u64 || sc.ret < 0 || sc.mapping.is_some() {
+        // The event describes this very mmap: the offset it asked for, a mapping made.
+        if sc.nr != libc::SYS_mmap as u64
+            || sc.ret < 0
+            || sc.mapping.is_some()
+            || sc.args[5] != m.offset
+        {
             self.put_live(s);
             return Err(self.diverged(
                 what,
-                format!("{} returning {}", crate::syscalls::name(sc.nr), sc.ret),
+                crate::syscalls::describe_call(sc.nr, &sc.args, sc.rip.0),
             ));
         }
         let s = self.anonymous_at(s, regs, sc, what.clone())?;

@@ -49,8 +49,9 @@ fn uml_memory_and_a_clone_vm_helper_replay_sharing_their_pages() {
 }
 
 /// The alias mapping backed by a file of its own no longer shows what the helper wrote
-/// through the other: the printed sum differs from the recorded. Without its event, the
-/// mmap maps nothing and the first write there faults.
+/// through the other: the printed sum differs from the recorded. Its event naming
+/// another offset than the mmap asked for is refused there. Without its event, the mmap
+/// maps nothing and the first write there faults.
 #[test]
 fn an_alias_mapping_given_another_file_or_none_is_refused() {
     let d = tempfile::tempdir().unwrap();
@@ -70,6 +71,20 @@ fn an_alias_mapping_given_another_file_or_none_is_refused() {
     let err = refusal(&other);
     assert!(
         err.contains("diverged") && err.contains("expected write(0x1"),
+        "{err}"
+    );
+
+    let offset = d.path().join("offset");
+    rewrite(&t, &offset, |i, e| match e {
+        Event::SharedMapping(mut m) if i == last => {
+            m.offset += 4096;
+            Event::SharedMapping(m)
+        }
+        e => e,
+    });
+    let err = refusal(&offset);
+    assert!(
+        err.contains(&format!("event {}", last + 1)) && err.contains("shared file 0 mapped at"),
         "{err}"
     );
 

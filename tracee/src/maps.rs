@@ -108,14 +108,6 @@ pub fn fd_identity(pid: Pid, fd: i32) -> std::io::Result<(u64, u64)> {
     Ok((m.dev(), m.ino()))
 }
 
-/// Device and inode of the regular file behind the tracee's descriptor `fd` (`None` for
-/// anything else: a device, a pipe, a socket).
-pub fn fd_regular_file(pid: Pid, fd: i32) -> std::io::Result<Option<(u64, u64)>> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))?;
-    Ok(m.is_file().then(|| (m.dev(), m.ino())))
-}
-
 /// The file position of the tracee's descriptor `fd` (`pos:` of /proc/PID/fdinfo/FD).
 pub fn fd_position(pid: Pid, fd: i32) -> std::io::Result<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}"))?;
