@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use trace::Event;
 use tracee::{Addr, Pid, Regs, Resume, Signal, Stop, Stopped, Waited};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::session::{Flow, Session};
 use crate::tasks::PendingCall;
 
@@ -290,6 +290,27 @@ impl Session {
                      would be outside the recording"
                         .into(),
                 ));
+            }
+            // What it writes to memory it shares with the recording, outside the
+            // recording, no replay could reproduce (a UML userspace process maps guest
+            // physical memory so).
+            let maps = tracee::maps::read_maps(self.task.pid).map_err(|source| Error::Io {
+                op: "read",
+                path: format!("/proc/{}/maps", self.task.pid).into(),
+                source,
+            })?;
+            if let Some(m) = maps.iter().find(|m| m.perms.ends_with('s')) {
+                return Ok(Err(format!(
+                    "PTRACE_TRACEME by a process that shares memory with the recording ({} \
+                     mapped MAP_SHARED at {}): what it wrote there outside the recording could \
+                     not be replayed (a UML userspace process is one; not supported yet)",
+                    if m.path.is_empty() {
+                        "anonymous memory"
+                    } else {
+                        &m.path
+                    },
+                    m.start
+                )));
             }
             return Ok(Ok(Emulated {
                 leaves: true,

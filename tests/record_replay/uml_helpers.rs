@@ -152,3 +152,33 @@ fn a_write_into_a_mapped_page_of_a_shared_file_is_refused_at_record_time() {
         "{err}"
     );
 }
+
+/// A UML userspace process is a forked child that asks to be ptraced while it shares
+/// guest physical memory with the kernel: it would leave the recording and write that
+/// memory unseen. Its PTRACE_TRACEME is refused, naming the shared mapping.
+#[test]
+fn a_child_sharing_memory_that_asks_to_be_ptraced_is_refused_naming_the_mapping() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(
+        d.path(),
+        "userspace",
+        "#define _GNU_SOURCE\n#include <fcntl.h>\n#include <signal.h>\n#include <sys/mman.h>\n\
+         #include <sys/ptrace.h>\n#include <sys/wait.h>\n#include <unistd.h>\n\
+         int main(void) { int fd = open(\"/dev/shm\", O_RDWR | O_EXCL | O_TMPFILE, 0700);\n\
+         if (fd < 0 || ftruncate(fd, 4096)) return 1;\n\
+         volatile char *p = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);\n\
+         int pid = fork(); if (pid == 0) { ptrace(PTRACE_TRACEME, 0, 0, 0); raise(SIGSTOP);\n\
+         p[0] = 1; _exit(0); }\n\
+         int st; waitpid(pid, &st, 0); ptrace(PTRACE_CONT, pid, 0, 0); waitpid(pid, &st, 0);\n\
+         return p[0]; }\n",
+    );
+    let mut opts = recorder::RecordOptions::new(exe.as_os_str(), std::iter::empty::<&str>());
+    opts.out_dir = Some(d.path().join("trace"));
+    let err = recorder::record(&opts)
+        .expect_err("the child's PTRACE_TRACEME is refused")
+        .to_string();
+    assert!(
+        err.contains("PTRACE_TRACEME") && err.contains("/dev/shm") && err.contains("MAP_SHARED"),
+        "{err}"
+    );
+}
