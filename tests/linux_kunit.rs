@@ -114,7 +114,6 @@ fn gdb_reverse_continues_to_a_breakpoint_in_a_kunit_test() {
     let d = Scratch::new("linux-kunit-gdb");
     let trace = d.path("trace");
     record_kunit(kernel(), &trace);
-    let wrapper = d.path("gdb-batch");
     let cmds = [
         "set pagination off",
         "break example_simple_test",
@@ -124,15 +123,7 @@ fn gdb_reverse_continues_to_a_breakpoint_in_a_kunit_test() {
         "reverse-continue",
         "bt 2",
     ];
-    let mut script = String::from("#!/bin/sh\nexec gdb -batch -nx \"$@\"");
-    for c in cmds {
-        script.push_str(&format!(" -ex '{c}'"));
-    }
-    script.push('\n');
-    std::fs::write(&wrapper, script).unwrap();
-    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let wrapper = testsupport::gdb_batch_wrapper(&d, "gdb-batch", &cmds);
     let g = rewind(&[
         "gdb".as_ref(),
         trace.as_os_str(),

@@ -241,15 +241,8 @@ fn a_pack_alone_in_an_empty_directory_replays_analyzes_and_debugs() {
 
     // The real gdb, launched by `rewind gdb` on the unpacked binary: run to the end of the
     // recording, then list the guest's tasks (from the packed binary's task table).
-    let wrapper = alone.path("gdb-batch");
-    std::fs::write(
-        &wrapper,
-        "#!/bin/sh\nexec gdb -batch -nx \"$@\" -ex continue -ex 'info threads'\n",
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let wrapper =
+        testsupport::gdb_batch_wrapper(&alone, "gdb-batch", &["continue", "info threads"]);
     let g = here(&["gdb", "abba.rwpack", "--gdb", wrapper.to_str().unwrap()]);
     assert!(g.status.success(), "{}", g.dump());
     for needle in [

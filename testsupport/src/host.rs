@@ -94,6 +94,25 @@ pub fn script(dir: &Scratch, name: &str, lines: &[&str]) -> PathBuf {
     p
 }
 
+/// An executable script, for `rewind gdb --gdb`, that runs the real gdb in batch mode
+/// with the arguments `rewind gdb` gives it, then each of `commands` as an `-ex`.
+pub fn gdb_batch_wrapper(dir: &Scratch, name: &str, commands: &[&str]) -> PathBuf {
+    let p = dir.path(name);
+    let mut text = String::from("#!/bin/sh\nexec gdb -batch -nx \"$@\"");
+    for c in commands {
+        assert!(!c.contains('\''), "a gdb command with a quote: {c}");
+        text.push_str(&format!(" -ex '{c}'"));
+    }
+    text.push('\n');
+    std::fs::write(&p, text).expect("writing the gdb wrapper");
+    let mut perms = std::fs::metadata(&p)
+        .expect("the gdb wrapper")
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&p, perms).expect("making the gdb wrapper executable");
+    p
+}
+
 /// `key=path` as one argument.
 pub fn arg(key: &str, path: &Path) -> String {
     format!("{key}={}", path.display())
