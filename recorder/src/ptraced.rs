@@ -294,21 +294,17 @@ impl Session {
             // What it writes to memory it shares with the recording, outside the
             // recording, no replay could reproduce (a UML userspace process maps guest
             // physical memory so).
-            let maps = tracee::maps::read_maps(self.task.pid).map_err(|source| Error::Io {
+            let shared = tracee::maps::first_shared(self.task.pid).map_err(|source| Error::Io {
                 op: "read",
                 path: format!("/proc/{}/maps", self.task.pid).into(),
                 source,
             })?;
-            if let Some(m) = maps.iter().find(|m| m.perms.ends_with('s')) {
+            if let Some(m) = shared {
                 return Ok(Err(format!(
                     "PTRACE_TRACEME by a process that shares memory with the recording ({} \
                      mapped MAP_SHARED at {}): what it wrote there outside the recording could \
                      not be replayed (a UML userspace process is one; not supported yet)",
-                    if m.path.is_empty() {
-                        "anonymous memory"
-                    } else {
-                        &m.path
-                    },
+                    m.what(),
                     m.start
                 )));
             }

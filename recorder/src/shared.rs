@@ -140,7 +140,7 @@ impl Session {
                 let len = m.end.raw() - m.start.raw();
                 let (from, to) = (m.offset, m.offset.saturating_add(len));
                 let overlaps = to > start && end.is_none_or(|end| from < end);
-                if m.perms.ends_with('s') && (m.dev, m.inode) == file && overlaps {
+                if m.is_shared() && (m.dev, m.inode) == file && overlaps {
                     return Ok(Some(format!(
                         "it writes bytes {start}..{} of {}, which task {task} has mapped \
                          MAP_SHARED at {} (file bytes {from}..{to}): replay could not show the \

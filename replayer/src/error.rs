@@ -62,7 +62,7 @@ pub enum Error {
         /// The error.
         source: tracee::Error,
     },
-    /// Reading the trace failed.
+    /// Making, sizing or filling the memory file behind a shared file failed.
     #[error("at event {event}: {op} the memory file behind shared file {file}: {source}")]
     SharedFile {
         event: u64,
@@ -70,6 +70,7 @@ pub enum Error {
         op: &'static str,
         source: std::io::Error,
     },
+    /// Reading the trace failed.
     #[error("reading trace: {0}")]
     Trace(#[from] trace::Error),
     /// A position that cannot be parsed.

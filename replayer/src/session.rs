@@ -1255,16 +1255,12 @@ impl Engine {
             return Ok(Some("the recording has more than one task here".into()));
         }
         let pid = self.live()?.pid();
-        let maps = tracee::maps::read_maps(pid)
+        let shared = tracee::maps::first_shared(pid)
             .map_err(|e| Error::Invalid(format!("reading /proc/{pid}/maps: {e}")))?;
-        Ok(maps.iter().find(|m| m.perms.ends_with('s')).map(|m| {
+        Ok(shared.map(|m| {
             format!(
                 "the tracee has memory mapped MAP_SHARED ({} at {})",
-                if m.path.is_empty() {
-                    "anonymous"
-                } else {
-                    &m.path
-                },
+                m.what(),
                 m.start
             )
         }))

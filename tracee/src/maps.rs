@@ -31,6 +31,25 @@ impl Mapping {
     pub fn is_file(&self) -> bool {
         self.inode != 0 && self.path.starts_with('/')
     }
+
+    /// Whether it is MAP_SHARED (what it holds is shared with whoever else maps it).
+    pub fn is_shared(&self) -> bool {
+        self.perms.ends_with('s')
+    }
+
+    /// What it maps, for messages: its path, or `anonymous memory`.
+    pub fn what(&self) -> &str {
+        if self.path.is_empty() {
+            "anonymous memory"
+        } else {
+            &self.path
+        }
+    }
+}
+
+/// The first MAP_SHARED mapping of task `pid`, if it has one.
+pub fn first_shared(pid: Pid) -> std::io::Result<Option<Mapping>> {
+    Ok(read_maps(pid)?.into_iter().find(Mapping::is_shared))
 }
 
 /// Parses /proc/PID/maps.
