@@ -7,6 +7,7 @@
 //! the replay has been exact, and those a write(2) put there while nothing mapped them.
 
 use std::collections::hash_map::{Entry, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -17,10 +18,49 @@ use crate::error::{Error, Result};
 use crate::session::{Engine, Kind};
 use crate::tasks::Call;
 
+/// Most bytes the memory files may hold together (the union, in each file, of the
+/// ranges mappings filled): a trace naming large contents under many numbers cannot make
+/// the replayer hold memory without bound. Linux as UML with mem=1G needs a quarter.
+pub(crate) const MAX_SHARED_BYTES: u64 = 4 << 30;
+
 /// The memory file behind each shared file number.
 #[derive(Default)]
 pub(crate) struct SharedFiles {
     files: HashMap<u32, File>,
+    /// The ranges filled in each file, disjoint, by start.
+    filled: HashMap<u32, BTreeMap<u64, u64>>,
+    /// Their total length.
+    total: u64,
+}
+
+impl SharedFiles {
+    /// Counts `[start, end)` of file `file` filled; `Err` with the total it would reach
+    /// past [`MAX_SHARED_BYTES`].
+    fn admit(&mut self, file: u32, start: u64, end: u64) -> std::result::Result<(), u64> {
+        let ranges = self.filled.entry(file).or_default();
+        // The ranges it touches merge with it into one.
+        let (mut from, mut to, mut covered) = (start, end, 0u64);
+        let touching: Vec<(u64, u64)> = ranges
+            .range(..=end)
+            .filter(|&(_, &e)| e >= start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for &(s, e) in &touching {
+            from = from.min(s);
+            to = to.max(e);
+            covered += e - s;
+        }
+        let total = self.total - covered + (to - from);
+        if total > MAX_SHARED_BYTES {
+            return Err(total);
+        }
+        for (s, _) in touching {
+            ranges.remove(&s);
+        }
+        ranges.insert(from, to);
+        self.total = total;
+        Ok(())
+    }
 }
 
 impl Engine {
@@ -65,6 +105,30 @@ impl Engine {
             return Err(self.diverged(
                 what,
                 crate::syscalls::describe_call(sc.nr, &sc.args, sc.rip.0),
+            ));
+        }
+        // The contents fill the mapped range, no more.
+        if m.contents.len() > sc.args[1] {
+            self.put_live(s);
+            return Err(self.diverged(
+                what,
+                format!(
+                    "{} bytes of contents for a mapping of {} bytes",
+                    m.contents.len(),
+                    sc.args[1]
+                ),
+            ));
+        }
+        let end = m.offset.saturating_add(m.contents.len());
+        if let Err(total) = self.shared_files_mut().admit(m.file, m.offset, end) {
+            self.put_live(s);
+            return Err(self.diverged(
+                what,
+                format!(
+                    "filling bytes {}..{end} of it would make the shared files hold {total} \
+                     bytes, more than a replay holds ({MAX_SHARED_BYTES})",
+                    m.offset
+                ),
             ));
         }
         let s = self.anonymous_at(s, regs, sc, what.clone())?;
@@ -122,5 +186,30 @@ impl Engine {
         // inject_syscall leaves a signal-delivery stop.
         self.at_boundary(s, Kind::SignalDelivery);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filled_ranges_count_once_and_the_total_is_bounded() {
+        let mut f = SharedFiles::default();
+        f.admit(0, 0, 4096).unwrap();
+        // The same page again, and one overlapping it, add only what is new.
+        f.admit(0, 0, 4096).unwrap();
+        f.admit(0, 2048, 8192).unwrap();
+        assert_eq!(f.total, 8192);
+        // Another file counts apart; a gap stays a gap.
+        f.admit(1, 1 << 20, (1 << 20) + 4096).unwrap();
+        assert_eq!(f.total, 8192 + 4096);
+        // A range bridging two merges them.
+        f.admit(0, 8192, 16384).unwrap();
+        assert_eq!(f.filled[&0].len(), 1);
+        assert_eq!(f.total, 16384 + 4096);
+        // Past the bound: refused, nothing counted.
+        assert!(f.admit(2, 0, MAX_SHARED_BYTES).is_err());
+        assert_eq!(f.total, 16384 + 4096);
     }
 }

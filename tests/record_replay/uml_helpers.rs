@@ -50,7 +50,8 @@ fn uml_memory_and_a_clone_vm_helper_replay_sharing_their_pages() {
 
 /// The alias mapping backed by a file of its own no longer shows what the helper wrote
 /// through the other: the printed sum differs from the recorded. Its event naming
-/// another offset than the mmap asked for is refused there. Without its event, the mmap
+/// another offset than the mmap asked for, or more contents than it maps, is refused
+/// there. Without its event, the mmap
 /// maps nothing and the first write there faults.
 #[test]
 fn an_alias_mapping_given_another_file_or_none_is_refused() {
@@ -85,6 +86,21 @@ fn an_alias_mapping_given_another_file_or_none_is_refused() {
     let err = refusal(&offset);
     assert!(
         err.contains(&format!("event {}", last + 1)) && err.contains("shared file 0 mapped at"),
+        "{err}"
+    );
+
+    // Contents longer than the mapping would fill the memory file past it.
+    let long = d.path().join("long");
+    rewrite(&t, &long, |i, e| match e {
+        Event::SharedMapping(mut m) if i == last => {
+            m.contents = trace::Data::Inline(vec![0; 8192 + 1]);
+            Event::SharedMapping(m)
+        }
+        e => e,
+    });
+    let err = refusal(&long);
+    assert!(
+        err.contains("8193 bytes of contents for a mapping of 8192"),
         "{err}"
     );
 
