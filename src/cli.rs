@@ -38,6 +38,8 @@ Examples:
   rewind replay                                 replay the latest recording exactly
   rewind replay -i TRACE                        timeline prompt: goto e120+t4567, rs, rc, where
   rewind gdb TRACE                              gdb with reverse execution, guest tasks as threads
+  rewind ps TRACE                               the recording's processes (pids for -p)
+  rewind gdb -p 4242 TRACE                      gdb on one process of a recording that forked
   rewind analyze report TRACE -o report/        lock order, use-after-free, provenance, timeline
   rewind pack TRACE                             one file holding the trace and its binary
 
@@ -80,6 +82,8 @@ pub enum Command {
     Rm(cmd::traces::RmArgs),
     /// What a recording ran and how it ended (program, argv, binaries, CPU, chaos seed).
     Info(cmd::traces::InfoArgs),
+    /// The processes of a recording: pid, parent, exit, threads, events, program.
+    Ps(cmd::traces::PsArgs),
     /// Print a trace's events one a line (`--json` for tools).
     Dump(cmd::dump::DumpArgs),
     /// Pack a trace and its guest binary into one self-contained file (or `--unpack` it).

@@ -51,6 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ls(args) => cmd::traces::ls(args),
         Command::Rm(args) => cmd::traces::rm(args),
         Command::Info(args) => cmd::traces::info(args),
+        Command::Ps(args) => cmd::traces::ps(args),
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man(args) => cmd::completions::man(args),
     }

@@ -26,8 +26,10 @@ pub struct ServerOptions {
     pub trace: PathBuf,
     /// Where to listen; 127.0.0.1 unless explicitly asked otherwise.
     pub listen: SocketAddr,
-    /// Position to start at (default: the start of the recording).
+    /// Position to start at (default: the start of the recording, or of the process).
     pub at: Option<Position>,
+    /// The pid of the one process to debug (`rr replay -p`), in a recording of several.
+    pub process: Option<u32>,
 }
 
 impl ServerOptions {
@@ -37,6 +39,7 @@ impl ServerOptions {
             trace: trace.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], port)),
             at: None,
+            process: None,
         }
     }
 }
@@ -66,10 +69,24 @@ impl Server {
             .map_err(|e| Error::timeline("open", opts.trace.display(), e))?;
         // A crash is a stop, as gdb shows any signal: the fault before its delivery.
         tl.set_stop_at_faults(true);
-        let binary = tl.binary().to_path_buf();
+        let mut at = opts.at;
+        let mut binary = tl.binary().to_path_buf();
         // A binary that cannot be read still debugs, as one thread without task names.
-        let guest = tl.load_binary().ok().and_then(|b| guest::detect(&b));
-        if let Some(p) = opts.at {
+        let mut guest = tl.load_binary().ok().and_then(|b| guest::detect(&b));
+        if let Some(pid) = opts.process {
+            let start = tl
+                .focus_process(pid)
+                .map_err(|e| Error::timeline("choose process", pid, e))?;
+            at = at.or(Some(start));
+            binary = tl
+                .focus_program()
+                .map_err(|e| Error::timeline("find the program of process", pid, e))?
+                .0;
+            if binary != tl.binary() {
+                guest = None;
+            }
+        }
+        if let Some(p) = at {
             tl.seek(&p).map_err(|e| Error::timeline("seek", p, e))?;
         }
         let listener = TcpListener::bind(opts.listen).map_err(|source| Error::Socket {

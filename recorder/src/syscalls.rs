@@ -113,7 +113,7 @@ impl Session {
             }
             return Ok(Flow::Parked(Waiting::Exiting));
         }
-        if crate::tasks::creates_task(nr) {
+        if tracee::syscalls::creates_task(nr) {
             if let Some(why) = self.t(crate::tasks::refused_clone(&s, nr, args))? {
                 let what = format!("{name}({:#x}, …)", args[0]);
                 return self.abort(s, what, why.into(), regs.rip());

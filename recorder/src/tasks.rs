@@ -144,18 +144,6 @@ impl Tasks {
     }
 }
 
-/// Calls that create a task.
-pub(crate) fn creates_task(nr: u64) -> bool {
-    [
-        libc::SYS_fork,
-        libc::SYS_vfork,
-        libc::SYS_clone,
-        libc::SYS_clone3,
-    ]
-    .iter()
-    .any(|&c| c as u64 == nr)
-}
-
 /// Clone flags the recorder follows: a new process, with or without its parent waiting
 /// for its exec (vfork), or a thread; told its tid in either memory, sharing any of what
 /// a thread shares, with any exit signal.
@@ -172,18 +160,6 @@ const FOLLOWED_CLONE_FLAGS: u64 = (libc::CLONE_VM
     | libc::CLONE_CHILD_CLEARTID) as u64
     | 0xff;
 
-/// The clone flags of a clone or clone3 at its seccomp stop (`None` for other calls).
-fn clone_flags(s: &Stopped, nr: u64, args: [u64; 6]) -> tracee::Result<Option<u64>> {
-    if nr == libc::SYS_clone as u64 {
-        Ok(Some(args[0]))
-    } else if nr == libc::SYS_clone3 as u64 {
-        // struct clone_args begins with the u64 flags; the exit signal is its own field.
-        s.read_u64(tracee::Addr::new(args[0])).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
 /// Why a task-creating call is refused, if it is: for the flags replay could not
 /// reproduce (namespaces, pidfds, untraced children). A child sharing its parent's memory
 /// (a thread, or a process as UML's helpers are) runs one at a time with the others, as
@@ -193,10 +169,10 @@ pub(crate) fn refused_clone(
     nr: u64,
     args: [u64; 6],
 ) -> tracee::Result<Option<&'static str>> {
-    let Some(flags) = clone_flags(s, nr, args)? else {
+    if !tracee::syscalls::creates_task(nr) {
         return Ok(None);
-    };
-    if flags & !FOLLOWED_CLONE_FLAGS != 0 {
+    }
+    if tracee::syscalls::clone_args(s, nr, args)?.flags & !FOLLOWED_CLONE_FLAGS != 0 {
         return Ok(Some(
             "these clone flags (namespaces, pidfds or untraced children) are not supported by \
              the recorder",
@@ -212,8 +188,8 @@ impl Session {
     }
 
     /// Runs the call `nr` from its seccomp stop toward its exit stop, following the tasks
-    /// it creates (each an `Event::NewTask`). With other tasks to run, a call that may
-    /// block is given [`BLOCK_WINDOW`] to return.
+    /// it creates (each an `Event::NewTask` or `Event::NewThread`). With other tasks to
+    /// run, a call that may block is given [`BLOCK_WINDOW`] to return.
     pub(crate) fn run_call(&mut self, s: Stopped, nr: u64) -> Result<CallEnd> {
         let mut running = self.t(s.resume(Resume::Syscall(None)))?;
         loop {
@@ -229,7 +205,20 @@ impl Session {
                 Waited::Stopped(s, Stop::NewTask) => {
                     let msg = self.t(s.event_msg())?;
                     let child = self.new_task(msg)?;
-                    self.append(Event::NewTask { tid: child })?;
+                    // The kernel's own word on what it created, whatever the flags said.
+                    let raw = i32::try_from(child).unwrap_or(i32::MAX);
+                    let thread = match tracee::maps::thread_group_id(Pid::from_raw(raw)) {
+                        Ok(group) => group != raw,
+                        Err(e) => {
+                            let _ = s.kill();
+                            return Err(self.unexpected(raw, "reading a new task's process", e));
+                        }
+                    };
+                    self.append(if thread {
+                        Event::NewThread { tid: child }
+                    } else {
+                        Event::NewTask { tid: child }
+                    })?;
                     running = self.t(s.resume(Resume::Syscall(None)))?;
                 }
                 Waited::Stopped(s, other) => {

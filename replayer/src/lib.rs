@@ -71,6 +71,7 @@ pub fn describe(ev: &Event) -> String {
             syscalls::name(*nr)
         ),
         Event::NewTask { tid } => format!("a fork, vfork or clone creating task {tid}"),
+        Event::NewThread { tid } => format!("a clone creating thread {tid}"),
         Event::Outside => "the task leaving the recording (ptraced by its parent)".into(),
         Event::SharedMapping(m) => format!("an mmap of shared file {}", m.file),
         Event::Exec(x) => format!(

@@ -171,6 +171,23 @@ pub(crate) struct Engine {
     mark_ticks: u64,
     /// The memory files behind the recording's shared files.
     shared: crate::shared::SharedFiles,
+    /// The one process breakpoints, watchpoints and steps are for, if one was chosen.
+    focus: Option<Focus>,
+}
+
+/// One process of the recording that a debugger looks at: the others run, unseen.
+#[derive(Debug, Clone)]
+pub(crate) struct Focus {
+    pub(crate) tree: Arc<trace::TaskTree>,
+    /// Its index in `tree.processes`.
+    pub(crate) process: usize,
+}
+
+impl Focus {
+    /// Whether the process runs event `n` (and the stretch of the schedule before it).
+    pub(crate) fn runs(&self, n: u64) -> bool {
+        self.tree.process_of_event(n) == self.process
+    }
 }
 
 /// One task's replay state: the current task's is `Engine::cur`, the others' wait in
@@ -343,6 +360,7 @@ impl Engine {
             deliver_fault: false,
             mark_ticks: started.start_ticks,
             shared: Default::default(),
+            focus: None,
         }
     }
 
@@ -505,7 +523,7 @@ impl Engine {
         let Some(live) = self.cur.live.as_ref() else {
             return Ok(None);
         };
-        if !report_hits || self.exit.is_some() || self.breakpoints.is_empty() {
+        if !report_hits || !self.in_focus() || self.exit.is_some() || self.breakpoints.is_empty() {
             return Ok(None);
         }
         let rip = self.t(live.regs())?.rip();
@@ -576,6 +594,8 @@ impl Engine {
         goal: Goal,
         report_hits: bool,
     ) -> Result<Option<Reached>> {
+        // Another process than the one in focus runs with nothing of the debugger's.
+        let report_hits = report_hits && self.in_focus();
         let s = self.take_live()?;
         let target = self.wanted_target(ev, goal, &s)?;
         if let Some(t) = self.cur.ticks {
@@ -1156,6 +1176,22 @@ impl Engine {
                 self.event(self.next),
                 Some(Event::Signal(s)) if matches!(s.placement, Placement::SyscallExit { .. })
             )
+    }
+
+    /// Whether the task about to run (or resting at the next event) is of the process in
+    /// focus; true when there is no focus.
+    pub(crate) fn in_focus(&self) -> bool {
+        self.focus.as_ref().is_none_or(|f| f.runs(self.next))
+    }
+
+    /// Chooses the process that breakpoints, watchpoints and steps are for.
+    pub(crate) fn set_focus(&mut self, focus: Option<Focus>) {
+        self.focus = focus;
+    }
+
+    /// The process in focus.
+    pub(crate) fn focus(&self) -> Option<&Focus> {
+        self.focus.as_ref()
     }
 
     /// The software breakpoints set.

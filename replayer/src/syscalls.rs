@@ -105,7 +105,8 @@ impl Engine {
                 self.signal_at_entry(s, regs, sig)
             }
             Event::Blocked { nr, rip } => self.on_blocked(s, *nr, rip.0),
-            Event::NewTask { tid } => self.on_new_task(s, *tid),
+            Event::NewTask { tid } => self.on_new_task(s, *tid, false),
+            Event::NewThread { tid } => self.on_new_task(s, *tid, true),
             Event::SharedMapping(m) => self.on_shared_mapping(s, m),
             other => {
                 let found = describe_call(regs.syscall_nr(), &regs.syscall_args(), regs.rip());

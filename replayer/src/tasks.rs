@@ -3,14 +3,15 @@
 //! task to the next exactly where the recording did, so each task runs over the same
 //! stretches of the event stream as at record time.
 //!
-//! A task is created by executing the recorded fork, vfork or clone (`Event::NewTask`,
-//! then its `Syscall`); the recording-time ids the program saw (the call's result, the
-//! tid the kernel wrote to memory) are put back in place of the replay's own, as every
-//! call that reads or names a pid is emulated. A task whose call waited in the kernel at
+//! A task is created by executing the recorded fork, vfork or clone (`Event::NewTask` or
+//! `Event::NewThread`, then its `Syscall`); the recording-time ids the program saw (the
+//! call's result, the tid the kernel wrote to memory) are put back in place of the
+//! replay's own, as every call that reads or names a pid is emulated. A task whose call waited in the kernel at
 //! record time (`Event::Blocked`) is brought to the same entry, and left there, so that
 //! nothing of it runs while the others do.
 
 use trace::{Event, SyscallEvent};
+use tracee::syscalls::CloneArgs;
 use tracee::{Addr, Resume, Running, Signal, Stop, Stopped, Waited};
 
 use crate::error::{Error, Result};
@@ -38,30 +39,6 @@ pub(crate) enum Call {
     /// After its exit or exit_group, on its way to its end.
     Exiting(Running),
 }
-
-/// The clone flags and tid addresses of a fork-like call, from its arguments (clone3:
-/// from `struct clone_args` in the tracee's memory).
-fn clone_args(s: &Stopped, nr: u64, args: [u64; 6]) -> tracee::Result<(u64, u64, u64)> {
-    if nr == libc::SYS_clone as u64 {
-        // clone(flags, stack, parent_tid, child_tid, tls) on x86-64.
-        Ok((args[0], args[2], args[3]))
-    } else if nr == libc::SYS_clone3 as u64 {
-        // flags, pidfd, child_tid, parent_tid: the first four u64 of struct clone_args.
-        let flags = s.read_u64(Addr::new(args[0]))?;
-        let child = s.read_u64(Addr::new(args[0] + 16))?;
-        let parent = s.read_u64(Addr::new(args[0] + 24))?;
-        Ok((flags, parent, child))
-    } else {
-        Ok((0, 0, 0))
-    }
-}
-
-const FORK_CALLS: [i64; 4] = [
-    libc::SYS_fork,
-    libc::SYS_vfork,
-    libc::SYS_clone,
-    libc::SYS_clone3,
-];
 
 impl Engine {
     /// Whether the recording has more than one task live at this point.
@@ -268,12 +245,13 @@ impl Engine {
         Ok(())
     }
 
-    /// At the seccomp stop of the fork-like call that `Event::NewTask` says created task
-    /// `tid`: runs it to the kernel's new-task stop and registers the child.
-    pub(crate) fn on_new_task(&mut self, s: Stopped, tid: u32) -> Result<()> {
+    /// At the seccomp stop of the fork-like call that `Event::NewTask` (a process) or
+    /// `Event::NewThread` (`thread`) says created task `tid`: runs it to the kernel's
+    /// new-task stop and registers the child.
+    pub(crate) fn on_new_task(&mut self, s: Stopped, tid: u32, thread: bool) -> Result<()> {
         let regs = self.t(s.regs())?;
         let nr = regs.syscall_nr();
-        if !FORK_CALLS.iter().any(|&c| c as u64 == nr) {
+        if !tracee::syscalls::creates_task(nr) {
             let found = crate::syscalls::describe_call(nr, &regs.syscall_args(), regs.rip());
             let _ = s.kill();
             return Err(self.diverged(format!("a fork, vfork or clone creating task {tid}"), found));
@@ -285,7 +263,26 @@ impl Engine {
                 format!("task {tid} exists already"),
             ));
         }
-        let (flags, parent_tid, child_tid) = self.t(clone_args(&s, nr, regs.syscall_args()))?;
+        let args = self.t(tracee::syscalls::clone_args(&s, nr, regs.syscall_args()))?;
+        // Before format 6 a `NewTask` could be either; since, the event says which.
+        let said = self.data().header().format_version >= 6 || thread;
+        if said && args.is_thread() != thread {
+            let _ = s.kill();
+            let what = |t: bool| if t { "a thread" } else { "a process" };
+            return Err(self.diverged(
+                format!("{} {tid} created", what(thread)),
+                format!(
+                    "{} created (clone flags {:#x})",
+                    what(args.is_thread()),
+                    args.flags
+                ),
+            ));
+        }
+        let CloneArgs {
+            flags,
+            parent_tid,
+            child_tid,
+        } = args;
         let r = self.t(s.resume(Resume::Syscall(None)))?;
         let (s, pid) = match self.t(r.wait())? {
             Waited::Stopped(s, Stop::NewTask) => {

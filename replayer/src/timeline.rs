@@ -17,6 +17,7 @@
 //!                                                     changed memory would no longer be
 //!                                                     the recording
 //! events() / header() / checkpoint()                  the recording; an explicit checkpoint
+//! focus_process(pid) -> Result<Position>              hits and steps of one process only
 //! ```
 //!
 //! Checkpoints are forks of the tracee (rr's method): the live tracee is cloned with
@@ -51,6 +52,8 @@ use crate::checkpoints::Checkpoints;
 use crate::error::{Error, Result};
 use crate::position::Position;
 use crate::session::{gprs, same_regs, Console, Engine, Goal, Reached, TraceData, Watch};
+
+mod focus;
 
 /// Why a timeline operation stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,11 +475,12 @@ impl Timeline {
         self.catch = catch;
     }
 
-    /// The number of event `n` when it is a system call the catch asks for.
+    /// The number of event `n` when it is a system call the catch asks for, made by the
+    /// process in focus.
     fn caught(&self, n: u64) -> Option<u64> {
         let catch = self.catch.as_ref()?;
         match self.engine.event(n)? {
-            Event::Syscall(sc) if catch.catches(sc.nr) => Some(sc.nr),
+            Event::Syscall(sc) if catch.catches(sc.nr) && self.in_focus_at(n) => Some(sc.nr),
             _ => None,
         }
     }
@@ -641,8 +645,21 @@ impl Timeline {
         Ok(None)
     }
 
-    /// Executes one instruction (or applies the event the tracee is at).
+    /// Executes one instruction (or applies the event the tracee is at) of the process in
+    /// focus, the other processes running meanwhile (see `focus`).
     pub fn step_forward(&mut self) -> Result<StopReason> {
+        if !self.engine.in_focus() {
+            return self.run_to_focus();
+        }
+        match self.step_forward_any()? {
+            StopReason::Done => self.run_to_focus(),
+            other => Ok(other),
+        }
+    }
+
+    /// Executes one instruction (or applies the event the tracee is at) of whichever task
+    /// runs.
+    fn step_forward_any(&mut self) -> Result<StopReason> {
         // A step from a reported fault delivers it (the handler's first instruction).
         self.fault_here = false;
         let before = self.position()?;
@@ -673,8 +690,17 @@ impl Timeline {
         }
     }
 
-    /// Goes back exactly one instruction.
+    /// Goes back exactly one instruction of the process in focus (see `focus`).
     pub fn step_back(&mut self) -> Result<StopReason> {
+        let from = self.position()?;
+        match self.step_back_any()? {
+            StopReason::Done => self.back_into_focus(from),
+            other => Ok(other),
+        }
+    }
+
+    /// Goes back exactly one instruction of whichever task ran it.
+    fn step_back_any(&mut self) -> Result<StopReason> {
         self.fault_here = false;
         let p = self.position()?;
         if p.steps > 0 {
@@ -693,8 +719,15 @@ impl Timeline {
             // at, one step before the end.
             Position::event(p.event - 1)
         } else if ended {
-            // The end: back to the event that ended the program (exit_group or a signal).
-            self.mark_of_event(p.event.saturating_sub(2))
+            // The end: back to the last event an instruction made (the exit_group or the
+            // fatal signal; with several tasks, the exits and switches after it run none).
+            let last = (0..p.event)
+                .rev()
+                .find(|&j| self.engine.event(j).and_then(Event::ticks).is_some());
+            return match last {
+                Some(j) => self.last_instruction_of(j),
+                None => Ok(StopReason::StartOfHistory),
+            };
         } else {
             match p.ticks {
                 Some(k) if k > self.engine.boundary_ticks(p.event) + 1 => Position {
@@ -730,6 +763,31 @@ impl Timeline {
             }
         }
         self.seek(&prev.with_steps(steps - 1))?;
+        Ok(StopReason::Done)
+    }
+
+    /// Goes to the last instruction before event `n` is applied (for a system call, its
+    /// `syscall`), counting the steps from the mark before it. Unlike a step back from the
+    /// boundary after `n`, this holds when `n` ends its task, which leaves no boundary to
+    /// count to.
+    pub(super) fn last_instruction_of(&mut self, n: u64) -> Result<StopReason> {
+        let mark = self.mark_of_event(n);
+        self.seek(&mark)?;
+        let mut steps = 0u64;
+        while self.engine.next_event() <= n && self.engine.exited().is_none() {
+            if steps >= STEP_LIMIT {
+                return Err(Error::Invalid(format!(
+                    "more than {} instructions from {mark} to event {n}",
+                    STEP_LIMIT
+                )));
+            }
+            self.engine.run(Goal::Step, false)?;
+            steps += 1;
+            if self.engine.position().is_none() {
+                self.engine.set_position(mark.with_steps(steps));
+            }
+        }
+        self.seek(&mark.with_steps(steps.saturating_sub(1)))?;
         Ok(StopReason::Done)
     }
 
@@ -861,7 +919,7 @@ impl Timeline {
         if let StopReason::Watchpoint(_) = last {
             // The debug trap comes after the access; going backward, the access has not
             // happened yet.
-            self.step_back()?;
+            self.step_back_any()?;
         }
         Ok(Some(last))
     }

@@ -1,6 +1,6 @@
-//! `rewind gdb [TRACE] [--port N] [--at POSITION] [--no-launch]`: a replay behind a gdb
-//! remote stub on 127.0.0.1, with gdb launched on the guest binary and connected (or the
-//! command to attach printed). Sessions are served until the command is stopped, so gdb
+//! `rewind gdb [TRACE] [--port N] [--at POSITION] [-p PID] [--no-launch]`: a replay behind
+//! a gdb remote stub on 127.0.0.1, with gdb launched on the guest binary (or the program
+//! of process PID) and connected (or the command to attach printed). Sessions are served until the command is stopped, so gdb
 //! can disconnect and reconnect.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,6 +23,10 @@ pub struct GdbArgs {
     /// Start at this replay position (eN, eN+tK, eN+tK+sJ) instead of the start.
     #[arg(long, value_name = "POSITION")]
     pub at: Option<replayer::Position>,
+    /// Debug the process with this pid (or the process of this thread), as `rewind ps`
+    /// lists them, from its exec (or its start); the others run unseen.
+    #[arg(short, long, value_name = "PID")]
+    pub process: Option<u32>,
     /// Do not start gdb: print the command that attaches it and serve until stopped.
     #[arg(long)]
     pub no_launch: bool,
@@ -41,6 +45,7 @@ pub fn run(args: GdbArgs) -> anyhow::Result<()> {
         trace: dir.clone(),
         listen: SocketAddr::new(ip, args.port),
         at: args.at,
+        process: args.process,
     };
     let mut server = rewind_gdb::Server::open(&opts)
         .with_context(|| format!("starting the gdb stub on {}", dir.display()))?;

@@ -207,12 +207,11 @@ impl Session {
                 self.report(r)?;
             }
             "next" | "n" => {
-                let n = self.tl.next_event() + 1;
-                if n as usize > self.tl.events().len() {
+                let r = self.tl.next_boundary()?;
+                if r == StopReason::EndOfHistory {
                     bail!("no more events");
                 }
-                self.tl.seek(&Position::event(n))?;
-                self.report(StopReason::Done)?;
+                self.report(r)?;
             }
             "continue" | "c" => {
                 let r = self.tl.run_forward()?;
@@ -292,18 +291,32 @@ impl Session {
 }
 
 /// Runs the prompt on the trace in `dir`.
-pub fn run(dir: &Path) -> anyhow::Result<()> {
+pub fn run(dir: &Path, process: Option<u32>) -> anyhow::Result<()> {
     let mut tl = Timeline::open_with(dir, Default::default(), replayer::Console::Stdout)
         .with_context(|| format!("opening {}", dir.display()))?;
     tl.set_stop_at_faults(true);
     // A goto far into the recording, or a reverse run, replays a long way: show it.
     tl.set_progress(crate::progress::bar("replaying to"));
-    let binary = tl.load_binary().ok();
-    let guest = binary.as_ref().and_then(guest::detect);
+    let mut binary = tl.load_binary().ok();
+    let mut guest = binary.as_ref().and_then(guest::detect);
+    let mut at = Position::START;
+    if let Some(pid) = process {
+        at = tl
+            .focus_process(pid)
+            .with_context(|| format!("choosing process {pid}"))?;
+        let (path, entry) = tl
+            .focus_program()
+            .with_context(|| format!("finding the program of process {pid}"))?;
+        if path != tl.binary() {
+            binary = guest::Binary::load_at(&path, entry).ok();
+            guest = None;
+        }
+        tl.seek(&at).with_context(|| format!("going to {at}"))?;
+        println!("rewind: process {pid} from {at}; the other processes run unseen");
+    }
     println!(
-        "rewind: {} events; at {} (type `help`)",
-        tl.events().len(),
-        Position::START
+        "rewind: {} events; at {at} (type `help`)",
+        tl.events().len()
     );
     let mut s = Session { tl, binary, guest };
     let mut rl = rustyline::DefaultEditor::new()?;

@@ -1,6 +1,6 @@
-//! `rewind replay [TRACE] [--pace] [-i]`: re-execute a recording, printing the guest's
-//! console output as recorded, and end as it ended (same status, or the same fatal signal);
-//! `-i` opens the interactive timeline prompt instead.
+//! `rewind replay [TRACE] [--pace] [-i [-p PID]]`: re-execute a recording, printing the
+//! guest's console output as recorded, and end as it ended (same status, or the same fatal
+//! signal); `-i` opens the interactive timeline prompt instead, on one process with `-p`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -18,13 +18,17 @@ pub struct ReplayArgs {
     /// Interactive timeline: goto, step, reverse-step, breakpoints, watchpoints, …
     #[arg(short, long)]
     pub interactive: bool,
+    /// With -i: debug the process with this pid (or the process of this thread), as
+    /// `rewind ps` lists them, from its exec (or its start); the others run unseen.
+    #[arg(short, long, value_name = "PID", requires = "interactive")]
+    pub process: Option<u32>,
 }
 
 /// Runs `rewind replay`.
 pub fn run(args: ReplayArgs, verbose: bool) -> anyhow::Result<()> {
     let dir = super::trace_path(args.trace.as_deref())?;
     if args.interactive {
-        return crate::cmd::interactive::run(&dir);
+        return crate::cmd::interactive::run(&dir, args.process);
     }
     let opts = replayer::ReplayOptions {
         console: replayer::Console::Stdout,

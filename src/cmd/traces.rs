@@ -1,7 +1,8 @@
 //! The recordings a user has, as rr's `ls`/`rm` and `rr replay`'s header show them:
 //! `rewind ls` (the trace directory's recordings, newest last), `rewind rm NAME…` (only
 //! ever a trace directory), `rewind info [TRACE]` (what it ran, on which CPU, with which
-//! chaos seed, and how it ended).
+//! chaos seed, and how it ended), `rewind ps [TRACE]` (its processes, as `rr ps` lists
+//! them: the pids `replay -p` and `gdb -p` take).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,13 @@ pub struct RmArgs {
 /// Arguments of `rewind info`.
 #[derive(clap::Args, Debug)]
 pub struct InfoArgs {
+    /// The trace directory or packed trace (default: the latest recording).
+    pub trace: Option<PathBuf>,
+}
+
+/// Arguments of `rewind ps`.
+#[derive(clap::Args, Debug)]
+pub struct PsArgs {
     /// The trace directory or packed trace (default: the latest recording).
     pub trace: Option<PathBuf>,
 }
@@ -198,46 +206,102 @@ pub fn rm(args: RmArgs) -> Result<()> {
 }
 
 /// What the events say about the run, gathered in one pass.
-#[derive(Default)]
 struct Ending {
     events: u64,
-    tasks: u64,
+    tree: trace::TaskTree,
     execs: Vec<trace::BinaryId>,
     signals: u64,
-    ended: Option<ExitStatus>,
     aborted: Option<String>,
     incomplete: Option<String>,
 }
 
+impl Ending {
+    /// The recording ends when its first task does; the others' exits come before.
+    fn ended(&self) -> Option<ExitStatus> {
+        self.tree.processes[0].exit
+    }
+}
+
 fn ending(r: &TraceReader) -> Result<Ending> {
-    let mut e = Ending {
-        tasks: 1,
-        ..Ending::default()
-    };
-    // The recording ends when its first task does; the others' exits come before.
-    let mut first = None;
-    let mut current = None;
+    let mut tree = trace::TaskTreeBuilder::new(r.version());
+    let (mut n, mut execs, mut signals, mut aborted) = (0, Vec::new(), 0, None);
     let mut events = r.events()?;
     for item in events.by_ref() {
         let (_, event) = item?;
-        e.events += 1;
+        n += 1;
+        tree.push(&event);
         match event {
-            Event::Switch { from, to } => {
-                first.get_or_insert(from);
-                current = Some(to);
-            }
-            Event::NewTask { .. } => e.tasks += 1,
-            Event::Exec(x) => e.execs.push(x.binary),
-            Event::Signal(_) => e.signals += 1,
-            Event::Exit(status) if current.is_none() || current == first => {
-                e.ended = Some(status);
-            }
-            Event::Aborted { reason } => e.aborted = Some(reason),
+            Event::Exec(x) => execs.push(x.binary),
+            Event::Signal(_) => signals += 1,
+            Event::Aborted { reason } => aborted = Some(reason),
             _ => {}
         }
     }
-    e.incomplete = r.incomplete_note(&events);
-    Ok(e)
+    Ok(Ending {
+        events: n,
+        tree: tree.finish(),
+        execs,
+        signals,
+        aborted,
+        incomplete: r.incomplete_note(&events),
+    })
+}
+
+/// Runs `rewind ps`: one line a process, rr's columns and then Rewind's.
+pub fn ps(args: PsArgs) -> Result<()> {
+    let dir = super::trace_path(args.trace.as_deref())?;
+    let r = trace::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    let e = ending(&r)?;
+    let t = &e.tree;
+    let mut out = std::io::stdout().lock();
+    if !t.threads_known {
+        writeln!(
+            out,
+            "rewind: this recording (format {}) does not say which new tasks are threads; \
+             each is listed as a process",
+            r.version()
+        )?;
+    }
+    writeln!(
+        out,
+        "{:<8}{:<8}{:<12}{:<9}{:<16}CMD",
+        "PID", "PPID", "EXIT", "THREADS", "EVENTS"
+    )?;
+    let pid = |p: &trace::tasks::Process| p.pid.map_or("?".into(), |v| v.to_string());
+    for p in &t.processes {
+        let ppid = p.parent.map_or("--".into(), |q| pid(&t.processes[q]));
+        let exit = match p.exit {
+            Some(ExitStatus::Exited(c)) => c.to_string(),
+            Some(ExitStatus::Signaled { signo, .. }) => format!("signal {signo}"),
+            None => "--".into(),
+        };
+        // A process that never exec'd runs its creator's program.
+        let mut q = Some(p);
+        let cmd = loop {
+            match q {
+                Some(x) => match x.program() {
+                    Some(path) => break shown(path),
+                    None => q = x.parent.map(|k| &t.processes[k]),
+                },
+                None => {
+                    let h = r.header();
+                    let argv: Vec<String> = h.argv.iter().map(|a| shown(a)).collect();
+                    break argv.join(" ");
+                }
+            }
+        };
+        let events = format!("e{}..e{}", p.events.start, p.events.end);
+        writeln!(
+            out,
+            "{:<8}{:<8}{:<12}{:<9}{:<16}{cmd}",
+            pid(p),
+            ppid,
+            exit,
+            p.tasks.len(),
+            events
+        )?;
+    }
+    Ok(())
 }
 
 /// Runs `rewind info`.
@@ -286,15 +350,18 @@ pub fn info(args: InfoArgs) -> Result<()> {
         )?,
         None => writeln!(out, "chaos      none")?,
     }
+    let (tasks, processes) = (e.tree.tasks.len(), e.tree.processes.len());
     writeln!(
         out,
-        "events     {} ({} asynchronous signals, {} task{})",
+        "events     {} ({} asynchronous signals, {} task{} in {} process{})",
         e.events,
         e.signals,
-        e.tasks,
-        if e.tasks == 1 { "" } else { "s" }
+        tasks,
+        if tasks == 1 { "" } else { "s" },
+        processes,
+        if processes == 1 { "" } else { "es" }
     )?;
-    let ended = match (&e.ended, &e.aborted, &e.incomplete) {
+    let ended = match (&e.ended(), &e.aborted, &e.incomplete) {
         (Some(x), _, _) => x.to_string(),
         (None, Some(why), _) => format!("stopped by the recorder: {why}"),
         (None, None, Some(note)) => note.clone(),

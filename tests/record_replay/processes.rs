@@ -7,16 +7,15 @@
 use std::path::Path;
 
 use crate::common::*;
-use trace::{Event, ExitStatus};
+use trace::{Event, ExitStatus, TaskTree};
 
-/// The tasks the trace names: the first one and every `NewTask`, in order.
+/// The tasks the trace names: the first one and every one created, in order.
 fn tasks(evs: &[Event]) -> Vec<u32> {
-    let mut out: Vec<u32> = trace::dump::first_task(evs).into_iter().collect();
-    out.extend(evs.iter().filter_map(|e| match e {
-        Event::NewTask { tid } => Some(*tid),
-        _ => None,
-    }));
-    out
+    TaskTree::of(evs, trace::FORMAT_VERSION)
+        .tasks
+        .iter()
+        .filter_map(|t| t.tid)
+        .collect()
 }
 
 /// Records `sh -c script` and checks it replays identically and forked at least
@@ -255,6 +254,13 @@ fn pthreads_with_a_mutex_and_a_condition_variable_replay_their_schedule() {
     assert!(text.ends_with("total 15\n"), "{text}");
     let evs = events(&t);
     assert_eq!(tasks(&evs).len(), 4, "the main thread and three workers");
+    let tree = TaskTree::of(&evs, trace::FORMAT_VERSION);
+    assert_eq!(
+        tree.processes.len(),
+        1,
+        "threads are not processes: {tree:?}"
+    );
+    assert_eq!(tree.processes[0].tasks.len(), 4);
     let blocked = evs
         .iter()
         .filter(|e| matches!(e, Event::Blocked { nr, .. } if *nr == libc::SYS_futex as u64))
@@ -511,6 +517,107 @@ fn a_new_task_with_another_id_is_refused_at_the_fork() {
         err.contains("returning task") && err.contains("recorded"),
         "{err}"
     );
+}
+
+#[test]
+fn a_new_process_said_to_be_a_thread_is_refused_at_the_fork() {
+    let first = std::cell::Cell::new(true);
+    let err = tampered(|_, e| match e {
+        Event::NewTask { tid } if first.replace(false) => Some(Event::NewThread { tid }),
+        _ => None,
+    });
+    assert!(
+        err.contains("a thread") && err.contains("a process created (clone flags"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_new_thread_said_to_be_a_process_is_refused_at_the_clone() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(
+        d.path(),
+        "onethread",
+        "#include <pthread.h>\n\
+         static void *f(void *a) { return a; }\n\
+         int main(void) { pthread_t t; pthread_create(&t, 0, f, 0); return pthread_join(t, 0); }\n",
+    );
+    let (rec, t, _) = record(d.path(), &exe, &[]);
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    let bad = d.path().join("bad");
+    let mut changed = false;
+    rewrite(&t, &bad, |_, e| match e {
+        Event::NewThread { tid } if !changed => {
+            changed = true;
+            Event::NewTask { tid }
+        }
+        e => e,
+    });
+    assert!(changed, "the recording has a NewThread");
+    let err = refusal(&bad);
+    assert!(
+        err.contains("a process") && err.contains("a thread created (clone flags"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ps_lists_a_pipelines_processes_and_replay_p_steps_in_one_of_them() {
+    const REWIND: &str = env!("CARGO_BIN_EXE_rewind");
+    let d = tempfile::tempdir().unwrap();
+    let (rec, t, _) = record(d.path(), "/bin/sh", &["-c", "echo a | cat; echo b"]);
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    let run = std::process::Command::new(REWIND)
+        .arg("ps")
+        .arg(&t)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(run.status.success(), "{text}");
+    let tree = TaskTree::of(&events(&t), trace::FORMAT_VERSION);
+    let pid = |k: usize| tree.processes[k].pid.unwrap().to_string();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), tree.processes.len(), "{text}");
+    let cat = rows
+        .iter()
+        .find(|r| r.last().is_some_and(|c| c.ends_with("/cat")))
+        .unwrap_or_else(|| panic!("no cat row\n{text}"));
+    assert_eq!(cat[1], pid(0), "cat's parent is the shell\n{text}");
+    assert_eq!(cat[2], "0", "cat exited 0\n{text}");
+    // On cat, from its exec: every step stays in cat, back and forth.
+    let cat_pid: u32 = cat[0].parse().unwrap();
+    let k = tree.find(cat_pid).unwrap();
+    let mut child = std::process::Command::new(REWIND)
+        .args(["replay", "-i", "-p", cat[0]])
+        .arg(&t)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"pos\nnext\nnext\nnext\npos\nrs 3\npos\ns 2000\npos\n",
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let positions: Vec<replayer::Position> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(positions.len() >= 4, "{text}");
+    for p in &positions {
+        assert_eq!(
+            tree.process_of_event(p.event),
+            k,
+            "{p} is not cat's\n{text}"
+        );
+    }
 }
 
 #[test]

@@ -218,6 +218,7 @@ pub fn line(index: u64, event: &Event) -> String {
             sysno::name(*nr).map_or_else(|| format!("syscall_{nr}"), str::to_owned)
         ),
         Event::NewTask { tid } => format!("#{index:<7} +++ new task {tid} +++"),
+        Event::NewThread { tid } => format!("#{index:<7} +++ new thread {tid} +++"),
         Event::Outside => format!(
             "#{index:<7} +++ leaves the recording: ptraced by its parent, outside from here +++"
         ),
@@ -376,7 +377,7 @@ pub fn json(index: u64, task: Option<u32>, event: &Event) -> JsonEvent {
             j.number = Some(*nr);
             j.rip = Some(rip.0);
         }
-        Event::NewTask { tid } => j.number = Some(u64::from(*tid)),
+        Event::NewTask { tid } | Event::NewThread { tid } => j.number = Some(u64::from(*tid)),
         Event::Outside => {}
         Event::SharedMapping(m) => {
             j.number = Some(u64::from(m.file));

@@ -426,6 +426,13 @@ pub enum Event {
     /// mapping of one shared file number with one memory file of its own, so that what a
     /// task writes through one mapping shows through the others, in every task, as it did.
     SharedMapping(SharedMapping),
+    /// As `NewTask`, for a task created in its creator's process (CLONE_THREAD), as the
+    /// kernel reported it. From format 6 on, `NewTask` is a new process; in older traces
+    /// it is either.
+    NewThread {
+        /// The new thread's recording-time id.
+        tid: u32,
+    },
 }
 
 /// What an mmap with MAP_SHARED mapped (see [`Event::SharedMapping`]).
@@ -506,6 +513,7 @@ impl Event {
             | Event::Switch { .. }
             | Event::Blocked { .. }
             | Event::NewTask { .. }
+            | Event::NewThread { .. }
             | Event::Exec(_)
             | Event::Outside
             | Event::SharedMapping(_) => None,
@@ -524,6 +532,7 @@ impl Event {
             Event::Switch { .. } => "switch",
             Event::Blocked { .. } => "blocked",
             Event::NewTask { .. } => "newtask",
+            Event::NewThread { .. } => "newthread",
             Event::Exec(_) => "exec",
             Event::Outside => "outside",
             Event::SharedMapping(_) => "sharedmapping",

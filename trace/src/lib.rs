@@ -57,6 +57,7 @@ pub mod names;
 pub mod pack;
 pub mod reader;
 pub mod sysno;
+pub mod tasks;
 pub mod version;
 pub mod writer;
 
@@ -72,6 +73,7 @@ pub use header::{
     BinaryId, CpuidInfo, CpuidRecord, Header, InheritedSignals, InitialMapping, Script, TickAbi,
 };
 pub use reader::{BlobChecker, EventIter, TraceReader};
+pub use tasks::{TaskTree, TaskTreeBuilder};
 pub use version::{FORMAT_VERSION, OLDEST_READABLE_VERSION};
 
 /// Opens a trace directory or a packed trace; see [`TraceReader::open_any`].

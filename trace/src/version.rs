@@ -1,11 +1,11 @@
 //! Format version and the trace directory's life cycle (file names).
 
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
-/// The oldest format version this build reads. Versions 3 to 5 only added event kinds
+/// The oldest format version this build reads. Versions 3 to 6 only added event kinds
 /// (3: the task events of a recording with more than one process; 4: `Event::Outside`;
-/// 5: `Event::SharedMapping`),
+/// 5: `Event::SharedMapping`; 6: `Event::NewThread`, after which `NewTask` is a process),
 /// so an older trace, which holds none of them, reads as it always did.
 pub const OLDEST_READABLE_VERSION: u32 = 2;
 

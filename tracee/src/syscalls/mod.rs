@@ -5,10 +5,14 @@
 //! silent nondeterminism is never an option. The recorder and the replayer both read it,
 //! so what a replay lets run is decided by the same table that decided what was recorded.
 //!
-//! [`outputs`] says which memory a call wrote, [`sent`] what it sent out of the process.
+//! [`outputs`] says which memory a call wrote, [`sent`] what it sent out of the process,
+//! [`clone_args`] what a task-creating call asked for.
 
+mod clone;
 mod outputs;
 pub mod sent;
+
+pub use clone::{clone_args, creates_task, CloneArgs};
 
 pub use outputs::{outputs, NotCovered, Peek, Range};
 

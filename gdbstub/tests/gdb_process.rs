@@ -1,0 +1,138 @@
+//! The real gdb on one process of a recording that forked (`rewind gdb -p`, rr's
+//! `replay -p`): a C program whose parent and child both call `work`, the child three
+//! times and the parent twice. On the child, a breakpoint on `work` stops three times
+//! forward and three times backward, always in the child (its `role` is 1), and a
+//! reverse-stepi from `work`'s entry lands on the child's call; on the whole recording
+//! the same breakpoint stops five times.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use rewind_gdb::{Server, ServerOptions};
+
+const PROGRAM: &str = "#include <unistd.h>\n#include <sys/wait.h>\n\
+    int role, calls;\n\
+    __attribute__((noinline)) void work(int i) { calls += i; write(1, \"w\\n\", 2); }\n\
+    int main(void) { pid_t c = fork(); role = (c == 0);\n\
+      if (c == 0) { for (int i = 0; i < 3; i++) work(i); _exit(0); }\n\
+      for (int i = 10; i < 12; i++) work(i);\n\
+      waitpid(c, 0, 0); return 0; }\n";
+
+/// The recording (made once), the program, and the child's pid as `rewind ps` lists it.
+fn forked() -> &'static (tempfile::TempDir, PathBuf, PathBuf, u32) {
+    static ONCE: OnceLock<(tempfile::TempDir, PathBuf, PathBuf, u32)> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let d = tempfile::tempdir().unwrap();
+        let exe = testsupport::host::cc_with(d.path(), "forkwork", PROGRAM, &["-g", "-no-pie"]);
+        let (rec, t, out) = testsupport::record::record(d.path(), &exe, &[]);
+        assert_eq!(rec.exit, trace::ExitStatus::Exited(0));
+        assert_eq!(out, b"w\nw\nw\nw\nw\n");
+        let tree = trace::TaskTree::of(&testsupport::record::events(&t), trace::FORMAT_VERSION);
+        assert_eq!(tree.processes.len(), 2, "{tree:?}");
+        let child = tree.processes[1].pid.expect("the child's pid");
+        (d, t, exe, child)
+    })
+}
+
+/// gdb in batch mode with `cmds` against a stub on the recording, on `process` if given.
+fn gdb(process: Option<u32>, cmds: &[&str]) -> String {
+    let (_, trace, exe, _) = forked();
+    let mut opts = ServerOptions::local(trace.clone(), 0);
+    opts.process = process;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stub = std::thread::spawn(move || {
+        let mut server = Server::open(&opts).expect("starting stub");
+        tx.send((server.local_addr().unwrap(), server.binary().to_path_buf()))
+            .unwrap();
+        server.serve_one().expect("serving gdb");
+    });
+    let (addr, binary) = rx.recv().expect("stub address");
+    assert_eq!(&binary, exe, "gdb loads the program the process runs");
+    let launch = rewind_gdb::gdb_command(&binary, addr);
+    let mut cmd = Command::new(&launch[0]);
+    cmd.args(["-batch", "-nx", "-ex", "set pagination off"])
+        .args(&launch[1..]);
+    for c in cmds {
+        cmd.arg("-ex").arg(c);
+    }
+    let run = testsupport::run_with_timeout(cmd, Duration::from_secs(180), None);
+    stub.join().expect("stub thread");
+    format!("{}{}", run.stdout, run.stderr)
+}
+
+/// The values gdb printed for `print EXPR` lines, in order (`$N = V`).
+fn printed(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix('$'))
+        .filter_map(|l| l.split_once(" = ").map(|(_, v)| v.to_string()))
+        .collect()
+}
+
+/// `print role` and `print i` after each of `n` `continue`s (or reverse-continues).
+fn hits(dir: &str, n: usize) -> Vec<String> {
+    let mut c = Vec::new();
+    for _ in 0..n {
+        c.extend([dir.to_string(), "print role".into(), "print i".into()]);
+    }
+    c
+}
+
+#[test]
+fn a_breakpoint_on_one_process_stops_only_in_it_both_ways() {
+    let child = forked().3;
+    let mut cmds: Vec<String> = vec!["break work".into()];
+    cmds.extend(hits("continue", 3));
+    cmds.push("continue".into());
+    cmds.extend(hits("reverse-continue", 3));
+    cmds.push("reverse-stepi".into());
+    cmds.push("print role".into());
+    cmds.push("print $pc == work".into());
+    cmds.push("stepi".into());
+    cmds.push("print $pc == work".into());
+    let cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    let out = gdb(Some(child), &cmds);
+    let expected = [
+        "1", "0", "1", "1", "1", "2", // forward: the child's three calls
+        "1", "2", "1", "1", "1", "0", // backward: the same, last first
+        "1", "0", "1", // the call in the child, then work's entry again
+    ];
+    assert_eq!(printed(&out), expected, "{out}");
+    assert!(out.contains("No more reverse-execution history"), "{out}");
+}
+
+#[test]
+fn without_a_process_the_same_breakpoint_stops_in_both() {
+    let cmds = hits("continue", 5);
+    let mut cmds: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    cmds.insert(0, "break work");
+    let out = gdb(None, &cmds);
+    let v = printed(&out);
+    let roles: Vec<&str> = v.iter().step_by(2).map(String::as_str).collect();
+    assert_eq!(roles.iter().filter(|r| **r == "1").count(), 3, "{out}");
+    assert_eq!(roles.iter().filter(|r| **r == "0").count(), 2, "{out}");
+}
+
+#[test]
+fn a_pid_the_recording_does_not_have_is_refused_naming_ps() {
+    let (_, trace, _, _) = forked();
+    let mut opts = ServerOptions::local(trace.clone(), 0);
+    opts.process = Some(1);
+    let err = match Server::open(&opts) {
+        Ok(_) => panic!("pid 1 accepted"),
+        Err(e) => {
+            let mut text = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                text.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            text
+        }
+    };
+    assert!(
+        err.contains("no process or thread 1") && err.contains("rewind ps"),
+        "{err}"
+    );
+}
