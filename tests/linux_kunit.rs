@@ -145,3 +145,101 @@ fn gdb_reverse_continues_to_a_breakpoint_in_a_kunit_test() {
         g.dump()
     );
 }
+
+/// gdb's thread list on a KUnit recording is Linux's task list, read through the kernel's
+/// own DWARF: stopped in a test case, the current thread is the case's `kunit_try_catch`
+/// kthread, running; the KUnit runner that started it sleeps, and its backtrace, from
+/// the registers `switch_threads` saved, runs through the scheduler to the runner's wait.
+#[test]
+fn gdb_threads_are_linux_tasks_and_a_sleeping_ones_backtrace_reaches_its_wait() {
+    if !testsupport::slow_tests(
+        "gdb_threads_are_linux_tasks_and_a_sleeping_ones_backtrace_reaches_its_wait",
+    ) {
+        return;
+    }
+    let d = Scratch::new("linux-kunit-threads");
+    let trace = d.path("trace");
+    record_kunit(kernel(), &trace);
+    let cmds = [
+        "set pagination off",
+        "break example_simple_test",
+        "continue",
+        "info threads",
+        "thread apply all bt 30",
+    ];
+    let wrapper = testsupport::gdb_batch_wrapper(&d, "gdb-batch", &cmds);
+    let g = rewind(&[
+        "gdb".as_ref(),
+        trace.as_os_str(),
+        "--gdb".as_ref(),
+        wrapper.as_os_str(),
+    ]);
+    assert!(g.status.success(), "{}", g.dump());
+    let out = &g.stdout;
+    let threads: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("Id "))
+        .skip(1)
+        .take_while(|l| {
+            l.trim_start()
+                .starts_with(|c: char| c == '*' || c.is_ascii_digit())
+        })
+        .collect();
+    assert!(
+        threads.len() >= 10,
+        "a kernel has its kthreads\n{}",
+        g.dump()
+    );
+    let current: Vec<&&str> = threads.iter().filter(|l| l.starts_with('*')).collect();
+    assert_eq!(current.len(), 1, "{}", g.dump());
+    assert!(
+        current[0].contains("kunit_try_catch R running")
+            && current[0].contains("example_simple_test"),
+        "{}",
+        g.dump()
+    );
+    assert!(
+        threads.iter().any(|l| l.contains("swapper"))
+            && threads.iter().any(|l| l.contains("kthreadd")),
+        "{}",
+        g.dump()
+    );
+    // Some sleeping thread is the runner, waiting for the case's kthread to finish.
+    let runner = out
+        .split("\nThread ")
+        .find(|t| t.contains("kunit_try_catch_run") && !t.contains("example_simple_test"))
+        .unwrap_or_else(|| panic!("no thread waits in kunit_try_catch_run\n{}", g.dump()));
+    assert!(
+        runner.contains("schedule") && runner.contains("wait_for_completion"),
+        "{runner}\n{}",
+        g.dump()
+    );
+}
+
+/// The end of a KUnit recording, where UML's helper still waits in `poll` after the kernel
+/// exited: `goto end` rests at the helper, a step back goes to the kernel's exit_group,
+/// and a step forward returns to the helper.
+#[test]
+fn the_end_of_a_kunit_recording_steps_back_to_the_exit_and_forward_again() {
+    if !testsupport::slow_tests(
+        "the_end_of_a_kunit_recording_steps_back_to_the_exit_and_forward_again",
+    ) {
+        return;
+    }
+    let d = Scratch::new("linux-kunit-end");
+    let trace = d.path("trace");
+    record_kunit(kernel(), &trace);
+    let mut tl = replayer::Timeline::open(&trace).unwrap();
+    tl.seek_end().unwrap();
+    tl.seek_last_live().unwrap();
+    let end = tl.position().unwrap();
+    assert_eq!(tl.step_back().unwrap(), replayer::StopReason::Done);
+    let exit = tl.position().unwrap();
+    let ev = &tl.events()[exit.event as usize];
+    assert!(
+        matches!(ev, trace::Event::Syscall(sc) if sc.nr == libc::SYS_exit_group as u64),
+        "{exit}: {ev:?}"
+    );
+    assert_eq!(tl.step_forward().unwrap(), replayer::StopReason::Done);
+    assert_eq!(tl.position().unwrap(), end);
+}

@@ -99,7 +99,9 @@ impl From<guest::Error> for Error {
             guest::Error::NotElf { path, why } => Error::BadElf { path, why },
             guest::Error::NoSymbol { name, path } => Error::NoSymbol { name, path },
             guest::Error::Memory { what, addr, len } => Error::GuestMemory { what, addr, len },
-            e @ guest::Error::Layout { .. } => Error::GuestLayout(e.to_string()),
+            e @ (guest::Error::Layout { .. } | guest::Error::Dwarf(_)) => {
+                Error::GuestLayout(e.to_string())
+            }
             e @ guest::Error::AmbiguousSymbol { .. } => Error::AmbiguousSymbol(e.to_string()),
         }
     }

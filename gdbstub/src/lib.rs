@@ -1,11 +1,12 @@
 //! Rewind's gdb remote stub: a replay timeline behind the gdb remote protocol (on the
-//! `gdbstub` crate), with reverse execution (`bc`, `bs`) and umk's tasks as threads.
+//! `gdbstub` crate), with reverse execution (`bc`, `bs`), the guest kernel's tasks as
+//! threads, and one process of a recording that forked in focus (`-p`).
 //!
 //! * [`server`] listens on 127.0.0.1 and serves gdb sessions one after another.
 //! * [`target`] translates packets into timeline calls and stops into stop replies; the
 //!   edges of the recording are reported as the edges of history (ReplayLog Begin/End).
 //! * The guest kernel's tasks come from its model (`guest::Guest`: umk's task table,
-//!   kernel/TASKS.md); the stub only numbers them as gdb threads.
+//!   kernel/TASKS.md; Linux's task list); the stub only numbers them as gdb threads.
 //! * [`conn`] NAKs bad packets instead of ending the session.
 //! * [`monitor`] has `monitor where|goto|checkpoint|events|stats`.
 //!

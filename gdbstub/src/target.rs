@@ -1,6 +1,7 @@
 //! The gdbstub `Target` over a replay timeline. It only translates: each packet becomes a
 //! timeline call (reverse execution lives in the timeline, rr's rule), each
-//! [`StopReason`] becomes the stop reply gdb expects, and umk's tasks become threads.
+//! [`StopReason`] becomes the stop reply gdb expects, and the guest kernel's tasks (umk's,
+//! Linux's) become threads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
@@ -94,8 +95,8 @@ fn tid(n: usize) -> Tid {
     NonZeroUsize::new(n.max(1)).unwrap_or(NonZeroUsize::MIN)
 }
 
-/// A task's gdb thread id: pid + 1, because gdb reserves 0 ("any thread") and umk's idle
-/// task has pid 0.
+/// A task's gdb thread id: pid + 1, because gdb reserves 0 ("any thread") and the idle
+/// task (umk's, Linux's swapper) has pid 0.
 fn task_tid(t: &Task) -> usize {
     t.pid as usize + 1
 }

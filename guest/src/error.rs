@@ -55,6 +55,9 @@ pub enum Error {
         /// Its length.
         len: usize,
     },
+    /// The binary's DWARF lacks a structure or member a reader needs, or is malformed.
+    #[error("DWARF: {0}")]
+    Dwarf(String),
     /// A guest structure is not the one this reader knows, or holds an impossible value.
     #[error("{guest}: {what}")]
     Layout {

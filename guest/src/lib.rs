@@ -7,8 +7,8 @@
 //!   the execution-point ABI it exports.
 //! - [`stack`]: the one frame-pointer walker.
 //! - [`Guest`]: what every guest kernel tells a debugger (its tasks, a sleeping task's
-//!   registers, what a task waits on), read through [`Memory`]. [`umk::Umk`] is one
-//!   implementation; a second guest kernel is a second module implementing the trait.
+//!   registers, what a task waits on), read through [`Memory`]. [`umk::Umk`] and
+//!   [`linux::Linux`] (UML, its layout from its own DWARF through [`dwarf`]) implement it.
 //!
 //! Guest memory is hostile in the same way a trace is: every count and pointer read from
 //! it is checked before use, and a malformed structure is an [`Error`], never a panic.
@@ -18,7 +18,9 @@
 
 pub mod binary;
 pub mod console;
+pub mod dwarf;
 pub mod error;
+pub mod linux;
 pub mod memory;
 pub mod stack;
 pub mod task;
@@ -47,7 +49,10 @@ pub trait Guest {
 /// The guest kernel `binary` is, if it is one this crate can read: `None` for an ordinary
 /// program (its replay still works; there are just no guest tasks to show).
 pub fn detect(binary: &Binary) -> Option<Box<dyn Guest>> {
-    umk::Umk::new(binary)
+    if let Ok(u) = umk::Umk::new(binary) {
+        return Some(Box::new(u));
+    }
+    linux::Linux::new(binary)
         .ok()
-        .map(|u| Box::new(u) as Box<dyn Guest>)
+        .map(|l| Box::new(l) as Box<dyn Guest>)
 }

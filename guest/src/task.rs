@@ -17,6 +17,16 @@ pub enum TaskState {
     Uninterruptible,
     /// Ended, slot not reused yet (X).
     Dead,
+    /// Sleeping without counting as load, as Linux's idle kernel threads do (I).
+    Idle,
+    /// Stopped by a signal (T).
+    Stopped,
+    /// Stopped by its tracer (t).
+    Traced,
+    /// Ended, not yet reaped by its parent (Z).
+    Zombie,
+    /// A parked kernel thread (P).
+    Parked,
 }
 
 impl TaskState {
@@ -28,6 +38,11 @@ impl TaskState {
             TaskState::Interruptible => "INTERRUPTIBLE",
             TaskState::Uninterruptible => "UNINTERRUPTIBLE",
             TaskState::Dead => "DEAD",
+            TaskState::Idle => "IDLE",
+            TaskState::Stopped => "STOPPED",
+            TaskState::Traced => "TRACED",
+            TaskState::Zombie => "ZOMBIE",
+            TaskState::Parked => "PARKED",
         }
     }
 
@@ -39,6 +54,11 @@ impl TaskState {
             TaskState::Uninterruptible => 'D',
             TaskState::Dead => 'X',
             TaskState::Unused => '?',
+            TaskState::Idle => 'I',
+            TaskState::Stopped => 'T',
+            TaskState::Traced => 't',
+            TaskState::Zombie => 'Z',
+            TaskState::Parked => 'P',
         }
     }
 }

@@ -663,7 +663,15 @@ impl Timeline {
         // A step from a reported fault delivers it (the handler's first instruction).
         self.fault_here = false;
         let before = self.position()?;
-        match self.engine.run(Goal::Step, false)? {
+        let mut r = self.engine.run(Goal::Step, false)?;
+        // The step ended its task (an exit with other tasks left): on to the next
+        // boundary where one rests, the next point there is.
+        if r == Reached::Goal && !self.engine.is_live() {
+            r = self
+                .engine
+                .run(Goal::Boundary(self.engine.next_event()), false)?;
+        }
+        match r {
             Reached::Exited(e) => return Ok(StopReason::Exited(e)),
             Reached::End => return Ok(StopReason::EndOfHistory),
             _ => {}
@@ -721,13 +729,7 @@ impl Timeline {
         } else if ended {
             // The end: back to the last event an instruction made (the exit_group or the
             // fatal signal; with several tasks, the exits and switches after it run none).
-            let last = (0..p.event)
-                .rev()
-                .find(|&j| self.engine.event(j).and_then(Event::ticks).is_some());
-            return match last {
-                Some(j) => self.last_instruction_of(j),
-                None => Ok(StopReason::StartOfHistory),
-            };
+            return self.last_instruction_before(p.event);
         } else {
             match p.ticks {
                 Some(k) if k > self.engine.boundary_ticks(p.event) + 1 => Position {
@@ -740,7 +742,14 @@ impl Timeline {
                 None => self.mark_of_event(p.event - 1),
             }
         };
-        self.seek(&prev)?;
+        match self.seek(&prev) {
+            // A boundary where no task rests (the one before it ended, and a switch came
+            // after): the last instruction is that task's last.
+            Err(Error::OutOfHistory { .. }) if prev.steps == 0 && prev.ticks.is_none() => {
+                return self.last_instruction_before(prev.event);
+            }
+            r => r?,
+        }
         let mut steps = 0u64;
         loop {
             if steps >= STEP_LIMIT {
@@ -764,6 +773,22 @@ impl Timeline {
         }
         self.seek(&prev.with_steps(steps - 1))?;
         Ok(StopReason::Done)
+    }
+
+    /// Goes to the last instruction executed before the boundary before event `n`: that
+    /// of the last event before it that instructions lead to (a switch is applied where
+    /// the task stood, and an exit after its task's last instruction).
+    fn last_instruction_before(&mut self, n: u64) -> Result<StopReason> {
+        let last = (0..n).rev().find(|&j| {
+            !matches!(
+                self.engine.event(j),
+                Some(Event::Switch { .. } | Event::Exit(_) | Event::Aborted { .. }) | None
+            )
+        });
+        match last {
+            Some(j) => self.last_instruction_of(j),
+            None => Ok(StopReason::StartOfHistory),
+        }
     }
 
     /// Goes to the last instruction before event `n` is applied (for a system call, its

@@ -620,6 +620,35 @@ fn ps_lists_a_pipelines_processes_and_replay_p_steps_in_one_of_them() {
     }
 }
 
+/// At the end of `trace`'s replay (its last live point), a step back and a step forward
+/// come back to the same position, which it returns.
+fn end_round_trip(trace: &Path) -> replayer::Position {
+    let mut tl = replayer::Timeline::open(trace).unwrap();
+    tl.seek_end().unwrap();
+    tl.seek_last_live().unwrap();
+    let end = tl.position().unwrap();
+    assert_eq!(tl.step_back().unwrap(), replayer::StopReason::Done);
+    let before = tl.position().unwrap();
+    assert_ne!(before, end);
+    assert_eq!(tl.step_forward().unwrap(), replayer::StopReason::Done);
+    assert_eq!(tl.position().unwrap(), end, "a step forward from {before}");
+    end
+}
+
+#[test]
+fn a_pipelines_end_steps_back_and_forward_to_the_same_point() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, t, _) = record(d.path(), "/bin/sh", &["-c", "echo a | cat"]);
+    let end = end_round_trip(&t);
+    // The last live point is the shell's exit_group, the recording's last call.
+    let evs = events(&t);
+    assert!(
+        matches!(&evs[end.event as usize], Event::Syscall(sc) if sc.nr == libc::SYS_exit_group as u64),
+        "{end}: {:?}",
+        evs[end.event as usize]
+    );
+}
+
 #[test]
 fn a_blocked_call_that_is_another_call_is_refused() {
     let first = std::cell::Cell::new(true);
