@@ -149,7 +149,8 @@ fn gdb_reverse_continues_to_a_breakpoint_in_a_kunit_test() {
 /// gdb's thread list on a KUnit recording is Linux's task list, read through the kernel's
 /// own DWARF: stopped in a test case, the current thread is the case's `kunit_try_catch`
 /// kthread, running; the KUnit runner that started it sleeps, and its backtrace, from
-/// the registers `switch_threads` saved, runs through the scheduler to the runner's wait.
+/// the registers `switch_threads` saved, runs through the scheduler to the runner's wait;
+/// and Linux's own gdb helpers `lx-ps` and `lx-dmesg` read the replay.
 #[test]
 fn gdb_threads_are_linux_tasks_and_a_sleeping_ones_backtrace_reaches_its_wait() {
     if !testsupport::slow_tests(
@@ -160,12 +161,18 @@ fn gdb_threads_are_linux_tasks_and_a_sleeping_ones_backtrace_reaches_its_wait() 
     let d = Scratch::new("linux-kunit-threads");
     let trace = d.path("trace");
     record_kunit(kernel(), &trace);
+    // Linux's own gdb helpers, from the build tree (they import its scripts/gdb/linux).
+    let helpers = kernel().parent().unwrap().join("src/vmlinux-gdb.py");
+    let source = format!("source {}", helpers.display());
     let cmds = [
         "set pagination off",
         "break example_simple_test",
         "continue",
         "info threads",
         "thread apply all bt 30",
+        &source,
+        "lx-ps",
+        "lx-dmesg",
     ];
     let wrapper = testsupport::gdb_batch_wrapper(&d, "gdb-batch", &cmds);
     let g = rewind(&[
@@ -212,6 +219,17 @@ fn gdb_threads_are_linux_tasks_and_a_sleeping_ones_backtrace_reaches_its_wait() 
     assert!(
         runner.contains("schedule") && runner.contains("wait_for_completion"),
         "{runner}\n{}",
+        g.dump()
+    );
+    // lx-ps walks the same list; lx-dmesg reads the kernel's log buffer out of the replay.
+    let kthreadd = out.lines().any(|l| {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        w.len() == 3 && w[0].starts_with("0x") && w[1] == "2" && w[2] == "kthreadd"
+    });
+    assert!(kthreadd, "lx-ps lists kthreadd as pid 2\n{}", g.dump());
+    assert!(
+        out.contains("] Lock dependency validator: Copyright"),
+        "lx-dmesg prints the log\n{}",
         g.dump()
     );
 }
