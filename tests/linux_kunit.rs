@@ -261,3 +261,62 @@ fn the_end_of_a_kunit_recording_steps_back_to_the_exit_and_forward_again() {
     assert_eq!(tl.step_forward().unwrap(), replayer::StopReason::Done);
     assert_eq!(tl.position().unwrap(), end);
 }
+
+/// Linux's own lockdep on a replay: the patched suite (linux/patches/0001) takes two
+/// mutexes in both orders from two kthreads, one after the other, and PROVE_LOCKING
+/// reports the possible circular dependency. The recording replays to the same report
+/// three times, and `analyze locks`, stopped where lockdep grows its graph, names the two
+/// classes as lockdep does and the cycle, closed by the second kthread.
+#[test]
+fn lockdeps_report_of_a_lock_order_inversion_replays_and_analyze_names_the_cycle() {
+    if !testsupport::slow_tests(
+        "lockdeps_report_of_a_lock_order_inversion_replays_and_analyze_names_the_cycle",
+    ) {
+        return;
+    }
+    let d = Scratch::new("linux-kunit-lockdep");
+    let trace = d.path("trace");
+    let linux = kernel();
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "record".as_ref(),
+        "-o".as_ref(),
+        trace.as_os_str(),
+        "--".as_ref(),
+        linux.as_os_str(),
+    ];
+    args.extend(KUNIT_ARGS.iter().map(std::ffi::OsStr::new));
+    args.push("kunit.filter_glob=rewind_lockdep".as_ref());
+    args.push("rewind_lockdep_kunit.inversion=1".as_ref());
+    let r = rewind(&args);
+    r.assert_success();
+    let recorded = r.stdout.clone();
+    for needle in [
+        "WARNING: possible circular locking dependency detected",
+        "rewind_lock_a",
+        "rewind_lock_b",
+        "ok 1 rewind_lockdep",
+    ] {
+        assert!(recorded.contains(needle), "lacks {needle:?}\n{}", r.dump());
+    }
+    for _ in 0..3 {
+        assert!(replayed(&trace, None) == recorded);
+    }
+    let a = rewind(&["analyze".as_ref(), "locks".as_ref(), trace.as_os_str()]);
+    a.assert_success();
+    let text = &a.stdout;
+    for needle in ["(rewind_lock_a){mutex}", "(rewind_lock_b){mutex}"] {
+        assert!(text.contains(needle), "lacks {needle:?}\n{}", a.dump());
+    }
+    let potential = text
+        .split("== Potential deadlocks (lock order) ==")
+        .nth(1)
+        .and_then(|t| t.split("== Actual deadlocks").next())
+        .unwrap_or_default();
+    assert!(
+        potential.contains("rewind_lock_a")
+            && potential.contains("rewind_lock_b")
+            && potential.contains("rewind-ba"),
+        "the cycle, closed by the second kthread\n{}",
+        a.dump()
+    );
+}

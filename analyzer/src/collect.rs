@@ -5,6 +5,8 @@
 //! frame-pointer chain, and — through the guest model (`guest::umk`) — the current task,
 //! lock classes and slab cache names.
 //!
+//! Linux built as UML has its own collector ([`crate::collect_linux`]).
+//!
 //! Besides the probes, a breakpoint on umk's `SIGSEGV` handler catches the fault the
 //! kernel turns into an oops ([`crate::fault`]), and the task table is read once more just
 //! before the program ends, for the actual-deadlock verdict. The second, targeted pass of
@@ -167,15 +169,8 @@ impl<'a> Reader<'a> {
         guest::stack::walk(self.bin, &*self.tl, rbp, MAX_FRAMES, out);
     }
 
-    /// The stack at a probe's first instruction: its return address, then the caller's
-    /// chain (the probe has not pushed rbp yet, so rbp is still the caller's frame).
     fn probe_stack(&self, rsp: u64, rbp: u64) -> Vec<u64> {
-        let mut out = Vec::new();
-        if let Ok(ret) = guest::memory::u64_at(&*self.tl, rsp, "a probe's return address") {
-            out.push(ret);
-            self.rbp_chain(rbp, &mut out);
-        }
-        out
+        probe_stack(self.bin, &*self.tl, rsp, rbp)
     }
 
     /// Every used slot of the task table, as the end of the recording sees them.
@@ -201,6 +196,17 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The stack at a probe's first instruction: its return address, then the caller's
+/// chain (the probe has not pushed rbp yet, so rbp is still the caller's frame).
+pub(crate) fn probe_stack(bin: &Binary, mem: &dyn guest::Memory, rsp: u64, rbp: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    if let Ok(ret) = guest::memory::u64_at(mem, rsp, "a probe's return address") {
+        out.push(ret);
+        guest::stack::walk(bin, mem, rbp, MAX_FRAMES, &mut out);
+    }
+    out
+}
+
 /// Opens another replay of `trace` (a pack is unpacked anew: the first replay's copy of
 /// the binary goes away with it).
 pub fn timeline(trace: &Path) -> Result<Timeline> {
@@ -223,6 +229,12 @@ pub fn open(trace: &Path, binary: Option<&Path>) -> Result<(Timeline, Binary)> {
 pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection, Binary)> {
     let started = Instant::now();
     let (mut tl, bin) = open(trace_dir, opts.binary.as_deref())?;
+    if Umk::new(&bin).is_err() {
+        if let Ok(linux) = guest::linux::Linux::new(&bin) {
+            let c = crate::collect_linux::collect(&mut tl, trace_dir, &bin, &linux, opts, started)?;
+            return Ok((c, bin));
+        }
+    }
     let probes = probe_addresses(&bin, &PROBE_FUNCTIONS)?;
     let fault_handler = bin.address(FAULT_HANDLER);
     let total = tl.events().len() as u64;

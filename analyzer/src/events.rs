@@ -266,6 +266,16 @@ pub enum EventKind {
     LockAcquired(LockOp),
     /// `umk_lock_release`: about to release.
     LockRelease(LockOp),
+    /// The guest's own lockdep (Linux) recorded that `to` was taken while `from` was
+    /// held, for the first time; `refused` when that closed a cycle, which lockdep then
+    /// reported instead of recording. The ops name classes, their `addr` the class;
+    /// `held_at` is where `from` was taken, when lockdep said (a return address).
+    LockDependency {
+        from: LockOp,
+        to: LockOp,
+        refused: bool,
+        held_at: Option<u64>,
+    },
     /// `umk_alloc`.
     Alloc(ObjectOp),
     /// `umk_free` (the object is poisoned with 0x6b).

@@ -9,7 +9,8 @@
 //!   irq inconsistency, locks held at exit and the actual-deadlock verdict; text and a graph.
 //! * [`kasan`] — use-after-free reports in KASAN's layout from allocations, frees and a crash.
 //! * [`collect`] — the replay-time collector: probes as breakpoints, read through the
-//!   guest model; `fault` — the oops at the SIGSEGV handler.
+//!   guest model; `fault` — the oops at the SIGSEGV handler; `collect_linux` — Linux's,
+//!   at the points where its own lockdep grows its graph.
 //! * [`watch`] — the watchpoint pass over a freed object.
 //! * [`poison_load`] — the load of a poisoned pointer, found by running the replay back
 //!   from the fault.
@@ -27,6 +28,7 @@
 
 pub mod chrome;
 pub mod collect;
+mod collect_linux;
 pub mod disasm;
 pub mod error;
 pub mod events;

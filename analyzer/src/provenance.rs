@@ -313,6 +313,9 @@ fn event_name(k: &EventKind) -> String {
         EventKind::LockAcquire(op) => format!("acquire {}", op.class.name),
         EventKind::LockAcquired(op) => format!("acquired {}", op.class.name),
         EventKind::LockRelease(op) => format!("release {}", op.class.name),
+        EventKind::LockDependency { from, to, .. } => {
+            format!("dependency {} -> {}", from.class.name, to.class.name)
+        }
         EventKind::Alloc(op) => format!("alloc {:#x} ({})", op.ptr, op.cache),
         EventKind::Free(op) => format!("free {:#x} ({})", op.ptr, op.cache),
         EventKind::ContextSwitch { prev, next } => format!("switch {prev} -> {next}"),

@@ -23,13 +23,10 @@ impl LockReport {
         let mut g = Graph::new("lockdep", Direction::LeftToRight);
         let mut ids = Vec::with_capacity(self.classes.len());
         for (i, c) in self.classes.iter().enumerate() {
-            let label = format!(
-                "{}\n{{{}}} {}:{}",
-                c.class.name,
-                self.kind(i),
-                c.class.file,
-                c.class.line
-            );
+            let mut label = format!("{}\n{{{}}}", c.class.name, self.kind(i));
+            if !c.class.file.is_empty() {
+                label.push_str(&format!(" {}:{}", c.class.file, c.class.line));
+            }
             let style = if red_nodes.contains(&i) {
                 Style::HIGHLIGHT
             } else {

@@ -70,6 +70,9 @@ pub struct Edge {
     /// Where `from` had been taken at that moment.
     pub from_site: Site,
     pub count: u64,
+    /// Its rank in the order edges were established (events arrive in replay order, and
+    /// several may share a position's mark).
+    pub seq: usize,
 }
 
 /// A held lock.
@@ -186,6 +189,7 @@ pub struct Lockdep {
     held_at_exit: Vec<HeldAtExit>,
     ends: BTreeMap<u32, (TaskRef, TaskEnd)>,
     lock_events: u64,
+    guest_lockdep_off: Option<Pos>,
 }
 
 impl Lockdep {
@@ -201,6 +205,17 @@ impl Lockdep {
             EventKind::LockAcquire(op) => self.acquire(ev, op),
             EventKind::LockAcquired(op) => self.acquired(ev, op),
             EventKind::LockRelease(op) => self.release(ev, op),
+            EventKind::LockDependency {
+                from,
+                to,
+                refused,
+                held_at,
+            } => {
+                self.dependency(ev, from, to, *held_at);
+                if *refused {
+                    self.guest_lockdep_off.get_or_insert(ev.pos);
+                }
+            }
             EventKind::TaskExit => {
                 let locks = self.held.remove(&ev.task.pid).unwrap_or_default();
                 if !locks.is_empty() {
@@ -221,8 +236,14 @@ impl Lockdep {
     }
 
     fn class_of(&mut self, op: &LockOp) -> ClassId {
+        let id = self.class_id(op);
+        self.classes[id].instances.insert(op.addr);
+        id
+    }
+
+    /// The class's id, without counting `op.addr` as an instance.
+    fn class_id(&mut self, op: &LockOp) -> ClassId {
         if let Some(&id) = self.class_ids.get(&op.class) {
-            self.classes[id].instances.insert(op.addr);
             return id;
         }
         let id = self.classes.len();
@@ -230,12 +251,33 @@ impl Lockdep {
         self.classes.push(ClassInfo {
             class: op.class.clone(),
             kind: op.kind,
-            instances: BTreeSet::from([op.addr]),
+            instances: BTreeSet::new(),
             in_irq: None,
             irq_on: None,
             acquisitions: 0,
         });
         id
+    }
+
+    /// A dependency the guest's own lockdep recorded (or refused, closing a cycle): an
+    /// edge established here, by this task, with this stack.
+    fn dependency(&mut self, ev: &Event, from: &LockOp, to: &LockOp, held_at: Option<u64>) {
+        let (a, b) = (self.class_id(from), self.class_id(to));
+        let seq = self.edges.len();
+        // Where `from` was taken is not this stack: only what lockdep said of it.
+        let from_site = Site {
+            stack: held_at.into_iter().collect(),
+            ..Site::of(ev, from.addr)
+        };
+        let e = self.edges.entry((a, b)).or_insert_with(|| Edge {
+            from: a,
+            to: b,
+            first: Site::of(ev, to.addr),
+            from_site,
+            count: 0,
+            seq,
+        });
+        e.count += 1;
     }
 
     fn acquire(&mut self, ev: &Event, op: &LockOp) {
@@ -261,12 +303,14 @@ impl Lockdep {
             // implied transitively, and a lock taken first in an interrupt starts a new
             // chain (lockdep's chain head), since the interrupted task did not order them.
             if top.in_irq == op.ctx.in_irq {
+                let seq = self.edges.len();
                 let e = self.edges.entry((top.class, id)).or_insert_with(|| Edge {
                     from: top.class,
                     to: id,
                     first: site.clone(),
                     from_site: top.site.clone(),
                     count: 0,
+                    seq,
                 });
                 e.count += 1;
             }
@@ -345,6 +389,7 @@ impl Lockdep {
             actual,
             have_end_states: !self.ends.is_empty(),
             lock_events: self.lock_events,
+            guest_lockdep_off: self.guest_lockdep_off,
         }
     }
 
@@ -480,8 +525,8 @@ fn find_cycles(nclasses: usize, edges: &BTreeMap<(ClassId, ClassId), Edge>) -> V
             let closing = (0..n)
                 .max_by_key(|&i| {
                     let e = &edges[&(classes[i], classes[(i + 1) % n])];
-                    // Latest first sighting closes the cycle; ties go to the lower index.
-                    (e.first.pos, std::cmp::Reverse(i))
+                    // The latest established closes the cycle.
+                    e.seq
                 })
                 .unwrap_or(0);
             Cycle { classes, closing }
@@ -526,6 +571,9 @@ pub struct LockReport {
     /// Whether end-of-recording task states were fed (else the actual verdict is unknown).
     pub have_end_states: bool,
     pub lock_events: u64,
+    /// Where the guest's own lockdep reported a cycle and turned itself off: the lock
+    /// orders after it are not in the graph.
+    pub guest_lockdep_off: Option<Pos>,
 }
 
 impl LockReport {

@@ -68,19 +68,23 @@ impl LockReport {
             );
             out.push_str("\nLock classes:\n");
             for (i, c) in self.classes.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "  {} ({}){{{}}} defined at {}:{}, {} instance{}, taken {} time{}",
-                    i,
-                    c.class.name,
-                    self.kind(i),
-                    c.class.file,
-                    c.class.line,
-                    c.instances.len(),
-                    if c.instances.len() == 1 { "" } else { "s" },
-                    c.acquisitions,
-                    if c.acquisitions == 1 { "" } else { "s" },
-                );
+                let _ = write!(out, "  {} ({}){{{}}}", i, c.class.name, self.kind(i));
+                // A class the guest's own lockdep named has no definition site or
+                // acquisitions of ours to show.
+                if !c.class.file.is_empty() {
+                    let _ = write!(out, " defined at {}:{}", c.class.file, c.class.line);
+                }
+                if c.acquisitions > 0 {
+                    let _ = write!(
+                        out,
+                        ", {} instance{}, taken {} time{}",
+                        c.instances.len(),
+                        if c.instances.len() == 1 { "" } else { "s" },
+                        c.acquisitions,
+                        if c.acquisitions == 1 { "" } else { "s" },
+                    );
+                }
+                out.push('\n');
             }
         }
 
@@ -99,6 +103,13 @@ impl LockReport {
         }
         for h in &self.held_at_exit {
             self.render_held_at_exit(&mut out, res, h);
+        }
+        if let Some(p) = self.guest_lockdep_off {
+            let _ = writeln!(
+                out,
+                "\nThe kernel's lockdep reported the cycle at {p} and turned itself off: lock \
+                 orders established after it are not in this graph."
+            );
         }
 
         out.push_str("\n== Actual deadlocks (end of the recording) ==\n");

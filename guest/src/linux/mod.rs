@@ -5,8 +5,12 @@
 //! registers `switch_threads` saved in `thread.switch_buf`. Every offset comes from the
 //! kernel's own DWARF (`dwarf`), so the reader follows its build and config.
 //!
+//! [`lockdep`] reads lockdep's classes and the points where its graph grows.
+//!
 //! All of a UML kernel's tasks run on the one host thread that the recording follows, as
 //! umk's do, so each is a gdb thread of the one replayed process.
+
+pub mod lockdep;
 
 use std::collections::BTreeSet;
 
@@ -210,6 +214,19 @@ impl Linux {
             saved_sp: le_u64(&b, at(a.regs[1])),
             switches: le_u64(&b, at(a.nvcsw)).wrapping_add(le_u64(&b, at(a.nivcsw))),
         })
+    }
+
+    /// The running task's pid and `comm` (cheaper than [`Guest::tasks`], for a probe).
+    pub fn current(&self, mem: &dyn Memory) -> Result<(u32, String)> {
+        let t = memory::u64_at(mem, self.cpu_tasks, "cpu_tasks[0].task")?;
+        let pid = memory::u32_at(mem, t.wrapping_add(self.at.pid), "task_struct.pid")?;
+        let comm = memory::bytes(
+            mem,
+            t.wrapping_add(self.at.comm),
+            COMM_LEN,
+            "task_struct.comm",
+        )?;
+        Ok((pid, c_str(&comm, 0, COMM_LEN)))
     }
 
     /// The address of the task a [`Task`] describes (its slot in the last walk).
