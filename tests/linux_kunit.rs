@@ -17,8 +17,8 @@ fn rewind(args: &[&std::ffi::OsStr]) -> Run {
     run_with_timeout(c, std::time::Duration::from_secs(300), None)
 }
 
-/// Records KUnit on `linux` into `trace`; returns what the kernel printed.
-fn record_kunit(linux: &Path, trace: &Path) -> String {
+/// Records `linux` with kunit.py's arguments and `extra` into `trace`.
+fn record_linux(linux: &Path, trace: &Path, extra: &[&str]) -> Run {
     let mut args: Vec<&std::ffi::OsStr> = vec![
         "record".as_ref(),
         "-o".as_ref(),
@@ -26,9 +26,28 @@ fn record_kunit(linux: &Path, trace: &Path) -> String {
         "--".as_ref(),
         linux.as_os_str(),
     ];
-    args.extend(KUNIT_ARGS.iter().map(std::ffi::OsStr::new));
+    args.extend(KUNIT_ARGS.iter().chain(extra).map(std::ffi::OsStr::new));
     let r = rewind(&args);
     r.assert_success();
+    r
+}
+
+/// `rewind gdb` on `trace` with the real gdb in batch mode running `cmds`.
+fn gdb_batch(d: &Scratch, trace: &Path, cmds: &[&str]) -> Run {
+    let wrapper = testsupport::gdb_batch_wrapper(d, "gdb-batch", cmds);
+    let g = rewind(&[
+        "gdb".as_ref(),
+        trace.as_os_str(),
+        "--gdb".as_ref(),
+        wrapper.as_os_str(),
+    ]);
+    assert!(g.status.success(), "{}", g.dump());
+    g
+}
+
+/// Records KUnit on `linux` into `trace`; returns what the kernel printed.
+fn record_kunit(linux: &Path, trace: &Path) -> String {
+    let r = record_linux(linux, trace, &[]);
     // KTAP: the plan, then one "ok N suite" line per suite, none failed.
     let suites = r.stdout.lines().filter(|l| l.starts_with("ok ")).count();
     let plan = r
@@ -123,14 +142,7 @@ fn gdb_reverse_continues_to_a_breakpoint_in_a_kunit_test() {
         "reverse-continue",
         "bt 2",
     ];
-    let wrapper = testsupport::gdb_batch_wrapper(&d, "gdb-batch", &cmds);
-    let g = rewind(&[
-        "gdb".as_ref(),
-        trace.as_os_str(),
-        "--gdb".as_ref(),
-        wrapper.as_os_str(),
-    ]);
-    assert!(g.status.success(), "{}", g.dump());
+    let g = gdb_batch(&d, &trace, &cmds);
     let out = &g.stdout;
     let second = out
         .find("Breakpoint 2, example_skip_test")
@@ -174,14 +186,7 @@ fn gdb_threads_are_linux_tasks_and_a_sleeping_ones_backtrace_reaches_its_wait() 
         "lx-ps",
         "lx-dmesg",
     ];
-    let wrapper = testsupport::gdb_batch_wrapper(&d, "gdb-batch", &cmds);
-    let g = rewind(&[
-        "gdb".as_ref(),
-        trace.as_os_str(),
-        "--gdb".as_ref(),
-        wrapper.as_os_str(),
-    ]);
-    assert!(g.status.success(), "{}", g.dump());
+    let g = gdb_batch(&d, &trace, &cmds);
     let out = &g.stdout;
     let threads: Vec<&str> = out
         .lines()
@@ -276,19 +281,14 @@ fn lockdeps_report_of_a_lock_order_inversion_replays_and_analyze_names_the_cycle
     }
     let d = Scratch::new("linux-kunit-lockdep");
     let trace = d.path("trace");
-    let linux = kernel();
-    let mut args: Vec<&std::ffi::OsStr> = vec![
-        "record".as_ref(),
-        "-o".as_ref(),
-        trace.as_os_str(),
-        "--".as_ref(),
-        linux.as_os_str(),
-    ];
-    args.extend(KUNIT_ARGS.iter().map(std::ffi::OsStr::new));
-    args.push("kunit.filter_glob=rewind_lockdep".as_ref());
-    args.push("rewind_lockdep_kunit.inversion=1".as_ref());
-    let r = rewind(&args);
-    r.assert_success();
+    let r = record_linux(
+        kernel(),
+        &trace,
+        &[
+            "kunit.filter_glob=rewind_lockdep",
+            "rewind_lockdep_kunit.inversion=1",
+        ],
+    );
     let recorded = r.stdout.clone();
     for needle in [
         "WARNING: possible circular locking dependency detected",

@@ -207,6 +207,44 @@ pub(crate) fn probe_stack(bin: &Binary, mem: &dyn guest::Memory, rsp: u64, rbp: 
     out
 }
 
+/// Runs forward to the next breakpoint: its address, or how the recording ended (`None`
+/// at the end of an incomplete one).
+pub(crate) fn next_hit(
+    tl: &mut Timeline,
+) -> replayer::Result<std::result::Result<u64, Option<trace::ExitStatus>>> {
+    loop {
+        match tl.run_forward()? {
+            StopReason::Breakpoint(a) => return Ok(Ok(a)),
+            StopReason::Exited(e) => return Ok(Err(Some(e))),
+            StopReason::EndOfHistory | StopReason::StartOfHistory => return Ok(Err(None)),
+            // Faults, interrupts and syscall catches are not stops here (the analyzer asks
+            // for none of them): listed for the match.
+            StopReason::Done
+            | StopReason::Watchpoint(_)
+            | StopReason::Signal(_)
+            | StopReason::Interrupted
+            | StopReason::SyscallReturn(_) => {}
+        }
+    }
+}
+
+/// Where a hit is: exactly (`eN+tK+sJ`, costly) or the mark before it; the time it took
+/// is added to `stats`.
+pub(crate) fn hit_position(
+    tl: &mut Timeline,
+    exact: bool,
+    stats: &mut CollectStats,
+) -> replayer::Result<Position> {
+    let t0 = Instant::now();
+    let pos = if exact {
+        tl.position()?
+    } else {
+        tl.mark_here()
+    };
+    stats.positioning += t0.elapsed();
+    Ok(pos)
+}
+
 /// Opens another replay of `trace` (a pack is unpacked anew: the first replay's copy of
 /// the binary goes away with it).
 pub fn timeline(trace: &Path) -> Result<Timeline> {
@@ -249,32 +287,13 @@ pub fn collect(trace_dir: &Path, mut opts: CollectOptions) -> Result<(Collection
         ..CollectStats::default()
     };
     let exit = loop {
-        let stop = rd
-            .tl
-            .run_forward()
-            .map_err(rd.replay_err("running forward through"))?;
-        let addr = match stop {
-            StopReason::Breakpoint(a) => a,
-            StopReason::Exited(e) => break Some(e),
-            StopReason::EndOfHistory | StopReason::StartOfHistory => break None,
-            // Faults, interrupts and syscall catches are not stops here (the analyzer asks
-            // for none of them): listed for the match.
-            StopReason::Done
-            | StopReason::Watchpoint(_)
-            | StopReason::Signal(_)
-            | StopReason::Interrupted
-            | StopReason::SyscallReturn(_) => continue,
+        let addr = match next_hit(rd.tl).map_err(rd.replay_err("running forward through"))? {
+            Ok(a) => a,
+            Err(exit) => break exit,
         };
         stats.probe_hits += 1;
-        let t0 = Instant::now();
-        let pos = if opts.exact_positions {
-            rd.tl
-                .position()
-                .map_err(rd.replay_err("placing a probe hit in"))?
-        } else {
-            rd.tl.mark_here()
-        };
-        stats.positioning += t0.elapsed();
+        let pos = hit_position(rd.tl, opts.exact_positions, &mut stats)
+            .map_err(rd.replay_err("placing a probe hit in"))?;
         let g = rd
             .tl
             .regs()

@@ -13,9 +13,11 @@ use std::time::Instant;
 use guest::linux::lockdep::{Change, Lockdep};
 use guest::linux::Linux;
 use guest::Binary;
-use replayer::{StopReason, Timeline};
+use replayer::Timeline;
 
-use crate::collect::{probe_stack, CollectOptions, CollectStats, Collection};
+use crate::collect::{
+    hit_position, next_hit, probe_stack, CollectOptions, CollectStats, Collection,
+};
 use crate::error::{Error, Result};
 use crate::events::{Ctx, Event, EventKind, LockClass, LockKind, LockOp, TaskRef};
 
@@ -63,32 +65,17 @@ pub(crate) fn collect(
     let mut classes: BTreeMap<u64, LockOp> = BTreeMap::new();
     let mut events = Vec::new();
     let exit = loop {
-        let addr = match tl
-            .run_forward()
-            .map_err(replay_err("running forward through"))?
-        {
-            StopReason::Breakpoint(a) => a,
-            StopReason::Exited(e) => break Some(e),
-            StopReason::EndOfHistory | StopReason::StartOfHistory => break None,
-            StopReason::Done
-            | StopReason::Watchpoint(_)
-            | StopReason::Signal(_)
-            | StopReason::Interrupted
-            | StopReason::SyscallReturn(_) => continue,
+        let addr = match next_hit(tl).map_err(replay_err("running forward through"))? {
+            Ok(a) => a,
+            Err(exit) => break exit,
         };
         stats.probe_hits += 1;
         let g = tl.regs().map_err(replay_err("reading registers in"))?;
         let Some(change) = lockdep.change_at(&*tl, addr, [g.rdi, g.rsi, g.rdx, g.rcx])? else {
             continue;
         };
-        let t0 = Instant::now();
-        let pos = if opts.exact_positions {
-            tl.position()
-                .map_err(replay_err("placing a probe hit in"))?
-        } else {
-            tl.mark_here()
-        };
-        stats.positioning += t0.elapsed();
+        let pos = hit_position(tl, opts.exact_positions, &mut stats)
+            .map_err(replay_err("placing a probe hit in"))?;
         let (from, to, held_at) = match change {
             Change::Added { from, to } => (from, to, None),
             Change::Refused { from, to, held_at } => (from, to, Some(held_at)),

@@ -1,7 +1,7 @@
 //! The gdbstub `Target` over a replay timeline. It only translates: each packet becomes a
 //! timeline call (reverse execution lives in the timeline, rr's rule), each
 //! [`StopReason`] becomes the stop reply gdb expects, and the guest kernel's tasks (umk's,
-//! Linux's) become threads.
+//! Linux's) become threads, as do an ordinary program's own threads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroUsize;
@@ -188,8 +188,20 @@ impl ReplayTarget {
         (tasks, cur)
     }
 
+    /// The threads of an ordinary program, when it has several (see
+    /// `Timeline::threads`); a guest kernel's threads are its tasks instead.
+    fn program_threads(&self) -> Option<Vec<replayer::Thread>> {
+        self.guest.is_none().then(|| self.tl.threads()).flatten()
+    }
+
     /// The thread a stop is reported for: the running task.
     pub fn current_tid(&self) -> Tid {
+        if let Some(t) = self.program_threads() {
+            return t
+                .iter()
+                .find(|t| t.current)
+                .map_or(tid(1), |t| tid(t.tid as usize));
+        }
         tid(self.tasks().1)
     }
 
@@ -308,6 +320,13 @@ impl ReplayTarget {
     }
 
     fn gprs_for(&self, t: Tid) -> Result<Gprs, ()> {
+        if let Some(threads) = self.program_threads() {
+            return threads
+                .into_iter()
+                .find(|x| x.tid as usize == t.get())
+                .map(|x| x.regs)
+                .ok_or(());
+        }
         let live = self.tl.regs().map_err(|_| ())?;
         let (tasks, cur) = self.tasks();
         let Some(guest) = self.guest.as_ref().filter(|_| t.get() != cur) else {
@@ -437,6 +456,12 @@ impl MultiThreadBase for ReplayTarget {
     }
 
     fn list_active_threads(&mut self, out: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {
+        if let Some(threads) = self.program_threads() {
+            for t in threads {
+                out(tid(t.tid as usize));
+            }
+            return Ok(());
+        }
         let (tasks, cur) = self.tasks();
         if !tasks.iter().any(|t| task_tid(t) == cur) {
             out(tid(cur));
@@ -469,7 +494,16 @@ impl ThreadExtraInfo for ReplayTarget {
                 })
             }
             None if self.guest.is_some() => "no task yet".to_string(),
-            None => String::new(),
+            None => match self.program_threads() {
+                Some(threads)
+                    if threads
+                        .iter()
+                        .any(|x| x.current && x.tid as usize == t.get()) =>
+                {
+                    "running".to_string()
+                }
+                _ => String::new(),
+            },
         };
         let n = text.len().min(buf.len());
         buf[..n].copy_from_slice(&text.as_bytes()[..n]);

@@ -5,10 +5,10 @@
 //! reverse-stepi from `work`'s entry lands on the child's call; on the whole recording
 //! the same breakpoint stops five times.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use rewind_gdb::{Server, ServerOptions};
 
@@ -41,25 +41,9 @@ fn gdb(process: Option<u32>, cmds: &[&str]) -> String {
     let (_, trace, exe, _) = forked();
     let mut opts = ServerOptions::local(trace.clone(), 0);
     opts.process = process;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stub = std::thread::spawn(move || {
-        let mut server = Server::open(&opts).expect("starting stub");
-        tx.send((server.local_addr().unwrap(), server.binary().to_path_buf()))
-            .unwrap();
-        server.serve_one().expect("serving gdb");
-    });
-    let (addr, binary) = rx.recv().expect("stub address");
+    let (out, binary) = common::gdb_session(opts, cmds);
     assert_eq!(&binary, exe, "gdb loads the program the process runs");
-    let launch = rewind_gdb::gdb_command(&binary, addr);
-    let mut cmd = Command::new(&launch[0]);
-    cmd.args(["-batch", "-nx", "-ex", "set pagination off"])
-        .args(&launch[1..]);
-    for c in cmds {
-        cmd.arg("-ex").arg(c);
-    }
-    let run = testsupport::run_with_timeout(cmd, Duration::from_secs(180), None);
-    stub.join().expect("stub thread");
-    format!("{}{}", run.stdout, run.stderr)
+    out
 }
 
 /// The values gdb printed for `print EXPR` lines, in order (`$N = V`).
@@ -135,4 +119,51 @@ fn a_pid_the_recording_does_not_have_is_refused_naming_ps() {
         err.contains("no process or thread 1") && err.contains("rewind ps"),
         "{err}"
     );
+}
+
+const THREADED: &str = "#include <pthread.h>\n#include <unistd.h>\n\
+    static pthread_barrier_t b;\n\
+    __attribute__((noinline)) void parked(void) { pthread_barrier_wait(&b); }\n\
+    static void *worker(void *a) { parked(); return a; }\n\
+    __attribute__((noinline)) void all_started(void) { write(1, \"x\\n\", 2); }\n\
+    int main(void) { pthread_t t[2]; pthread_barrier_init(&b, 0, 3);\n\
+      for (int i = 0; i < 2; i++) pthread_create(&t[i], 0, worker, 0);\n\
+      usleep(100000); all_started(); pthread_barrier_wait(&b);\n\
+      for (int i = 0; i < 2; i++) pthread_join(t[i], 0); return 0; }\n";
+
+/// A pthread program's threads are gdb's: stopped in `all_started`, main runs and the
+/// two workers wait in the barrier, each with its own backtrace through `parked`.
+#[test]
+fn a_threaded_programs_threads_are_gdb_threads_with_their_own_stacks() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = testsupport::host::cc_with(d.path(), "threads", THREADED, &["-g", "-no-pie"]);
+    let (rec, t, out) = testsupport::record::record(d.path(), &exe, &[]);
+    assert_eq!(rec.exit, trace::ExitStatus::Exited(0));
+    assert_eq!(out, b"x\n");
+    let tree = trace::TaskTree::of(&testsupport::record::events(&t), trace::FORMAT_VERSION);
+    let tids: Vec<u32> = tree.tasks.iter().filter_map(|t| t.tid).collect();
+    assert_eq!(tids.len(), 3, "{tree:?}");
+    let (out, _) = common::gdb_session(
+        ServerOptions::local(t, 0),
+        &[
+            "break all_started",
+            "continue",
+            "info threads",
+            "thread apply all bt",
+        ],
+    );
+    for tid in &tids {
+        assert!(
+            out.contains(&format!("Thread 1.{tid} ")),
+            "no thread {tid}\n{out}"
+        );
+    }
+    let current: Vec<&str> = out.lines().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(current.len(), 1, "{out}");
+    assert!(current[0].contains("all_started"), "{out}");
+    let parked = out
+        .split("\nThread ")
+        .filter(|t| t.contains(" parked () at ") && t.contains(" worker ("))
+        .count();
+    assert_eq!(parked, 2, "both workers wait in the barrier\n{out}");
 }

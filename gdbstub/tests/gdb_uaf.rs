@@ -4,32 +4,13 @@
 //! signal as recorded, to the guest's handler and its abort. A reverse-stepi and a stepi
 //! back land on the same instruction, and running from there faults again.
 
-use std::process::Command;
-use std::time::Duration;
+mod common;
 
-use rewind_gdb::{Server, ServerOptions};
+use rewind_gdb::ServerOptions;
 
 fn gdb_on_uaf(cmds: &[&str]) -> String {
     let pack = testsupport::corpus::pack("uaf", replayer::host_mismatch_of);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stub = std::thread::spawn(move || {
-        let mut server = Server::open(&ServerOptions::local(pack, 0)).expect("starting stub");
-        tx.send((server.local_addr().unwrap(), server.binary().to_path_buf()))
-            .unwrap();
-        server.serve_one().expect("serving gdb");
-    });
-    let (addr, binary) = rx.recv().expect("stub address");
-    // The command `rewind gdb` launches, in batch mode.
-    let launch = rewind_gdb::gdb_command(&binary, addr);
-    let mut cmd = Command::new(&launch[0]);
-    cmd.args(["-batch", "-nx", "-ex", "set pagination off"])
-        .args(&launch[1..]);
-    for c in cmds {
-        cmd.arg("-ex").arg(c);
-    }
-    let run = testsupport::run_with_timeout(cmd, Duration::from_secs(180), None);
-    stub.join().expect("stub thread");
-    format!("{}{}", run.stdout, run.stderr)
+    common::gdb_session(ServerOptions::local(pack, 0), cmds).0
 }
 
 #[test]

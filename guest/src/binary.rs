@@ -95,6 +95,22 @@ pub fn build_id(data: &[u8]) -> Option<Vec<u8>> {
     file.build_id().ok().flatten().map(<[u8]>::to_vec)
 }
 
+/// The bytes of the file at `path`.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `data`, the file at `path`, parsed as an object file.
+pub(crate) fn parse_elf<'a>(path: &Path, data: &'a [u8]) -> Result<object::File<'a>> {
+    object::File::parse(data).map_err(|e| Error::NotElf {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    })
+}
+
 impl Binary {
     /// Loads the ELF at `path` as linked (a static, non-PIE binary: link addresses are
     /// run-time addresses).
@@ -106,14 +122,8 @@ impl Binary {
     /// which moves every symbol of a position-independent binary by where the loader put
     /// it. A binary without DWARF loads (symbols only; frames then have no lines).
     pub fn load_at(path: &Path, at_entry: Option<u64>) -> Result<Binary> {
-        let data = std::fs::read(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let file = object::File::parse(&*data).map_err(|e| Error::NotElf {
-            path: path.to_path_buf(),
-            why: e.to_string(),
-        })?;
+        let data = read_file(path)?;
+        let file = parse_elf(path, &data)?;
         let slide = match (file.kind(), at_entry) {
             (object::ObjectKind::Dynamic, Some(entry)) => entry.wrapping_sub(file.entry()),
             _ => 0,

@@ -71,14 +71,8 @@ pub fn layouts(path: &Path, names: &[&str]) -> Result<BTreeMap<String, Layout>> 
 /// first compilation unit that defines it (one pass over the units, stopping once every
 /// one is found). An error names the first one no unit defines.
 pub fn types(path: &Path, structs: &[&str], enums: &[&str]) -> Result<Types> {
-    let data = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let file = object::File::parse(&*data).map_err(|e| Error::NotElf {
-        path: path.to_path_buf(),
-        why: e.to_string(),
-    })?;
+    let data = crate::binary::read_file(path)?;
+    let file = crate::binary::parse_elf(path, &data)?;
     let sections = gimli::DwarfSections::load(|id| -> std::result::Result<Cow<[u8]>, ()> {
         Ok(file
             .section_by_name(id.name())

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 pub use error::{Error, Result};
 pub use position::Position;
 pub use session::{Console, TraceData, Watch};
-pub use timeline::{StopReason, SyscallCatch, Timeline, TimelineOptions};
+pub use timeline::{StopReason, SyscallCatch, Thread, Timeline, TimelineOptions};
 use trace::{Event, ExitStatus, Gprs};
 pub use tracee::WatchKind;
 

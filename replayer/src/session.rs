@@ -1178,6 +1178,27 @@ impl Engine {
             )
     }
 
+    /// Every task alive here: its recording-time id (`None` for the first one before a
+    /// switch names it), whether it runs, and its registers when it rests at a stop.
+    pub(crate) fn task_states(&self) -> Vec<(Option<u32>, bool, Option<Gprs>)> {
+        let regs = |t: &TaskState| {
+            t.live
+                .as_ref()
+                .and_then(|s| s.regs().ok())
+                .map(|r| gprs(&r))
+        };
+        let mut out = Vec::new();
+        if !self.cur.ended {
+            out.push((self.cur.tid, true, regs(&self.cur)));
+        }
+        for (&tid, t) in &self.parked {
+            if !t.ended {
+                out.push((Some(tid), false, regs(t)));
+            }
+        }
+        out
+    }
+
     /// Whether the task about to run (or resting at the next event) is of the process in
     /// focus; true when there is no focus.
     pub(crate) fn in_focus(&self) -> bool {

@@ -55,6 +55,8 @@ use crate::session::{gprs, same_regs, Console, Engine, Goal, Reached, TraceData,
 
 mod focus;
 
+pub use focus::Thread;
+
 /// Why a timeline operation stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -137,6 +139,8 @@ pub struct Timeline {
     progress: Option<Box<dyn FnMut(u64, u64)>>,
     /// The recorded system calls runs stop after.
     catch: Option<SyscallCatch>,
+    /// Who runs each event (read once at open).
+    tree: Arc<trace::TaskTree>,
 }
 
 /// Most single steps a position computation or step-back may take.
@@ -151,6 +155,10 @@ impl Timeline {
     /// Opens with explicit settings and console sink.
     pub fn open_with(dir: &Path, opts: TimelineOptions, console: Console) -> Result<Timeline> {
         let data = crate::open_trace(dir)?;
+        let tree = Arc::new(trace::TaskTree::of(
+            &data.events,
+            data.header().format_version,
+        ));
         let engine = crate::start_engine(data, console)?;
         let mut tl = Timeline {
             engine,
@@ -161,6 +169,7 @@ impl Timeline {
             fault_here: false,
             progress: None,
             catch: None,
+            tree,
         };
         tl.checkpoint()?;
         Ok(tl)

@@ -7,27 +7,70 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use trace::tasks::Process;
-use trace::{Event, TaskTree};
+use trace::{Event, Gprs, TaskTree};
 
 use super::{StopReason, Timeline};
 use crate::error::{Error, Result};
 use crate::position::Position;
 use crate::session::{Focus, Goal, Reached};
 
+/// A thread of the process a debugger looks at, and its registers here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thread {
+    /// Its recording-time id.
+    pub tid: u32,
+    /// It is the one running.
+    pub current: bool,
+    pub regs: Gprs,
+}
+
 impl Timeline {
     /// The tasks and processes of the recording.
-    pub fn task_tree(&self) -> TaskTree {
-        TaskTree::of(self.events(), self.header().format_version)
+    pub fn task_tree(&self) -> &TaskTree {
+        &self.tree
+    }
+
+    /// The threads of the process a debugger looks at (the one in focus, or the
+    /// recording's only one) that rest where their registers can be read, the running
+    /// one first; `None` when that process has one task, or the recording several
+    /// processes and none in focus (the running task is then the one thread).
+    pub fn threads(&self) -> Option<Vec<Thread>> {
+        let tree = &self.tree;
+        let process = match self.engine.focus() {
+            Some(f) => f.process,
+            None if tree.processes.len() == 1 => 0,
+            None => return None,
+        };
+        let p = &tree.processes[process];
+        if p.tasks.len() < 2 {
+            return None;
+        }
+        let mine: Vec<u32> = p.tasks.iter().filter_map(|&k| tree.tasks[k].tid).collect();
+        let mut out: Vec<Thread> = self
+            .engine
+            .task_states()
+            .into_iter()
+            .filter_map(|(tid, current, regs)| {
+                let tid = tid.or(tree.tasks[0].tid)?;
+                Some(Thread {
+                    tid,
+                    current,
+                    regs: regs?,
+                })
+            })
+            .filter(|t| mine.contains(&t.tid))
+            .collect();
+        out.sort_by_key(|t| (!t.current, t.tid));
+        Some(out)
     }
 
     /// Puts the debugger's view on the process with pid (or a thread with tid) `pid`, and
     /// returns where its program starts: after its first exec, or where it first runs if
     /// it never execs. The timeline does not move.
     pub fn focus_process(&mut self, pid: u32) -> Result<Position> {
-        let tree = self.task_tree();
+        let tree = self.tree.clone();
         if !tree.threads_known {
             return Err(Error::Invalid(format!(
                 "this recording (format {}) does not say which of its tasks are threads: \
@@ -45,10 +88,7 @@ impl Timeline {
             Some(&(at, _)) => Position::event(at + 1),
             None => Position::event(p.events.start),
         };
-        self.engine.set_focus(Some(Focus {
-            tree: Arc::new(tree),
-            process,
-        }));
+        self.engine.set_focus(Some(Focus { tree, process }));
         Ok(start)
     }
 
