@@ -83,7 +83,8 @@ pub fn run(target: &mut ReplayTarget, cmd: Command) -> Vec<String> {
         Command::Goto(p) => match tl.seek(&p) {
             Ok(()) => vec![
                 format!("now at {}", here(tl)),
-                "gdb still shows the old state: `maint flush register-cache` (or `flushregs`)"
+                "gdb still shows the old state: use `goto` (not `monitor goto`), or \
+                 `maint flush register-cache` and `info threads`"
                     .into(),
             ],
             Err(e) => vec![Error::timeline("goto", p, e).to_string()],

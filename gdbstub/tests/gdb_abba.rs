@@ -292,3 +292,19 @@ fn catch_syscall_stops_where_recorded_calls_return_both_ways() {
         "reverse-continue returns to the first write\n{out}"
     );
 }
+
+/// `goto` (the command `rewind gdb` gives gdb) moves the replay and makes gdb see it:
+/// the tasks there are gdb's threads at once, with their registers, where `monitor goto`
+/// alone leaves gdb with the old state.
+#[test]
+fn goto_shows_the_threads_and_registers_of_the_position_it_goes_to() {
+    let out = gdb(&["goto e100", "thread 4", "bt 1", "when"]);
+    assert!(out.contains("now at e100"), "{out}");
+    assert!(!out.contains("Unknown thread"), "{out}");
+    assert!(!out.contains("gdb still shows the old state"), "{out}");
+    assert!(
+        out.contains("[Switching to thread 4 (Thread 1.4)]"),
+        "{out}"
+    );
+    assert!(out.contains("e100 (next event 100"), "{out}");
+}
