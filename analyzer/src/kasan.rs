@@ -11,6 +11,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// The first page, where a NULL pointer's fields lie.
+const PAGE_SIZE: u64 = 4096;
+
 use crate::disasm::{disassemble, Insn, MemOperand};
 use crate::events::{Crash, Event, EventKind, ObjectOp, Pos, Regs, TaskRef};
 use crate::symbols::{format_stack, symbol_offset, Resolve};
@@ -455,9 +458,14 @@ impl KasanReport {
         } else if self.fault_addr.is_none() {
             let _ = writeln!(out, "general protection fault (signal {})", self.signal);
         }
+        let addr = self.access.map(|a| a.0).or(self.fault_addr);
         let kind = match &self.object {
             Some(o) if o.free.is_some() => "slab-use-after-free",
             Some(_) => "invalid-access",
+            // get_wild_bug_type(): an address in the first page is a NULL pointer's
+            // field. (Its user-memory-access, below TASK_SIZE, has no meaning for a
+            // kernel that is itself a user process.)
+            None if addr.is_some_and(|a| a < PAGE_SIZE) => "null-ptr-deref",
             None => "wild-memory-access",
         };
         let _ = writeln!(out, "BUG: KASAN: {kind} in {func}");

@@ -935,3 +935,39 @@ fn chrome_trace_has_tracks_slices_and_is_deterministic() {
         .any(|e| e["cat"] == "crash" && e["args"]["position"] == "e60+t600+s4"));
     golden("timeline.json", &text);
 }
+
+/// KASAN's `get_wild_bug_type()`: a fault in the first page is a NULL pointer's field
+/// (the input scenario's 0x10), anywhere else outside every object a wild access.
+#[test]
+fn a_fault_outside_every_object_is_typed_as_kasan_types_it() {
+    let t = TaskRef::new(3, "input");
+    let bug_type = |fault_addr: u64| {
+        let crash = ev(
+            "e9",
+            &t,
+            &[CHECKSUM],
+            EventKind::Crash(Crash {
+                signal: 11,
+                fault_addr: Some(fault_addr),
+                regs: Regs {
+                    rip: CHECKSUM,
+                    ..Regs::default()
+                },
+                code: vec![0x8b, 0x40, 0x10],
+            }),
+        );
+        let mut tr = ObjectTracker::new();
+        tr.feed(&crash);
+        let r = KasanReport::build(&tr, &crash, None, None, &[]).unwrap();
+        let text = r.render_text(&symbols());
+        text.lines()
+            .find_map(|l| l.strip_prefix("BUG: KASAN: "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or_else(|| panic!("no KASAN line:\n{text}"))
+            .to_string()
+    };
+    assert_eq!(bug_type(0x10), "null-ptr-deref");
+    assert_eq!(bug_type(0xfff), "null-ptr-deref");
+    assert_eq!(bug_type(0x1000), "wild-memory-access");
+    assert_eq!(bug_type(0xdead_0000), "wild-memory-access");
+}
