@@ -39,6 +39,7 @@ Examples:
   rewind replay -i TRACE                        timeline prompt: goto e120+t4567, rs, rc, where
   rewind gdb TRACE                              gdb with reverse execution, guest tasks as threads
   rewind ps TRACE                               the recording's processes (pids for -p)
+  rewind replay TRACE | rewind decode TRACE     the guest's reports with file:line for each address
   rewind gdb -p 4242 TRACE                      gdb on one process of a recording that forked
   rewind analyze report TRACE -o report/        lock order, use-after-free, provenance, timeline
   rewind pack TRACE                             one file holding the trace and its binary
@@ -92,6 +93,9 @@ pub enum Command {
     Replay(cmd::replay::ReplayArgs),
     /// Debug a recording with gdb: reverse execution, guest tasks as threads.
     Gdb(cmd::gdb::GdbArgs),
+    /// Symbolize the code addresses in a guest's own reports (a hung-task report, an
+    /// oops, a lockdep splat), as Linux's decode_stacktrace.sh does.
+    Decode(cmd::decode::DecodeArgs),
     /// Analyze a recording on a replay: lock order, use-after-free, provenance, timeline.
     Analyze(cmd::analyze::AnalyzeArgs),
     /// The shipped recordings of umk's bug scenarios: list them, or re-record one.

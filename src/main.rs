@@ -52,6 +52,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rm(args) => cmd::traces::rm(args),
         Command::Info(args) => cmd::traces::info(args),
         Command::Ps(args) => cmd::traces::ps(args),
+        Command::Decode(args) => cmd::decode::run(args),
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man(args) => cmd::completions::man(args),
     }

@@ -5,7 +5,8 @@
 //! - [`Binary`]: the guest ELF parsed once — symbols both ways (raw, demangled, without
 //!   the Rust hash), lines and inlined frames through DWARF, its code, its build-id and
 //!   the execution-point ABI it exports.
-//! - [`stack`]: the one frame-pointer walker.
+//! - [`stack`]: the one frame-pointer walker; [`decode`]: a guest's own reports with
+//!   their addresses symbolized, as decode_stacktrace.sh does.
 //! - [`Guest`]: what every guest kernel tells a debugger (its tasks, a sleeping task's
 //!   registers, what a task waits on), read through [`Memory`]. [`umk::Umk`] and
 //!   [`linux::Linux`] (UML, its layout from its own DWARF through [`dwarf`]) implement it.
@@ -18,6 +19,7 @@
 
 pub mod binary;
 pub mod console;
+pub mod decode;
 pub mod dwarf;
 pub mod error;
 pub mod linux;

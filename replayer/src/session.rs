@@ -49,6 +49,18 @@ impl TraceData {
     pub fn binary(&self) -> &std::path::Path {
         &self.launch.binary
     }
+
+    /// The guest binary's symbols and DWARF as the program ran: a position-independent
+    /// binary is moved by where the loader put it (the recorded AT_ENTRY).
+    pub fn load_binary(&self) -> guest::Result<guest::Binary> {
+        let entry = self
+            .header()
+            .auxv
+            .iter()
+            .find(|(k, _)| *k == libc::AT_ENTRY)
+            .map(|&(_, v)| v);
+        guest::Binary::load_at(self.binary(), entry)
+    }
 }
 
 /// What kind of ptrace stop the live tracee rests at.

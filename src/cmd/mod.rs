@@ -3,6 +3,7 @@
 pub mod analyze;
 pub mod completions;
 pub mod corpus;
+pub mod decode;
 pub mod demo;
 pub mod dump;
 pub mod gdb;
