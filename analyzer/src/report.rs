@@ -169,13 +169,19 @@ impl Analysis {
         self.locks.render_text(self.res())
     }
 
-    /// The lock class graph (DOT, SVG).
+    /// The lock class graph, every class (DOT).
     pub fn locks_graph(&self) -> Graph {
         self.locks.graph(self.res())
     }
 
     pub fn locks_dot(&self) -> String {
         self.locks_graph().to_dot()
+    }
+
+    /// The lock class graph to draw (SVG): around the potential deadlocks when it is
+    /// too large to draw whole.
+    pub fn locks_diagram(&self) -> Graph {
+        self.locks.diagram(self.res())
     }
 
     /// The use-after-free report, or a plain statement that there was no crash.
@@ -282,12 +288,11 @@ pub fn write_dir(a: &Analysis, dir: &Path, renderer: Renderer) -> Result<Vec<Pat
         Ok(())
     };
     let locks = a.locks_text();
-    let locks_graph = a.locks_graph();
-    let locks_dot = locks_graph.to_dot();
+    let locks_dot = a.locks_dot();
     put("locks.txt", &locks)?;
     // The DOT first: a diagram too large to draw here is still there to render.
     put("locks.dot", &locks_dot)?;
-    let locks_svg = locks_graph.to_svg(renderer)?;
+    let locks_svg = a.locks_diagram().to_svg(renderer)?;
     put("locks.svg", &locks_svg)?;
     let uaf = a.uaf_text();
     put("uaf.txt", &uaf)?;

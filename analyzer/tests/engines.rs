@@ -971,3 +971,47 @@ fn a_fault_outside_every_object_is_typed_as_kasan_types_it() {
     assert_eq!(bug_type(0x1000), "wild-memory-access");
     assert_eq!(bug_type(0xdead_0000), "wild-memory-access");
 }
+
+/// A guest's lockdep reports every class it knows (a Linux boot: hundreds): the diagram
+/// draws the classes of the cycle and their neighbours, and says how many it left out,
+/// while the DOT keeps them all.
+#[test]
+fn a_lock_graph_too_large_to_draw_is_drawn_around_its_cycle() {
+    let t = TaskRef::new(7, "kworker");
+    let classes: Vec<LockClass> = (0..100).map(|i| class(&format!("c{i}"), "", 0)).collect();
+    let dep = |a: usize, b: usize, refused: bool| {
+        ev(
+            "e5",
+            &t,
+            &[],
+            EventKind::LockDependency {
+                from: mutex(0x1000 + a as u64, &classes[a]),
+                to: mutex(0x1000 + b as u64, &classes[b]),
+                refused,
+                held_at: None,
+            },
+        )
+    };
+    let mut events: Vec<Event> = (1..100).map(|i| dep(i - 1, i, false)).collect();
+    events.push(dep(99, 98, true));
+    let r = LockReport::from_events(&events);
+    assert_eq!(r.cycles.len(), 1, "{:?}", r.cycles);
+    assert!(r.guest_lockdep_off.is_some());
+    let full = r.graph(&symbols()).to_dot();
+    let drawn = r.diagram(&symbols()).to_dot();
+    for i in 0..100 {
+        assert!(
+            full.contains(&format!("\"c{i}\\n")),
+            "class {i} not in the DOT"
+        );
+    }
+    // The cycle (98, 99) and its neighbour 97; not the chain's start.
+    for i in [97, 98, 99] {
+        assert!(
+            drawn.contains(&format!("\"c{i}\\n")),
+            "class {i} not drawn\n{drawn}"
+        );
+    }
+    assert!(!drawn.contains("\"c0\\n"), "{drawn}");
+    assert!(drawn.contains("97 more classes"), "{drawn}");
+}

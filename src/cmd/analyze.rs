@@ -123,12 +123,11 @@ pub fn run(args: AnalyzeArgs, verbose: bool) -> anyhow::Result<()> {
         } => {
             let a = analyze(trace, &args, false, verbose)?;
             print!("{}", a.locks_text());
-            let g = a.locks_graph();
             if let Some(f) = dot {
-                report::write_file(f, &g.to_dot())?;
+                report::write_file(f, &a.locks_dot())?;
             }
             if let Some(f) = svg {
-                report::write_file(f, &g.to_svg(draw.renderer())?)?;
+                report::write_file(f, &a.locks_diagram().to_svg(draw.renderer())?)?;
             }
         }
         What::Uaf { trace } => print!("{}", analyze(trace, &args, true, verbose)?.uaf_text()),
