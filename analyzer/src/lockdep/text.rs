@@ -58,16 +58,39 @@ impl LockReport {
             );
         } else {
             let instances: usize = self.classes.iter().map(|c| c.instances.len()).sum();
-            let _ = writeln!(
-                out,
-                "Lock analysis: {}, {}, {}, {}.",
-                plural(self.classes.len() as u64, "lock class", "lock classes"),
-                plural(instances as u64, "instance", "instances"),
-                plural(self.edges.len() as u64, "dependency", "dependencies"),
-                plural(self.lock_events, "lock acquisition", "lock acquisitions"),
-            );
+            if self.lock_events == 0 {
+                // Every edge came from the guest's own lockdep: it counts no acquisitions.
+                let _ = writeln!(
+                    out,
+                    "Lock analysis: {}, {}, as the kernel's own lockdep recorded them.",
+                    plural(self.classes.len() as u64, "lock class", "lock classes"),
+                    plural(self.edges.len() as u64, "dependency", "dependencies"),
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "Lock analysis: {}, {}, {}, {}.",
+                    plural(self.classes.len() as u64, "lock class", "lock classes"),
+                    plural(instances as u64, "instance", "instances"),
+                    plural(self.edges.len() as u64, "dependency", "dependencies"),
+                    plural(self.lock_events, "lock acquisition", "lock acquisitions"),
+                );
+            }
+            // Hundreds of classes (a Linux boot) would bury the verdict: past what a
+            // diagram draws, only those of a potential deadlock are listed.
+            let culprits: std::collections::BTreeSet<usize> = self
+                .cycles
+                .iter()
+                .flat_map(|c| c.classes.iter().copied())
+                .chain(self.recursive.iter().map(|r| r.class))
+                .chain(self.irq.iter().map(|r| r.class))
+                .collect();
+            let all = self.classes.len() <= super::dot::MAX_DRAWN_CLASSES;
             out.push_str("\nLock classes:\n");
             for (i, c) in self.classes.iter().enumerate() {
+                if !all && !culprits.contains(&i) {
+                    continue;
+                }
                 let _ = write!(out, "  {} ({}){{{}}}", i, c.class.name, self.kind(i));
                 // A class the guest's own lockdep named has no definition site or
                 // acquisitions of ours to show.
@@ -85,6 +108,13 @@ impl LockReport {
                     );
                 }
                 out.push('\n');
+            }
+            if !all {
+                let _ = writeln!(
+                    out,
+                    "  … and {} more (every class is in the DOT: `analyze locks --dot FILE`)",
+                    self.classes.len() - culprits.len()
+                );
             }
         }
 
