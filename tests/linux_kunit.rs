@@ -271,7 +271,8 @@ fn the_end_of_a_kunit_recording_steps_back_to_the_exit_and_forward_again() {
 /// mutexes in both orders from two kthreads, one after the other, and PROVE_LOCKING
 /// reports the possible circular dependency. The recording replays to the same report
 /// three times, and `analyze locks`, stopped where lockdep grows its graph, names the two
-/// classes as lockdep does and the cycle, closed by the second kthread.
+/// classes as the kernel's report does (usage bits and wait types) and the cycle, closed
+/// by the second kthread.
 #[test]
 fn lockdeps_report_of_a_lock_order_inversion_replays_and_analyze_names_the_cycle() {
     if !testsupport::slow_tests(
@@ -304,8 +305,15 @@ fn lockdeps_report_of_a_lock_order_inversion_replays_and_analyze_names_the_cycle
     let a = rewind(&["analyze".as_ref(), "locks".as_ref(), trace.as_os_str()]);
     a.assert_success();
     let text = &a.stdout;
-    for needle in ["(rewind_lock_a){mutex}", "(rewind_lock_b){mutex}"] {
-        assert!(text.contains(needle), "lacks {needle:?}\n{}", a.dump());
+    // Each class named as the kernel's own report names it, usage bits and wait types
+    // included: `(rewind_lock_a){+.+.}-{3:3}`.
+    for class in ["(rewind_lock_a)", "(rewind_lock_b)"] {
+        let named = recorded
+            .split_whitespace()
+            .find(|w| w.starts_with(class) && w.len() > class.len())
+            .unwrap_or_else(|| panic!("the kernel's report does not name {class}"))
+            .trim_end_matches([',', ':']);
+        assert!(text.contains(named), "lacks {named:?}\n{}", a.dump());
     }
     let potential = text
         .split("== Potential deadlocks (lock order) ==")

@@ -149,6 +149,7 @@ impl<'a> Reader<'a> {
             class,
             kind: LockKind::from_header(header.kind),
             ctx: Ctx::from_bits(arg32(ctx)),
+            usage: None,
         })
     }
 

@@ -6,7 +6,6 @@
 //! and the position where the order was established, and the classes named as lockdep
 //! names them; the lock engine builds the same report from those as from umk's probes.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -62,7 +61,6 @@ pub(crate) fn collect(
         trace_events: total,
         ..CollectStats::default()
     };
-    let mut classes: BTreeMap<u64, LockOp> = BTreeMap::new();
     let mut events = Vec::new();
     let exit = loop {
         let addr = match next_hit(tl).map_err(replay_err("running forward through"))? {
@@ -80,10 +78,8 @@ pub(crate) fn collect(
             Change::Added { from, to } => (from, to, None),
             Change::Refused { from, to, held_at } => (from, to, Some(held_at)),
         };
-        let mut op = |addr: u64| -> Result<LockOp> {
-            if let Some(op) = classes.get(&addr) {
-                return Ok(op.clone());
-            }
+        // Read at every stop: a class's usage grows as lockdep sees it in more contexts.
+        let op = |addr: u64| -> Result<LockOp> {
             let c = lockdep.class(&*tl, addr)?;
             let op = LockOp {
                 addr,
@@ -99,8 +95,8 @@ pub(crate) fn collect(
                 },
                 // Lockdep's own usage bits say the context; this collector does not.
                 ctx: Ctx::TASK,
+                usage: Some(c.usage),
             };
-            classes.insert(addr, op.clone());
             Ok(op)
         };
         let (from, to) = (op(from)?, op(to)?);

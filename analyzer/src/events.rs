@@ -101,6 +101,10 @@ pub struct LockOp {
     pub class: LockClass,
     pub kind: LockKind,
     pub ctx: Ctx,
+    /// The class's usage as the guest's own lockdep prints it (`{+.+.}-{3:3}`), when
+    /// one said it.
+    #[serde(default)]
+    pub usage: Option<String>,
 }
 
 /// An allocation or free seen by `umk_alloc` / `umk_free`.

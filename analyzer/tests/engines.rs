@@ -170,6 +170,7 @@ fn mutex(addr: u64, c: &LockClass) -> LockOp {
         class: c.clone(),
         kind: LockKind::Mutex,
         ctx: Ctx::TASK,
+        usage: None,
     }
 }
 
@@ -179,6 +180,7 @@ fn spin(addr: u64, c: &LockClass, ctx: Ctx) -> LockOp {
         class: c.clone(),
         kind: LockKind::Spin,
         ctx,
+        usage: None,
     }
 }
 

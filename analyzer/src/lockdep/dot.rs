@@ -74,7 +74,7 @@ impl LockReport {
                 ids.push(None);
                 continue;
             }
-            let mut label = format!("{}\n{{{}}}", c.class.name, self.kind(i));
+            let mut label = format!("{}\n{}", c.class.name, self.tag(i));
             if !c.class.file.is_empty() {
                 label.push_str(&format!(" {}:{}", c.class.file, c.class.line));
             }

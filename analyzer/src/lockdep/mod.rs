@@ -58,6 +58,8 @@ pub struct ClassInfo {
     /// First acquisition in task context with interrupts enabled (HARDIRQ-ON-W).
     pub irq_on: Option<Site>,
     pub acquisitions: u64,
+    /// Its usage as the guest's own lockdep printed it, as last seen.
+    pub usage: Option<String>,
 }
 
 /// A dependency: `to` was taken while `from` was held.
@@ -244,6 +246,9 @@ impl Lockdep {
     /// The class's id, without counting `op.addr` as an instance.
     fn class_id(&mut self, op: &LockOp) -> ClassId {
         if let Some(&id) = self.class_ids.get(&op.class) {
+            if op.usage.is_some() {
+                self.classes[id].usage.clone_from(&op.usage);
+            }
             return id;
         }
         let id = self.classes.len();
@@ -255,6 +260,7 @@ impl Lockdep {
             in_irq: None,
             irq_on: None,
             acquisitions: 0,
+            usage: op.usage.clone(),
         });
         id
     }
@@ -595,10 +601,16 @@ impl LockReport {
         &self.classes[c].class.name
     }
 
-    pub(crate) fn kind(&self, c: ClassId) -> &'static str {
-        match self.classes[c].kind {
-            LockKind::Spin => "spin",
-            LockKind::Mutex => "mutex",
+    /// What follows a class's name in a report: the guest lockdep's `{+.+.}-{3:3}` when
+    /// it said it, else the kind, `{spin}` or `{mutex}`.
+    pub(crate) fn tag(&self, c: ClassId) -> String {
+        let info = &self.classes[c];
+        if let Some(u) = &info.usage {
+            return u.clone();
+        }
+        match info.kind {
+            LockKind::Spin => "{spin}".into(),
+            LockKind::Mutex => "{mutex}".into(),
         }
     }
 }

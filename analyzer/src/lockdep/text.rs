@@ -15,10 +15,10 @@ impl LockReport {
     fn lock_line(&self, out: &mut String, res: &dyn Resolve, c: ClassId, site: &Site) {
         let _ = writeln!(
             out,
-            "{:#x} ({}){{{}}}, at: {}",
+            "{:#x} ({}){}, at: {}",
             site.addr,
             self.name(c),
-            self.kind(c),
+            self.tag(c),
             site_text(res, &site.stack)
         );
         let _ = writeln!(out, "    position: {} ({})", site.pos, site.task);
@@ -91,7 +91,7 @@ impl LockReport {
                 if !all && !culprits.contains(&i) {
                     continue;
                 }
-                let _ = write!(out, "  {} ({}){{{}}}", i, c.class.name, self.kind(i));
+                let _ = write!(out, "  {} ({}){}", i, c.class.name, self.tag(i));
                 // A class the guest's own lockdep named has no definition site or
                 // acquisitions of ours to show.
                 if !c.class.file.is_empty() {
@@ -179,10 +179,10 @@ impl LockReport {
             let e = &self.edges[&(path[k - 1], path[k])];
             let _ = writeln!(
                 out,
-                "\n-> #{} ({}){{{}}}:",
+                "\n-> #{} ({}){}:",
                 k,
                 self.name(path[k]),
-                self.kind(path[k])
+                self.tag(path[k])
             );
             let _ = writeln!(
                 out,
@@ -193,7 +193,7 @@ impl LockReport {
             );
             out.push_str(&format_stack(res, &e.first.stack, false, "       "));
         }
-        let _ = writeln!(out, "\n-> #0 ({}){{{}}}:", self.name(next), self.kind(next));
+        let _ = writeln!(out, "\n-> #0 ({}){}:", self.name(next), self.tag(next));
         let _ = writeln!(
             out,
             "       taken while holding ({}) by {} at position {}",

@@ -30,6 +30,13 @@ pub struct Lockdep {
     key: u64,
     /// `held_lock::acquire_ip`.
     acquire_ip: u64,
+    usage_mask: u64,
+    wait_type_outer: u64,
+    /// The `lock_usage_bit` of each state's write and read use (`LOCK_USED_IN_HARDIRQ`,
+    /// `…_READ`, then SOFTIRQ's), in the order lockdep prints them.
+    used_in: [u32; 4],
+    /// `LOCK_USAGE_DIR_MASK`: a state's ENABLED bit is its USED_IN bit plus this.
+    dir: u32,
     /// `LD_WAIT_SLEEP` (its value depends on the config): a class one may sleep holding.
     wait_sleep: i64,
     /// `held_lock::class_idx`: byte, first bit, width.
@@ -47,6 +54,8 @@ pub struct Class {
     pub key: u64,
     /// One may sleep holding it (a mutex, rwsem, …), rather than spin.
     pub sleeps: bool,
+    /// Its usage and wait types as lockdep prints them after the name: `{+.+.}-{3:3}`.
+    pub usage: String,
 }
 
 /// A change to lockdep's graph at one of its probes, by class address.
@@ -66,13 +75,34 @@ impl Lockdep {
         let t = crate::dwarf::types(
             bin.path(),
             &["lock_class", "held_lock"],
-            &["lockdep_wait_type"],
+            &["lockdep_wait_type", "lock_usage_bit"],
         )?;
         let (class, held) = (&t.structs["lock_class"], &t.structs["held_lock"]);
         let wait_sleep = t.enums["lockdep_wait_type"]
             .get("LD_WAIT_SLEEP")
             .copied()
             .ok_or_else(|| layout("enum lockdep_wait_type has no LD_WAIT_SLEEP".into()))?;
+        let bits = &t.enums["lock_usage_bit"];
+        let bit = |name: &str| -> Result<u32> {
+            bits.get(name)
+                .and_then(|&v| u32::try_from(v).ok())
+                .filter(|&v| v < 64)
+                .ok_or_else(|| layout(format!("enum lock_usage_bit has no {name} below 64")))
+        };
+        let mut used_in = [0u32; 4];
+        for (b, state) in
+            used_in
+                .iter_mut()
+                .zip(["HARDIRQ", "HARDIRQ_READ", "SOFTIRQ", "SOFTIRQ_READ"])
+        {
+            *b = bit(&format!("LOCK_USED_IN_{state}"))?;
+        }
+        let dir = bit("LOCK_ENABLED_HARDIRQ")?
+            .checked_sub(used_in[0])
+            .filter(|d| used_in.iter().all(|b| b + d < 64))
+            .ok_or_else(|| {
+                layout("LOCK_ENABLED_HARDIRQ is not above LOCK_USED_IN_HARDIRQ".into())
+            })?;
         let class_idx = held.bit_field("class_idx")?;
         if class_idx.2 == 0 || class_idx.2 > 24 {
             return Err(layout(format!(
@@ -92,6 +122,10 @@ impl Lockdep {
             wait_type_inner: class.offset("wait_type_inner")?,
             key: class.offset("key")?,
             acquire_ip: held.offset("acquire_ip")?,
+            usage_mask: class.offset("usage_mask")?,
+            wait_type_outer: class.offset("wait_type_outer")?,
+            used_in,
+            dir,
             wait_sleep,
             class_idx,
         })
@@ -170,6 +204,30 @@ impl Lockdep {
             1,
             "lock_class.wait_type_inner",
         )?;
+        let outer = memory::bytes(
+            mem,
+            field(self.wait_type_outer),
+            1,
+            "lock_class.wait_type_outer",
+        )?;
+        let mask = memory::u64_at(mem, field(self.usage_mask), "lock_class.usage_mask")?;
+        // get_usage_char(): '+' enabled in the state, '-' used in it, '?' both.
+        let usage: String = self
+            .used_in
+            .iter()
+            .map(|&b| {
+                let used = mask & (1 << b) != 0;
+                let enabled = mask & (1 << (b + self.dir)) != 0;
+                match (used, enabled) {
+                    (true, true) => '?',
+                    (true, false) => '-',
+                    (false, true) => '+',
+                    (false, false) => '.',
+                }
+            })
+            .collect();
+        // print_lock_name(): the outer wait type, or the inner when it has none.
+        let outer = if outer[0] != 0 { outer[0] } else { wait[0] };
         let mut name = if name_ptr == 0 {
             format!("key {key:#x}")
         } else {
@@ -188,6 +246,7 @@ impl Lockdep {
             name,
             key,
             sleeps: i64::from(wait[0]) >= self.wait_sleep,
+            usage: format!("{{{usage}}}-{{{outer}:{}}}", wait[0]),
         })
     }
 }
