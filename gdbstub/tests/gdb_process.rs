@@ -3,7 +3,8 @@
 //! times and the parent twice. On the child, a breakpoint on `work` stops three times
 //! forward and three times backward, always in the child (its `role` is 1), and a
 //! reverse-stepi from `work`'s entry lands on the child's call; on the whole recording
-//! the same breakpoint stops five times.
+//! the same breakpoint stops five times. The programs are position-independent: gdb
+//! relocates their symbols from the recorded auxiliary vector the stub serves.
 
 mod common;
 
@@ -25,7 +26,7 @@ fn forked() -> &'static (tempfile::TempDir, PathBuf, PathBuf, u32) {
     static ONCE: OnceLock<(tempfile::TempDir, PathBuf, PathBuf, u32)> = OnceLock::new();
     ONCE.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        let exe = testsupport::host::cc_with(d.path(), "forkwork", PROGRAM, &["-g", "-no-pie"]);
+        let exe = testsupport::host::cc_with(d.path(), "forkwork", PROGRAM, &["-g"]);
         let (rec, t, out) = testsupport::record::record(d.path(), &exe, &[]);
         assert_eq!(rec.exit, trace::ExitStatus::Exited(0));
         assert_eq!(out, b"w\nw\nw\nw\nw\n");
@@ -136,7 +137,7 @@ const THREADED: &str = "#include <pthread.h>\n#include <unistd.h>\n\
 #[test]
 fn a_threaded_programs_threads_are_gdb_threads_with_their_own_stacks() {
     let d = tempfile::tempdir().unwrap();
-    let exe = testsupport::host::cc_with(d.path(), "threads", THREADED, &["-g", "-no-pie"]);
+    let exe = testsupport::host::cc_with(d.path(), "threads", THREADED, &["-g"]);
     let (rec, t, out) = testsupport::record::record(d.path(), &exe, &[]);
     assert_eq!(rec.exit, trace::ExitStatus::Exited(0));
     assert_eq!(out, b"x\n");

@@ -112,6 +112,17 @@ impl Timeline {
         }
     }
 
+    /// The auxiliary vector of the program a debugger looks at (that of the first exec of
+    /// the process in focus, or the recording's), as the program saw it: a debugger
+    /// reads where a position-independent program was loaded from it.
+    pub fn auxv(&self) -> Vec<(u64, u64)> {
+        let exec = self.focused().and_then(|p| p.execs.first());
+        match exec.and_then(|&(at, _)| self.engine.event(at)) {
+            Some(Event::Exec(x)) => x.auxv.clone(),
+            _ => self.header().auxv.clone(),
+        }
+    }
+
     /// The process in focus, if one was chosen.
     pub fn focused(&self) -> Option<&Process> {
         self.engine.focus().map(|f| &f.tree.processes[f.process])
