@@ -3,9 +3,9 @@
 //! and to a watchpoint, reverse-stepi/stepi round trips, reverse-finish, monitor commands
 //! and reconnecting. Each test starts the stub in-process on an ephemeral port.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use rewind_gdb::{Server, ServerOptions};
 
@@ -41,16 +41,7 @@ fn gdb_sessions(cmds: &[&str], sessions: usize) -> (Vec<String>, Vec<String>) {
     let addr = rx.recv().expect("stub address");
     let mut outputs = Vec::new();
     for _ in 0..sessions {
-        // The command `rewind gdb` launches, in batch mode.
-        let launch = rewind_gdb::gdb_command(testsupport::umk_binary(), addr);
-        let mut cmd = Command::new(&launch[0]);
-        cmd.args(["-batch", "-nx", "-ex", "set pagination off"])
-            .args(&launch[1..]);
-        for c in cmds {
-            cmd.arg("-ex").arg(c);
-        }
-        let run = testsupport::run_with_timeout(cmd, Duration::from_secs(180), None);
-        outputs.push(format!("{}{}", run.stdout, run.stderr));
+        outputs.push(common::gdb_batch(testsupport::umk_binary(), addr, cmds));
     }
     let lat = stub.join().expect("stub thread");
     eprintln!("stub latencies:\n  {}", lat.join("\n  "));

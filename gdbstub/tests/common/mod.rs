@@ -2,7 +2,8 @@
 //! its own thread (the replay's tracer is the thread that opens it), and the real gdb in
 //! batch mode, launched as `rewind gdb` launches it, serving one session.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -10,6 +11,9 @@ use rewind_gdb::{Server, ServerOptions};
 
 /// gdb's output of one session running `cmds` against a stub opened with `opts`, and the
 /// binary the stub gave gdb.
+// why: each test binary compiles this module and uses only part of it (gdb_abba serves
+// several sessions from one stub of its own).
+#[allow(dead_code)]
 pub fn gdb_session(opts: ServerOptions, cmds: &[&str]) -> (String, PathBuf) {
     let (tx, rx) = std::sync::mpsc::channel();
     let stub = std::thread::spawn(move || {
@@ -19,7 +23,15 @@ pub fn gdb_session(opts: ServerOptions, cmds: &[&str]) -> (String, PathBuf) {
         server.serve_one().expect("serving gdb");
     });
     let (addr, binary) = rx.recv().expect("stub address");
-    let launch = rewind_gdb::gdb_command(&binary, addr);
+    let out = gdb_batch(&binary, addr, cmds);
+    stub.join().expect("stub thread");
+    (out, binary)
+}
+
+/// gdb's output of one batch session with `binary`'s symbols, attached to the stub at
+/// `addr` as `rewind gdb` attaches it, running `cmds`.
+pub fn gdb_batch(binary: &Path, addr: SocketAddr, cmds: &[&str]) -> String {
+    let launch = rewind_gdb::gdb_command(binary, addr);
     let mut cmd = Command::new(&launch[0]);
     cmd.args(["-batch", "-nx", "-ex", "set pagination off"])
         .args(&launch[1..]);
@@ -27,6 +39,5 @@ pub fn gdb_session(opts: ServerOptions, cmds: &[&str]) -> (String, PathBuf) {
         cmd.arg("-ex").arg(c);
     }
     let run = testsupport::run_with_timeout(cmd, Duration::from_secs(180), None);
-    stub.join().expect("stub thread");
-    (format!("{}{}", run.stdout, run.stderr), binary)
+    format!("{}{}", run.stdout, run.stderr)
 }
