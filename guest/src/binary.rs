@@ -233,11 +233,24 @@ impl Binary {
             .partition_point(|s| s.addr <= link)
             .checked_sub(1)?;
         let s = &self.syms[i];
-        // A zero-sized symbol (hand-written assembly) claims up to the next symbol.
+        // A zero-sized symbol (hand-written assembly) claims up to the next symbol, and no
+        // further than its section's end: past the last one (`_fini`) lie other objects'
+        // code (a shared library's), not its.
         let end = if s.size > 0 {
             s.addr.saturating_add(s.size)
         } else {
-            self.syms.get(i + 1).map_or(u64::MAX, |n| n.addr)
+            let section_end = self
+                .code
+                .iter()
+                .find(|(start, bytes)| {
+                    (*start..start.saturating_add(bytes.len() as u64)).contains(&s.addr)
+                })
+                .map_or(s.addr.saturating_add(1), |(start, bytes)| {
+                    start.saturating_add(bytes.len() as u64)
+                });
+            self.syms
+                .get(i + 1)
+                .map_or(section_end, |n| n.addr.min(section_end))
         };
         (link < end).then(|| SymbolHit {
             name: s.name.clone(),
@@ -375,5 +388,15 @@ mod tests {
         let hit = b.symbol(main).expect("main is a function");
         assert_eq!((hit.name.as_str(), hit.offset), ("main", 0));
         assert!(!b.frames(main).is_empty());
+    }
+
+    #[test]
+    fn the_last_symbol_claims_no_address_past_its_section() {
+        // The test binary ends its code with `_fini` (crti's, of no size, with GNU ld):
+        // an address far past it, where a shared library would be, is no function of it.
+        let b = Binary::load(&std::env::current_exe().unwrap()).unwrap();
+        let last = b.syms.last().expect("symbols");
+        assert_eq!(b.symbol(last.addr).map(|h| h.name), Some(last.name.clone()));
+        assert_eq!(b.symbol(last.addr + (1 << 32)), None);
     }
 }
