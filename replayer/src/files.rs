@@ -42,6 +42,18 @@ pub fn check_binary(trace: &Path, id: &BinaryId, found: &Path) -> Result<()> {
         found: found.to_path_buf(),
         why,
     };
+    // The path may be the trace's word (an exec's, a header's): never read a device, a
+    // FIFO or a file larger than any binary a trace may carry.
+    let meta = std::fs::metadata(found).map_err(|e| mismatch(format!("cannot be read ({e})")))?;
+    if !meta.is_file() {
+        return Err(mismatch("is not a regular file".into()));
+    }
+    if meta.len() > trace::pack::MAX_BINARY_BYTES {
+        return Err(mismatch(format!(
+            "is {} bytes, more than a recorded binary may be",
+            meta.len()
+        )));
+    }
     let bytes = std::fs::read(found).map_err(|e| mismatch(format!("cannot be read ({e})")))?;
     if bytes.len() as u64 != id.size || BlobHash::of(&bytes) != id.sha256 {
         let build = guest::binary::build_id(&bytes);

@@ -6,9 +6,9 @@
 //! A task is created by executing the recorded fork, vfork or clone (`Event::NewTask` or
 //! `Event::NewThread`, then its `Syscall`); the recording-time ids the program saw (the
 //! call's result, the tid the kernel wrote to memory) are put back in place of the
-//! replay's own, as every call that reads or names a pid is emulated. A task whose call waited in the kernel at
-//! record time (`Event::Blocked`) is brought to the same entry, and left there, so that
-//! nothing of it runs while the others do.
+//! replay's own, as every call that reads or names a pid is emulated. A task whose call
+//! waited in the kernel at record time (`Event::Blocked`) is brought to the same entry, and
+//! left there, so that nothing of it runs while the others do.
 
 use trace::{Event, SyscallEvent};
 use tracee::syscalls::CloneArgs;

@@ -163,3 +163,27 @@ fn a_handler_is_not_entered_on_a_signal_frame_of_another_size() {
         );
     }
 }
+
+/// A trace naming a device as its binary (a hostile header) is refused without reading
+/// it: `/dev/zero` would never end, nor fit in memory.
+#[test]
+fn a_binary_path_that_is_not_a_regular_file_is_refused_unread() {
+    let d = tempfile::tempdir().unwrap();
+    let (_, t, _) = record(d.path(), "/bin/true", &[]);
+    let bad = d.path().join("bad");
+    testsupport::record::rewrite_all(
+        &t,
+        &bad,
+        |h| {
+            h.binary.path = b"/dev/zero".to_vec();
+            h.program = b"/dev/zero".to_vec();
+        },
+        |_, e| vec![e],
+    );
+    let err = replayer::replay(&bad, Default::default()).unwrap_err();
+    assert!(
+        matches!(err, replayer::Error::BinaryMismatch { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("is not a regular file"), "{err}");
+}

@@ -24,6 +24,8 @@ use crate::Guest;
 const GUEST: &str = "linux";
 /// More tasks than any UML kernel runs: a longer list is a corrupt one.
 const MAX_TASKS: usize = 1 << 16;
+/// A `task_struct` is about 7 KiB with lockdep; one past this is not a kernel's.
+const MAX_TASK_BYTES: u64 = 1 << 20;
 /// `TASK_COMM_LEN`.
 const COMM_LEN: usize = 16;
 
@@ -90,12 +92,15 @@ impl Linux {
             &l["__jmp_buf"],
             &l["signal_struct"],
         );
-        let switch_buf = task.offset("thread")? + thread.offset("switch_buf")?;
+        // Overflowing sums land outside the task, where the check below refuses them.
+        let switch_buf = task
+            .offset("thread")?
+            .wrapping_add(thread.offset("switch_buf")?);
         let mut regs = [0u64; 8];
         for (r, name) in regs.iter_mut().zip([
             "__rip", "__rsp", "__rbp", "__rbx", "__r12", "__r13", "__r14", "__r15",
         ]) {
-            *r = switch_buf + jb.offset(name)?;
+            *r = switch_buf.wrapping_add(jb.offset(name)?);
         }
         let at = Offsets {
             task_size: task.size,
@@ -124,6 +129,13 @@ impl Linux {
             (at.nvcsw, 8),
             (at.nivcsw, 8),
         ];
+        // Each task is read whole: a size no kernel has would make that unbounded.
+        if at.task_size > MAX_TASK_BYTES {
+            return Err(layout(format!(
+                "task_struct is {} bytes, more than {MAX_TASK_BYTES}",
+                at.task_size
+            )));
+        }
         if inside.iter().any(|&(o, n)| !fits(o, n)) || at.regs.iter().any(|&o| !fits(o, 8)) {
             return Err(layout(format!(
                 "a task_struct member lies past its {} bytes",
