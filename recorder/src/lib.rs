@@ -39,6 +39,7 @@ mod ptraced;
 mod session;
 mod shared;
 pub mod signals;
+mod syscallbuf;
 mod syscalls;
 mod tasks;
 pub mod time;
@@ -77,6 +78,10 @@ pub struct RecordOptions {
     pub timeout: Option<Duration>,
     /// Type this into the program's stdin (a pipe) instead of inheriting ours.
     pub input: Option<InputFeed>,
+    /// The syscall buffer's preload library (`librewind_preload.so`), preloaded into a
+    /// dynamically linked program that is not a guest kernel; `None` records every call
+    /// with a ptrace stop (`--no-syscall-buffer`).
+    pub syscall_buffer: Option<PathBuf>,
 }
 
 impl RecordOptions {
@@ -95,6 +100,7 @@ impl RecordOptions {
             chaos: None,
             timeout: None,
             input: None,
+            syscall_buffer: None,
         }
     }
 
@@ -115,6 +121,7 @@ impl RecordOptions {
             chaos: Some(chaos),
             timeout: self.timeout,
             input: self.input.clone(),
+            syscall_buffer: self.syscall_buffer.clone(),
         })
     }
 }
@@ -201,14 +208,18 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         c.info().write(&dir)?;
     }
     let pin = Pin::here();
-    let filter = tracee::syscalls::filter();
+    let preload = match &opts.syscall_buffer {
+        Some(lib) => syscallbuf::preload_for(&resolved, lib)?,
+        None => None,
+    };
+    let filter = tracee::syscalls::filter_for(preload.is_some());
     let trap_tsc = opts.trap_tsc && tracee::cpu::tsc_trapping_supported();
     let mut argv = vec![opts.program.clone()];
     argv.extend(opts.args.iter().cloned());
     let mut spawn = tracee::SpawnOptions {
         program: resolved.clone(),
         argv,
-        env: None,
+        env: preload.as_ref().map(|lib| syscallbuf::environment(lib)),
         signals: None,
         seccomp: Some(filter.clone()),
         trap_tsc,
@@ -240,6 +251,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         tsc_trapped: trap_tsc,
         want_cpuid_faulting: opts.cpuid_faulting,
         cpu: pin.0,
+        buffered: preload.is_some(),
     };
     let prepared = match exec::prepare(stopped, &mut writer, &mut files, settings) {
         Ok(p) => p,
@@ -263,6 +275,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         chaos: opts.chaos.map(chaos::Chaos::new),
         signals: 0,
         timed_out: watchdog.as_ref().map(watchdog::Watchdog::flag),
+        buffered: preload.is_some(),
     };
     let mut result = session.run(prepared.stopped);
     let fired = watchdog.is_some_and(watchdog::Watchdog::stop);

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 
 use trace::{Output, Stream, TraceWriter, OUTPUT_INLINE};
-use tracee::{maps, Addr, Pid, Stopped};
-
 use tracee::syscalls::sent::{digest, Sent, Source};
+use tracee::syscalls::Peek;
+use tracee::{maps, Addr, Pid, Stopped};
 
 /// Device and inode of an open file.
 type Identity = (u64, u64);
@@ -75,25 +75,29 @@ pub(crate) fn source_offset(s: &Stopped, fd: i32, offset_ptr: u64) -> Option<u64
 /// Reads what `sent` sent and makes the trace's record of it. `offset` is the source
 /// position noted at entry, for calls that copy from a file.
 pub(crate) fn record(
-    s: &Stopped,
+    pid: Pid,
+    mem: &dyn Peek,
     writer: &mut TraceWriter,
     console: &mut Console,
     sent: &Sent,
     len: usize,
     offset: Option<u64>,
 ) -> std::result::Result<Output, String> {
-    let stream = console.stream(s.pid(), sent.fd);
+    let stream = console.stream(pid, sent.fd);
     let inline = if len as u64 <= OUTPUT_INLINE { len } else { 0 };
     let (sha256, kept) = match &sent.source {
         Source::Memory(ranges) => digest(ranges, inline, |addr, buf| {
-            s.read_exact(Addr::new(addr), buf)
-                .map_err(|e| format!("reading the bytes it sent at {addr:#x}: {e}"))
+            let bytes = mem
+                .peek(addr, buf.len())
+                .ok_or_else(|| format!("the bytes it sent at {addr:#x} cannot be read"))?;
+            buf.copy_from_slice(&bytes);
+            Ok::<_, String>(())
         })?,
         Source::File { fd, .. } => {
             let at = offset.ok_or_else(|| {
                 format!("the position of its source descriptor {fd} is unknown (not a file?)")
             })?;
-            let file = maps::open_fd(s.pid(), *fd)
+            let file = maps::open_fd(pid, *fd)
                 .map_err(|e| format!("opening its source descriptor {fd}: {e}"))?;
             // Console output the replay must echo from the trace is kept whole.
             let keep = if stream.is_some() { len } else { inline };

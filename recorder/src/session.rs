@@ -49,6 +49,8 @@ pub(crate) struct Session {
     pub chaos: Option<crate::chaos::Chaos>,
     /// Asynchronous signals recorded so far (every one is an `Event::Signal`).
     pub signals: u64,
+    /// The program runs with the syscall buffer preloaded: drain it at every stop.
+    pub buffered: bool,
     /// Set by the watchdog when it killed the tracee for running past `--timeout`.
     pub timed_out: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -148,6 +150,13 @@ impl Session {
     }
 
     pub(crate) fn on_stop(&mut self, s: Stopped, stop: Stop) -> Result<Flow> {
+        // The calls made without a stop since the last one come first, whatever this is.
+        if self.buffered && !matches!(stop, Stop::Exec) {
+            if let Err(r) = self.drain_buffer(&s)? {
+                let rip = self.t(s.regs())?.rip();
+                return self.abort(s, r.what, r.why, rip);
+            }
+        }
         match stop {
             Stop::Seccomp => self.on_syscall(s),
             Stop::Signal(tracee::Signal::SIGSTOP) if self.is_our_stop(&s)? => self.on_our_stop(s),

@@ -30,6 +30,14 @@ impl SharedFiles {
         let next = u32::try_from(self.numbers.len()).unwrap_or(u32::MAX);
         *self.numbers.entry(file).or_insert(next)
     }
+
+    /// Whether task `pid`'s descriptor `fd` is a file some task maps MAP_SHARED.
+    pub(crate) fn maps_fd(&self, pid: tracee::Pid, fd: i32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        !self.numbers.is_empty()
+            && std::fs::metadata(format!("/proc/{pid}/fd/{fd}"))
+                .is_ok_and(|m| self.numbers.contains_key(&(m.dev(), m.ino())))
+    }
 }
 
 /// Whether mmap flags share the mapping with the file (MAP_SHARED or

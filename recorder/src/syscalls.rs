@@ -4,8 +4,8 @@
 //! blob) and what it sent out of the process.
 
 use trace::{Event, MemWrite, RemoteAddr, SyscallEvent};
-use tracee::syscalls::{self, Class};
-use tracee::{Addr, Resume, Stopped};
+use tracee::syscalls::{self, Class, Peek};
+use tracee::{Addr, Pid, Resume, Stopped};
 
 use crate::error::{Error, Result};
 use crate::files;
@@ -20,6 +20,11 @@ impl Session {
         let regs = self.t(s.regs())?;
         let nr = regs.syscall_nr();
         let args = regs.syscall_args();
+        if self.buffered && nr == libc::SYS_execve as u64 {
+            // Traced only so that the buffer was drained (at this stop) before the exec
+            // discards it; it runs as the unbuffered filter lets it, unrecorded.
+            return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
+        }
         let name = trace::sysno::name(nr)
             .map(str::to_owned)
             .unwrap_or_else(|| format!("syscall_{nr}"));
@@ -148,6 +153,60 @@ impl Session {
         }
     }
 
+    /// A finished call's effects on `event`: the memory it wrote (`writes`) and what it
+    /// sent (`output`), read from `mem` — the tracee at the call's exit stop, or the
+    /// record the syscall buffer made of it. `Ok(Err(why))` when they cannot be recorded.
+    pub(crate) fn effects(
+        &mut self,
+        pid: Pid,
+        mem: &dyn Peek,
+        event: &mut SyscallEvent,
+        copy_from: Option<u64>,
+    ) -> Result<std::result::Result<(), String>> {
+        let (nr, args) = (event.nr, event.args);
+        let ranges = match syscalls::outputs(nr, args, event.ret, mem) {
+            Ok(r) => r,
+            Err(why) => return Ok(Err(why.0)),
+        };
+        for (addr, len) in ranges {
+            let Some(buf) = mem.peek(addr, len) else {
+                // Recording fewer bytes than the call wrote would make the replay silently
+                // wrong; a stopped tracee's memory is read as only a ptracer can.
+                return Ok(Err(format!(
+                    "its output at {addr:#x} ({len} bytes) cannot be read back from the tracee"
+                )));
+            };
+            let data = files::data(&mut self.writer, buf)?;
+            event.writes.push(MemWrite {
+                addr: RemoteAddr(addr),
+                data,
+            });
+        }
+        // `sent` is `Some` only for a positive result, which is then a usize.
+        let sent = tracee::syscalls::sent::sent(nr, args, event.ret, mem)
+            .zip(usize::try_from(event.ret).ok());
+        match sent {
+            Some((sent, len)) => {
+                let out = crate::output::record(
+                    pid,
+                    mem,
+                    &mut self.writer,
+                    &mut self.console,
+                    &sent,
+                    len,
+                    copy_from,
+                );
+                match out {
+                    Ok(out) => event.output = Some(out),
+                    Err(why) => return Ok(Err(why)),
+                }
+            }
+            None if tracee::syscalls::sent::may_change_descriptors(nr) => self.console.invalidate(),
+            None => {}
+        }
+        Ok(Ok(()))
+    }
+
     /// The rest of a recorded call at its syscall-exit stop: its result, the memory it
     /// wrote and what it sent, appended as its event.
     pub(crate) fn complete_call(&mut self, s: Stopped, call: PendingCall) -> Result<Flow> {
@@ -160,65 +219,9 @@ impl Session {
         let (nr, args) = (event.nr, event.args);
         let exit_regs = self.t(s.regs())?;
         event.ret = exit_regs.syscall_ret();
-        let ranges = match syscalls::outputs(nr, args, event.ret, &s) {
-            Ok(r) => r,
-            Err(why) => {
-                return self.abort(
-                    s,
-                    format!("{name} returning {}", event.ret),
-                    why.0,
-                    entry_rip,
-                )
-            }
-        };
-        for (addr, len) in ranges {
-            let mut buf = vec![0u8; len];
-            let got = self.t(s.read_partial(Addr::new(addr), &mut buf))?;
-            if got < len {
-                // Recording fewer bytes than the call wrote would make the replay silently
-                // wrong; read_partial already reads what only a ptracer can.
-                return self.abort(
-                    s,
-                    format!("{name} returning {}", event.ret),
-                    format!(
-                        "its output at {addr:#x} ({len} bytes) cannot be read back from the \
-                         tracee beyond byte {got}"
-                    ),
-                    entry_rip,
-                );
-            }
-            let data = files::data(&mut self.writer, buf)?;
-            event.writes.push(MemWrite {
-                addr: RemoteAddr(addr),
-                data,
-            });
-        }
-        // `sent` is `Some` only for a positive result, which is then a usize.
-        let sent = tracee::syscalls::sent::sent(nr, args, event.ret, &s)
-            .zip(usize::try_from(event.ret).ok());
-        match sent {
-            Some((sent, len)) => {
-                match crate::output::record(
-                    &s,
-                    &mut self.writer,
-                    &mut self.console,
-                    &sent,
-                    len,
-                    copy_from,
-                ) {
-                    Ok(out) => event.output = Some(out),
-                    Err(why) => {
-                        return self.abort(
-                            s,
-                            format!("{name} returning {}", event.ret),
-                            why,
-                            entry_rip,
-                        )
-                    }
-                }
-            }
-            None if tracee::syscalls::sent::may_change_descriptors(nr) => self.console.invalidate(),
-            None => {}
+        let pid = s.pid();
+        if let Err(why) = self.effects(pid, &s, &mut event, copy_from)? {
+            return self.abort(s, format!("{name} returning {}", event.ret), why, entry_rip);
         }
         if nr == libc::SYS_mmap as u64 {
             match self.shared_mapping(args, event.ret)? {

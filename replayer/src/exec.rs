@@ -66,8 +66,12 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
         .collect();
     // The replayer's own filter, from its own table: a trace never decides which calls
     // really run. A trace recorded with another filter would stop at other calls.
+    // A recording that preloaded the syscall buffer let its untraced entry through;
+    // replay runs the unbuffered filter, so each of those calls stops and is served from
+    // its event like any other.
     let filter = tracee::syscalls::filter();
-    if filter.to_words() != h.seccomp_filter {
+    let buffered = tracee::syscalls::filter_for(true).to_words();
+    if filter.to_words() != h.seccomp_filter && buffered != h.seccomp_filter {
         return Err(setup(format!(
             "the trace was recorded with a system call filter of {} instructions that is not \
              this rewind's ({} instructions; recorder version {:?}): re-record it with this \

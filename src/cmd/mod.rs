@@ -9,6 +9,7 @@ pub mod dump;
 pub mod gdb;
 pub mod interactive;
 pub mod pack;
+pub mod preload;
 pub mod record;
 pub mod replay;
 pub mod traces;

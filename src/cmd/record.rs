@@ -43,6 +43,11 @@ pub struct RecordArgs {
     /// (default: none, or 60 with --until).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Record every system call with a ptrace stop: do not preload the syscall buffer
+    /// (librewind_preload.so), which makes a dynamically linked program's reads and
+    /// writes of files, clock reads and getpid-like calls without one.
+    #[arg(long)]
+    pub no_syscall_buffer: bool,
     /// The program and its arguments.
     #[arg(
         required = true,
@@ -77,6 +82,9 @@ pub fn run(args: RecordArgs, verbose: bool) -> anyhow::Result<()> {
     let mut opts = recorder::RecordOptions::new(program, command);
     opts.out_dir = args.output;
     opts.trap_tsc = !args.no_tsc_trap;
+    if !args.no_syscall_buffer {
+        opts.syscall_buffer = Some(super::preload::locate()?);
+    }
     let chaos_seed = args.chaos.or(args.until.map(|_| 1));
     opts.chaos = chaos_seed.map(|seed| recorder::ChaosOptions {
         seed,

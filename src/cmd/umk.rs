@@ -51,6 +51,20 @@ pub fn locate_profile(profile: &str) -> Result<PathBuf> {
 /// Builds (or brings up to date) umk with `profile` in the source tree and returns the
 /// binary cargo reports, wherever its target directory is.
 fn build(workspace: &Path, profile: &str) -> Result<PathBuf> {
+    build_target(workspace, "umk", &["--bin", "umk"], profile)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("cargo built umk (profile {profile}) but named no executable"))
+}
+
+/// Builds package `package`'s target `what` with `profile` and returns the files cargo
+/// reports for the target named like the package (its executable first).
+pub fn build_target(
+    workspace: &Path,
+    package: &str,
+    what: &[&str],
+    profile: &str,
+) -> Result<Vec<PathBuf>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(workspace)
@@ -59,19 +73,38 @@ fn build(workspace: &Path, profile: &str) -> Result<PathBuf> {
             "--quiet",
             "--message-format=json-render-diagnostics",
         ])
-        .args(["-p", "umk", "--bin", "umk", "--profile", profile])
+        .args(["-p", package])
+        .args(what)
+        .args(["--profile", profile])
         .stderr(Stdio::inherit())
         .output()
-        .context("running cargo to build umk (install Rust with rustup, or set REWIND_UMK)")?;
+        .with_context(|| format!("running cargo to build {package} (install Rust with rustup)"))?;
     if !out.status.success() {
-        bail!("building umk (profile {profile}) failed ({})", out.status);
+        bail!(
+            "building {package} (profile {profile}) failed ({})",
+            out.status
+        );
     }
+    let target = package.replace('-', "_");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
+    let files = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "umk")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && (m["target"]["name"] == package || m["target"]["name"] == target.as_str())
+        })
+        .flat_map(|m| {
+            let exe = m["executable"].as_str().map(PathBuf::from);
+            let files: Vec<PathBuf> = m["filenames"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f.as_str().map(PathBuf::from))
+                .collect();
+            exe.into_iter().chain(files)
+        })
         .filter(|p| p.is_file())
-        .with_context(|| format!("cargo built umk (profile {profile}) but named no executable"))
+        .collect();
+    Ok(files)
 }

@@ -42,12 +42,44 @@ int main(void) {
 }
 "#;
 
+/// Prints its pid, then reads the clock and appends to a file, both through the syscall
+/// buffer, until killed: the kill finds records in the buffer.
+const BUFFERED_SPINNER: &str = r#"
+#include <fcntl.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    (void)argc;
+    int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    printf("pid %d\n", (int)getpid());
+    fflush(stdout);
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        write(fd, "x", 1);
+    }
+}
+"#;
+
 /// Records `exe` with its stdout on a pipe; once it printed its pid, sends it SIGKILL from
 /// outside (kill(1)). Returns the trace and everything it printed.
 fn record_killed(dir: &Path, exe: &Path, settle: std::time::Duration) -> (PathBuf, Vec<u8>) {
+    record_killed_with(dir, exe, &[], None, settle)
+}
+
+/// As `record_killed`, with arguments and the syscall buffer's library.
+fn record_killed_with(
+    dir: &Path,
+    exe: &Path,
+    args: &[&str],
+    preload: Option<PathBuf>,
+    settle: std::time::Duration,
+) -> (PathBuf, Vec<u8>) {
     let (rd, wr) = std::io::pipe().unwrap();
     let t = dir.join("trace");
-    let mut opts = recorder::RecordOptions::new(exe.as_os_str(), Vec::<&str>::new());
+    let mut opts = recorder::RecordOptions::new(exe.as_os_str(), args.iter().copied());
+    opts.syscall_buffer = preload;
     opts.out_dir = Some(t.clone());
     opts.stdout = Some(wr.into());
     opts.timeout = Some(std::time::Duration::from_secs(30));
@@ -141,6 +173,33 @@ fn killed_while_spinning_in_user_code_replays_to_sigkill() {
         matches!(&evs[evs.len() - 2], Event::Syscall(s) if s.nr == libc::SYS_write as u64),
         "the last call before the kill is the write of the pid: {:?}",
         &evs[evs.len() - 2]
+    );
+    assert_eq!(evs.last(), Some(&Event::Exit(SIGKILL)));
+    replays_to_sigkill(&t, &out);
+    timeline_agrees(&t);
+}
+
+#[test]
+fn killed_with_records_in_the_syscall_buffer_replays_to_sigkill() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(d.path(), "buffered_spinner", BUFFERED_SPINNER);
+    let file = d.path().join("spin.out");
+    let preload = testsupport::umk::preload_library().to_path_buf();
+    let (t, out) = record_killed_with(
+        d.path(),
+        &exe,
+        &[&file.display().to_string()],
+        Some(preload),
+        std::time::Duration::from_millis(200),
+    );
+    let evs = events(&t);
+    let buffered = evs
+        .iter()
+        .filter(|e| matches!(e, Event::Syscall(s) if s.is_buffered()))
+        .count();
+    assert!(
+        buffered > 1000,
+        "only {buffered} buffered calls before the kill"
     );
     assert_eq!(evs.last(), Some(&Event::Exit(SIGKILL)));
     replays_to_sigkill(&t, &out);

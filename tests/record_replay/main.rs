@@ -7,6 +7,7 @@
 
 mod common;
 
+mod buffered;
 mod checks;
 mod cpuid;
 mod killed;

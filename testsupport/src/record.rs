@@ -30,6 +30,8 @@ pub fn record_in(
     let mut opts = recorder::RecordOptions::new(program.as_ref(), args.iter().copied());
     opts.out_dir = Some(trace.clone());
     opts.stdout = Some(std::fs::File::create(&stdout).unwrap().into());
+    // As `rewind record` does by default.
+    opts.syscall_buffer = Some(crate::umk::preload_library().to_path_buf());
     let rec = recorder::record(&opts).unwrap_or_else(|e| panic!("recording failed: {e}"));
     // Closes the recording's copy of the stdout file before it is read back.
     drop(opts);

@@ -38,13 +38,37 @@ fn profile_dir() -> PathBuf {
 
 /// umk of cargo profile `profile`, built (or found up to date) once per process.
 fn built(profile: &'static str) -> &'static Path {
-    static BUILT: OnceLock<Mutex<HashMap<&'static str, &'static Path>>> = OnceLock::new();
+    cargo_built("umk", &["--bin", "umk"], profile, "umk")
+}
+
+/// The syscall buffer's preload library of this test's profile, built (or found up to
+/// date) once per process: `cargo test` builds no cdylib.
+pub fn preload_library() -> &'static Path {
+    let release = profile_dir().file_name().is_some_and(|n| n == "release");
+    let profile = if release { "release" } else { "dev" };
+    cargo_built(
+        "rewind-preload",
+        &["--lib"],
+        profile,
+        "librewind_preload.so",
+    )
+}
+
+/// `file` of package `package` (target `what`) built with `profile`, once per process.
+fn cargo_built(
+    package: &'static str,
+    what: &[&str],
+    profile: &'static str,
+    file: &'static str,
+) -> &'static Path {
+    type Built = HashMap<(&'static str, &'static str), &'static Path>;
+    static BUILT: OnceLock<Mutex<Built>> = OnceLock::new();
     // Held across the build: two tests asking at once must not run two cargos.
     let mut map = BUILT
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    map.entry(profile).or_insert_with(|| {
+    map.entry((package, profile)).or_insert_with(|| {
         let target = profile_dir()
             .parent()
             .expect("the target directory")
@@ -53,17 +77,19 @@ fn built(profile: &'static str) -> &'static Path {
         let status = Command::new(cargo)
             .current_dir(workspace())
             .env("CARGO_TARGET_DIR", &target)
-            .args(["build", "--quiet", "-p", "umk", "--bin", "umk", "--profile"])
+            .args(["build", "--quiet", "-p", package])
+            .args(what)
+            .arg("--profile")
             .arg(profile)
             .status()
-            .expect("running cargo build -p umk");
+            .unwrap_or_else(|e| panic!("running cargo build -p {package}: {e}"));
         assert!(
             status.success(),
-            "cargo build -p umk --profile {profile} failed: {status}"
+            "cargo build -p {package} --profile {profile} failed: {status}"
         );
         let dir = if profile == "dev" { "debug" } else { profile };
-        let bin = target.join(dir).join("umk");
-        assert!(bin.is_file(), "umk not found at {}", bin.display());
-        Box::leak(bin.into_boxed_path())
+        let built = target.join(dir).join(file);
+        assert!(built.is_file(), "{file} not found at {}", built.display());
+        Box::leak(built.into_boxed_path())
     })
 }

@@ -169,6 +169,9 @@ pub fn line(index: u64, event: &Event) -> String {
                 }
                 out.push(']');
             }
+            if s.is_buffered() {
+                out.push_str("  [buffered]");
+            }
             if let Some(m) = &s.mapping {
                 out.push_str(&format!(
                     "  [maps {} +{:#x} len {:#x}]",
@@ -347,6 +350,7 @@ pub fn json(index: u64, task: Option<u32>, event: &Event) -> JsonEvent {
             j.errno = s.errno().and_then(errno_name);
             j.writes = s.writes.iter().map(|w| (w.addr.0, w.data.len())).collect();
             j.rip = Some(s.rip.0);
+            j.detail = s.is_buffered().then(|| "buffered".to_string());
         }
         Event::Signal(g) => {
             j.ticks = Some(g.ticks);

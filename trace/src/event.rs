@@ -182,6 +182,14 @@ pub struct SyscallEvent {
     pub output: Option<Output>,
 }
 
+impl SyscallEvent {
+    /// Whether the syscall buffer made this call without a stop: it was made from the
+    /// buffer's untraced entry, which nothing else maps.
+    pub fn is_buffered(&self) -> bool {
+        self.rip.0 == syscallbuf_abi::UNTRACED_RIP
+    }
+}
+
 /// Where the recorder's own stdout and stderr were, as the tracee's descriptor reached them.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {

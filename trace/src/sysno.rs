@@ -3,10 +3,17 @@
 
 /// Name of x86_64 syscall `nr`, if the kernel defines one.
 pub fn name(nr: u64) -> Option<&'static str> {
+    if nr == SYSCALLBUF_FLUSH {
+        return Some("rewind_syscallbuf_flush");
+    }
     usize::try_from(nr)
         .ok()
         .and_then(|i| NAMES.get(i).copied().flatten())
 }
+
+/// The syscall buffer's flush call (no kernel's: it fails with ENOSYS), as the preload
+/// library makes it when its buffer is full.
+pub const SYSCALLBUF_FLUSH: u64 = syscallbuf_abi::FLUSH_NR;
 
 /// Number of the x86_64 syscall called `name`.
 pub fn number(name: &str) -> Option<u64> {

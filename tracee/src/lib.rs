@@ -20,6 +20,7 @@ pub mod seccomp;
 pub mod siginfo;
 pub mod spawn;
 pub mod state;
+pub mod syscallbuf;
 pub mod syscalls;
 pub mod task;
 

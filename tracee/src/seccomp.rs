@@ -45,6 +45,16 @@ pub enum Rule {
     },
 }
 
+/// A call made from one instruction address: the action taken before any rule by number
+/// (the syscall buffer's untraced entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FromAddress {
+    /// The address after the `syscall` instruction, as `seccomp_data.instruction_pointer`.
+    pub rip: u64,
+    /// What the filter does with a call from there.
+    pub action: Action,
+}
+
 /// A compiled filter, as the kernel's `sock_filter` array.
 #[derive(Debug, Clone)]
 pub struct Program {
@@ -69,6 +79,7 @@ const BPF_RET_K: u16 = bpf_code(libc::BPF_RET | libc::BPF_K);
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
+const OFF_IP: u32 = 8;
 const OFF_ARGS: u32 = 16;
 
 fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
@@ -79,15 +90,35 @@ impl Program {
     /// Compiles `rules`; calls without a rule get `default`. Non-x86_64 and x32 calls
     /// are always traced, so the tracer can refuse them by name.
     pub fn compile(rules: &[Rule], default: Action) -> Program {
+        Program::compile_with(None, rules, default)
+    }
+
+    /// As [`Program::compile`], with calls from `from.rip` (x86_64 ones) decided first.
+    pub fn compile_with(from: Option<FromAddress>, rules: &[Rule], default: Action) -> Program {
         let trace_all = Action::Trace(0).ret();
         let mut p = vec![
             insn(BPF_LD_W_ABS, 0, 0, OFF_ARCH),
             insn(BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
             insn(BPF_RET_K, 0, 0, trace_all),
+        ];
+        if let Some(f) = from {
+            // Both halves of the little-endian 64-bit instruction pointer must match.
+            let b = f.rip.to_le_bytes();
+            let low = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let high = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+            p.extend([
+                insn(BPF_LD_W_ABS, 0, 0, OFF_IP),
+                insn(BPF_JEQ_K, 0, 3, low),
+                insn(BPF_LD_W_ABS, 0, 0, OFF_IP + 4),
+                insn(BPF_JEQ_K, 0, 1, high),
+                insn(BPF_RET_K, 0, 0, f.action.ret()),
+            ]);
+        }
+        p.extend([
             insn(BPF_LD_W_ABS, 0, 0, OFF_NR),
             insn(BPF_JGE_K, 0, 1, 0x4000_0000),
             insn(BPF_RET_K, 0, 0, trace_all),
-        ];
+        ]);
         for rule in rules {
             match *rule {
                 Rule::Always(nr, action) => {
@@ -111,6 +142,31 @@ impl Program {
         }
         p.push(insn(BPF_RET_K, 0, 0, default.ret()));
         Program { insns: p }
+    }
+
+    /// The program as the kernel reads a `sock_filter` array: 8 bytes per instruction.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.insns
+            .iter()
+            .flat_map(|i| {
+                let mut b = [0u8; 8];
+                b[0..2].copy_from_slice(&i.code.to_le_bytes());
+                b[2] = i.jt;
+                b[3] = i.jf;
+                b[4..8].copy_from_slice(&i.k.to_le_bytes());
+                b
+            })
+            .collect()
+    }
+
+    /// Its number of instructions.
+    pub fn len(&self) -> usize {
+        self.insns.len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
     }
 
     /// The instructions packed as u64s (code | jt << 16 | jf << 24 | k << 32), for the trace.

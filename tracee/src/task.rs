@@ -497,6 +497,43 @@ impl Stopped {
     }
 }
 
+impl Stopped {
+    /// Makes the tracee add `filter` to its seccomp filters (it already runs with
+    /// no_new_privs, set before its first filter): a page is mapped for the program,
+    /// `seccomp(SECCOMP_SET_MODE_FILTER)` is injected, and the page is unmapped again, so
+    /// the address space is as it was. Returns the seccomp call's result. At the exec stop.
+    pub fn inject_filter(self, filter: &crate::seccomp::Program) -> Result<(Stopped, i64)> {
+        use crate::addr::Addr;
+        const PAGE: u64 = 0x1000;
+        let code = filter.to_bytes();
+        let len = u16::try_from(filter.len()).map_err(|_| Error::Unexpected {
+            pid: self.pid.as_raw(),
+            op: "inject seccomp filter",
+            what: format!("{} instructions", filter.len()),
+        })?;
+        let size = (16 + code.len() as u64).div_ceil(PAGE) * PAGE;
+        let prot = (libc::PROT_READ | libc::PROT_WRITE) as u64;
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as u64;
+        let (s, at) =
+            self.inject_syscall(libc::SYS_mmap as u64, [0, size, prot, flags, u64::MAX, 0])?;
+        let Ok(at) = u64::try_from(at) else {
+            return Ok((s, at));
+        };
+        let mut fprog = [0u8; 16];
+        fprog[0..2].copy_from_slice(&len.to_le_bytes());
+        fprog[8..16].copy_from_slice(&(at + 16).to_le_bytes());
+        s.write_bytes(Addr::new(at), &fprog)?;
+        s.write_bytes(Addr::new(at + 16), &code)?;
+        const SECCOMP_SET_MODE_FILTER: u64 = 1;
+        let (s, ret) = s.inject_syscall(
+            libc::SYS_seccomp as u64,
+            [SECCOMP_SET_MODE_FILTER, 0, at, 0, 0, 0],
+        )?;
+        let (s, _) = s.inject_syscall(libc::SYS_munmap as u64, [at, size, 0, 0, 0, 0])?;
+        Ok((s, ret))
+    }
+}
+
 /// Kills and reaps the tracee `pid` when its `Stopped`/`Running` handle is already gone
 /// (an error path); errors are ignored because it may have died already.
 pub fn kill_pid(pid: Pid) {

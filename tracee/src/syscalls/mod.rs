@@ -16,7 +16,7 @@ pub use clone::{clone_args, creates_task, CloneArgs};
 
 pub use outputs::{outputs, NotCovered, Peek, Range};
 
-use crate::seccomp::{Action, Program, Rule};
+use crate::seccomp::{Action, FromAddress, Program, Rule};
 
 /// ENOSYS as `SECCOMP_RET_ERRNO` carries it: the errno travels in the 16-bit
 /// `SECCOMP_RET_DATA` field of the filter's return value.
@@ -31,6 +31,9 @@ const ENOSPC_ERRNO: u16 = libc::ENOSPC as u16;
 // why: the seccomp ABI's `nr` field is 32 bits; libc spells the numbers as c_long (9).
 #[allow(clippy::cast_possible_truncation)]
 const SYS_MMAP: u32 = libc::SYS_mmap as u32;
+/// execve's, likewise (59).
+#[allow(clippy::cast_possible_truncation)]
+const SYS_EXECVE: u32 = libc::SYS_execve as u32;
 
 /// What the recorder does with a system call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +70,9 @@ pub fn class(nr: u64) -> Option<Class> {
         | SYS_rt_sigreturn | SYS_sched_yield | SYS_arch_prctl | SYS_set_robust_list
         | SYS_sigaltstack | SYS_execve => Class::Allow,
         SYS_rseq => Class::Fail(ENOSYS_ERRNO),
+        // The syscall buffer's flush: no kernel has it (ENOSYS); the recorder drains the
+        // buffer at its stop, and it is recorded as any call.
+        n if n as u64 == syscallbuf_abi::FLUSH_NR => NONE,
         // A protection key lives in the PKRU register, which user code changes without a
         // call: no key is handed out, as on a CPU without them (V8 then goes without).
         SYS_pkey_alloc => Class::Fail(ENOSPC_ERRNO),
@@ -266,8 +272,10 @@ pub fn may_block(nr: u64) -> bool {
 }
 
 /// The seccomp filter: `Allow` and `Fail` classes as such, anonymous `mmap` allowed,
-/// everything else (known or not) traced.
-pub fn filter() -> Program {
+/// everything else (known or not) traced. With `buffered` (a recording that preloads the
+/// syscall buffer) calls from its untraced entry run unseen. Replay always runs the
+/// unbuffered filter: there every buffered call stops and is served from its event.
+pub fn filter_for(buffered: bool) -> Program {
     let mut rules = vec![Rule::ArgMask {
         nr: SYS_MMAP,
         arg: 3,
@@ -282,7 +290,24 @@ pub fn filter() -> Program {
             _ => {}
         }
     }
-    Program::compile(&rules, Action::Trace(0))
+    let from = buffered.then_some(FromAddress {
+        rip: syscallbuf_abi::UNTRACED_RIP,
+        action: Action::Allow,
+    });
+    Program::compile_with(from, &rules, Action::Trace(0))
+}
+
+/// The filter a buffered recording adds once its program has started (a second filter:
+/// the kernel takes the stricter verdict of the two): `execve` stops, so the recorder
+/// drains the buffer before the exec discards it. It cannot be part of the first filter,
+/// which is in force for the recorder's own exec of the program.
+pub fn exec_fence() -> Program {
+    Program::compile(&[Rule::Always(SYS_EXECVE, Action::Trace(0))], Action::Allow)
+}
+
+/// The filter of a recording without the syscall buffer, and of every replay.
+pub fn filter() -> Program {
+    filter_for(false)
 }
 
 #[cfg(test)]
