@@ -99,11 +99,20 @@ impl Lab {
         );
         let st = Command::new(env!("CARGO"))
             .current_dir(&workspace)
-            .args(["build", "--release", "-p", "rewind", "-p", "umk"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "rewind",
+                "-p",
+                "umk",
+                "-p",
+                "rewind-preload",
+            ])
             .status()
             .context("running cargo build")?;
         if !st.success() {
-            bail!("cargo build --release -p rewind -p umk failed: {st}");
+            bail!("cargo build --release -p rewind -p umk -p rewind-preload failed: {st}");
         }
         let rewind = target.join("release/rewind");
         let umk = target.join("release/umk");
@@ -198,9 +207,20 @@ fn target_dir(workspace: &Path) -> anyhow::Result<PathBuf> {
 
 /// Records `w` into `dir` (replacing it) with `rewind record`, timed.
 pub fn record(lab: &Lab, w: &Workload, dir: &Path) -> anyhow::Result<exec::Outcome> {
+    record_with(lab, w, dir, &[])
+}
+
+/// As [`record`], with more `rewind record` options.
+pub fn record_with(
+    lab: &Lab,
+    w: &Workload,
+    dir: &Path,
+    options: &[&str],
+) -> anyhow::Result<exec::Outcome> {
     let _ = std::fs::remove_dir_all(dir);
     let mut cmd = lab.rewind();
     cmd.arg("record")
+        .args(options)
         .arg("-o")
         .arg(dir)
         .arg("--")

@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod exec;
+pub mod floor;
 pub mod gdb;
 pub mod lab;
 pub mod memory;

@@ -22,10 +22,18 @@ struct Args {
     /// Run only this section (repeatable).
     #[arg(long, value_enum, value_name = "SECTION")]
     only: Vec<Section>,
+    /// Instead of benchmarking: run PROGRAM ARGS under the ptrace floor tracer (two stops
+    /// per system call, nothing recorded) and exit with its status.
+    #[arg(long, num_args = 1.., value_name = "PROGRAM ARGS", allow_hyphen_values = true)]
+    floor: Option<Vec<std::ffi::OsString>>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(mut command) = args.floor {
+        let program = PathBuf::from(command.remove(0));
+        std::process::exit(rewind_bench::floor::run(program, command)?);
+    }
     suite::run(&suite::Options {
         quick: args.quick,
         json: args.json,

@@ -42,6 +42,14 @@ pub fn workloads(lab: &Lab) -> Vec<(Setup, Vec<Setup>)> {
             vec![workload::c_mix(lab, if q { 80_000 } else { 200_000 })],
         ),
         (
+            Ok(workload::python_writes(0)),
+            vec![Ok(workload::python_writes(if q {
+                20_000
+            } else {
+                100_000
+            }))],
+        ),
+        (
             Ok(workload::shell("sh -c true", "true")),
             vec![Ok(if q {
                 workload::shell(
@@ -98,6 +106,9 @@ struct Samples {
     replay: Vec<f64>,
     strace: Vec<f64>,
     strace_pinned: Vec<f64>,
+    unbuffered: Vec<f64>,
+    unbuffered_replay: Vec<f64>,
+    floor: Vec<f64>,
     bytes: Vec<f64>,
     blob_bytes: Vec<f64>,
     events: u64,
@@ -108,7 +119,7 @@ struct Samples {
 fn measure(lab: &Lab, w: &Workload, fixed: Option<f64>) -> (Vec<Row>, Option<f64>) {
     eprintln!("  {}", w.name);
     let mut s = Samples::default();
-    let mut failure: [Option<String>; 4] = Default::default();
+    let mut failure: [Option<String>; 7] = Default::default();
     let trace = lab.path("overhead-trace");
     for _ in 0..lab.plan.runs {
         if let Err(e) = one_round(lab, w, &trace, &mut s, &mut failure) {
@@ -167,6 +178,23 @@ fn measure(lab: &Lab, w: &Workload, fixed: Option<f64>) -> (Vec<Row>, Option<f64
             _ => String::new(),
         }),
     ];
+    rows.push(
+        timed(
+            "rewind record --no-syscall-buffer",
+            &s.unbuffered,
+            &failure[4],
+        )
+        .note("every call a ptrace stop pair, as before the syscall buffer"),
+    );
+    rows.push(timed(
+        "rewind replay (recorded --no-syscall-buffer)",
+        &s.unbuffered_replay,
+        &failure[5],
+    ));
+    rows.push(
+        timed("ptrace floor", &s.floor, &failure[6])
+            .note("rewind-bench --floor: two ptrace stops per system call, nothing recorded"),
+    );
     rows.push(match &lab.strace {
         Err(why) => Row::new(
             SECTION,
@@ -224,7 +252,7 @@ fn one_round(
     w: &Workload,
     trace: &std::path::Path,
     s: &mut Samples,
-    failure: &mut [Option<String>; 4],
+    failure: &mut [Option<String>; 7],
 ) -> anyhow::Result<()> {
     w.prepare()?;
     let n = exec::run_ok(&mut w.command(), LONG).context("native run")?;
@@ -254,6 +282,31 @@ fn one_round(
             failure[0] = Some(format!("{e:#}"));
             failure[1] = Some("nothing recorded to replay".into());
         }
+    }
+
+    w.prepare()?;
+    match lab::record_with(lab, w, trace, &["--no-syscall-buffer"]) {
+        Ok(r) => {
+            s.unbuffered.push(r.secs);
+            let mut cmd = lab.rewind();
+            cmd.arg("replay").arg(trace);
+            match exec::run_ok(&mut cmd, LONG) {
+                Ok(p) => s.unbuffered_replay.push(p.secs),
+                Err(e) => failure[5] = Some(format!("{e:#}")),
+            }
+        }
+        Err(e) => {
+            failure[4] = Some(format!("{e:#}"));
+            failure[5] = Some("nothing recorded to replay".into());
+        }
+    }
+
+    w.prepare()?;
+    let bench = std::env::current_exe().context("finding rewind-bench")?;
+    let floor = [bench.to_str().context("rewind-bench's path")?, "--floor"];
+    match exec::run_ok(&mut w.command_under(&floor), LONG) {
+        Ok(o) => s.floor.push(o.secs),
+        Err(e) => failure[6] = Some(format!("{e:#}")),
     }
 
     if lab.strace.is_ok() {

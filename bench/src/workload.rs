@@ -230,6 +230,24 @@ pub fn c_binary(lab: &Lab) -> anyhow::Result<PathBuf> {
     Ok(exe)
 }
 
+/// Python making `n` one-byte writes to /dev/null with os.write.
+pub fn python_writes(n: u64) -> Workload {
+    Workload {
+        name: format!("Python {n} writes to /dev/null"),
+        program: PathBuf::from("python3"),
+        args: vec![
+            "-c".into(),
+            format!(
+                "import os\nfd = os.open('/dev/null', os.O_WRONLY)\nfor _ in range({n}):\n    \
+                 os.write(fd, b'x')\n"
+            ),
+        ],
+        cwd: None,
+        image: None,
+        output: None,
+    }
+}
+
 /// The C workload with `iters` rounds writing to a file in the scratch directory.
 pub fn c_mix(lab: &Lab, iters: u64) -> anyhow::Result<Workload> {
     let program = c_binary(lab)?;

@@ -13,6 +13,7 @@ use std::path::Path;
 use trace::{BinaryId, BlobHash, Data, TraceWriter};
 
 use crate::error::{Error, Result};
+use crate::filestore::FileStore;
 
 /// Outputs at least this large are stored as blobs rather than inline in the event.
 pub const BLOB_THRESHOLD: usize = 4096;
@@ -20,13 +21,23 @@ pub const BLOB_THRESHOLD: usize = 4096;
 /// A file's identity: device, inode, mtime (s, ns) and size.
 type Identity = (u64, u64, i64, i64, u64);
 
-/// Whole-file blobs already stored in this recording, by file identity.
+/// Whole-file blobs already stored in this recording, by file identity, and the store
+/// that keeps them across recordings.
 #[derive(Default)]
 pub struct FileCache {
     by_identity: HashMap<Identity, (BlobHash, u64)>,
+    store: Option<FileStore>,
 }
 
 impl FileCache {
+    /// A cache that also uses the cross-recording store in `dir` (see `filestore`).
+    pub fn with_store(dir: Option<std::path::PathBuf>) -> FileCache {
+        FileCache {
+            by_identity: HashMap::new(),
+            store: dir.and_then(FileStore::open),
+        }
+    }
+
     /// Stores the whole contents of `file` (once per identity) and returns its hash and
     /// size.
     pub fn whole_file(
@@ -47,10 +58,22 @@ impl FileCache {
         if let Some(hit) = self.by_identity.get(&key) {
             return Ok(*hit);
         }
+        if let Some((hash, blob)) = self.store.as_ref().and_then(|s| s.lookup(&m)) {
+            writer.put_blob_from(&hash, &blob)?;
+            let hit = (hash, m.size());
+            self.by_identity.insert(key, hit);
+            return Ok(hit);
+        }
         // A capacity hint only: read_to_end reads what is there.
         let mut bytes = Vec::with_capacity(usize::try_from(m.size()).unwrap_or(0));
         file.read_to_end(&mut bytes).map_err(io("read"))?;
         let hash = writer.put_blob(&bytes)?;
+        if let Some(store) = &self.store {
+            // Only a file that still is what was read is kept under its identity.
+            if bytes.len() as u64 == m.size() {
+                store.keep(writer, &m, &hash);
+            }
+        }
         let hit = (hash, bytes.len() as u64);
         self.by_identity.insert(key, hit);
         Ok(hit)

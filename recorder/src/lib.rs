@@ -32,6 +32,7 @@ pub mod cpuid;
 pub mod error;
 mod exec;
 pub mod files;
+pub mod filestore;
 mod input;
 pub mod mmaps;
 mod output;
@@ -78,6 +79,8 @@ pub struct RecordOptions {
     pub timeout: Option<Duration>,
     /// Type this into the program's stdin (a pipe) instead of inheriting ours.
     pub input: Option<InputFeed>,
+    /// Where whole-file blobs are kept across recordings (`filestore`); `None`: nowhere.
+    pub file_cache: Option<PathBuf>,
     /// The syscall buffer's preload library (`librewind_preload.so`), preloaded into a
     /// dynamically linked program that is not a guest kernel; `None` records every call
     /// with a ptrace stop (`--no-syscall-buffer`).
@@ -100,6 +103,7 @@ impl RecordOptions {
             chaos: None,
             timeout: None,
             input: None,
+            file_cache: filestore::default_dir(),
             syscall_buffer: None,
         }
     }
@@ -121,6 +125,7 @@ impl RecordOptions {
             chaos: Some(chaos),
             timeout: self.timeout,
             input: self.input.clone(),
+            file_cache: self.file_cache.clone(),
             syscall_buffer: self.syscall_buffer.clone(),
         })
     }
@@ -244,7 +249,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
     // Only the tracee holds the read end now: a write after it is gone fails at once.
     spawn.stdin = None;
     let pid = stopped.pid();
-    let mut files = files::FileCache::default();
+    let mut files = files::FileCache::with_store(opts.file_cache.clone());
     let settings = exec::Settings {
         program: &resolved,
         seccomp: filter.to_words(),

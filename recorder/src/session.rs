@@ -98,7 +98,20 @@ impl Session {
             flow = match flow {
                 Flow::Running(r) => match self.wait(r)? {
                     Waited::Exited(e) => Flow::Exited(e),
-                    Waited::Stopped(s, stop) => self.on_stop(s, stop)?,
+                    Waited::Stopped(s, stop) => {
+                        let pid = s.pid();
+                        match self.on_stop(s, stop) {
+                            // SIGKILLed from outside while its stop was handled: what it
+                            // did up to the stop is recorded, its end follows.
+                            Err(Error::Tracee {
+                                source: tracee::Error::Died { pid: dead, .. },
+                                ..
+                            }) if dead == pid.as_raw() => {
+                                Flow::Exited(self.t(tracee::task::wait_death(pid))?)
+                            }
+                            flow => flow?,
+                        }
+                    }
                 },
                 Flow::Exited(_) if self.was_timed_out() => {
                     return Err(self.timeout_abort());

@@ -58,7 +58,7 @@ fn build(workspace: &Path, profile: &str) -> Result<PathBuf> {
 }
 
 /// Builds package `package`'s target `what` with `profile` and returns the files cargo
-/// reports for the target named like the package (its executable first).
+/// reports for the targets named like the package: executables first, then every file.
 pub fn build_target(
     workspace: &Path,
     package: &str,
@@ -87,24 +87,20 @@ pub fn build_target(
     }
     let target = package.replace('-', "_");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let files = stdout
+    let artifacts: Vec<serde_json::Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| {
             m["reason"] == "compiler-artifact"
                 && (m["target"]["name"] == package || m["target"]["name"] == target.as_str())
         })
-        .flat_map(|m| {
-            let exe = m["executable"].as_str().map(PathBuf::from);
-            let files: Vec<PathBuf> = m["filenames"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.as_str().map(PathBuf::from))
-                .collect();
-            exe.into_iter().chain(files)
-        })
-        .filter(|p| p.is_file())
         .collect();
-    Ok(files)
+    let executables = artifacts
+        .iter()
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from));
+    let files = artifacts
+        .iter()
+        .flat_map(|m| m["filenames"].as_array().into_iter().flatten())
+        .filter_map(|f| f.as_str().map(PathBuf::from));
+    Ok(executables.chain(files).filter(|p| p.is_file()).collect())
 }

@@ -10,6 +10,7 @@ mod common;
 mod buffered;
 mod checks;
 mod cpuid;
+mod filestore;
 mod killed;
 mod launch;
 mod processes;

@@ -88,6 +88,28 @@ impl BlobStore {
         Ok((hash, compressed.len() as u64))
     }
 
+    /// Stores the blob `hash` from `file`, a blob of the same format elsewhere (another
+    /// trace's, or a cache of them): hard-linked where the file system allows, copied
+    /// otherwise. Returns the bytes it takes (0 when already present). Its contents are
+    /// not checked here; a reader checks every blob's hash as it decompresses it.
+    pub fn put_from(&self, hash: &BlobHash, file: &Path) -> Result<u64> {
+        let path = self.path(hash);
+        if path.exists() {
+            return Ok(0);
+        }
+        if fs::hard_link(file, &path).is_err() {
+            let tmp = self.dir.join(format!(".tmp-{}", hash.hex()));
+            fs::copy(file, &tmp).map_err(io("copy blob", file))?;
+            fs::rename(&tmp, &path).map_err(io("rename blob", &path))?;
+        }
+        Ok(fs::metadata(&path).map_err(io("stat blob", &path))?.len())
+    }
+
+    /// Where blob `hash` is (or would be) stored.
+    pub fn file(&self, hash: &BlobHash) -> PathBuf {
+        self.path(hash)
+    }
+
     /// Reads a blob back, expecting `len` uncompressed bytes (the length recorded where
     /// the blob is referred to), and checks its length and hash. Decompression is
     /// streamed and stops one byte past `len`.

@@ -230,6 +230,18 @@ impl TraceWriter {
         Ok(hash)
     }
 
+    /// Stores blob `hash` from `file`, a blob of the same format kept elsewhere (see
+    /// [`crate::blob::BlobStore::put_from`]).
+    pub fn put_blob_from(&mut self, hash: &BlobHash, file: &Path) -> Result<()> {
+        self.stats.blob_bytes += self.blobs.put_from(hash, file)?;
+        Ok(())
+    }
+
+    /// Where this trace keeps blob `hash`.
+    pub fn blob_file(&self, hash: &BlobHash) -> PathBuf {
+        self.blobs.file(hash)
+    }
+
     /// Sizes so far.
     pub fn stats(&self) -> TraceStats {
         self.stats

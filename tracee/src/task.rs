@@ -534,6 +534,12 @@ impl Stopped {
     }
 }
 
+/// Waits for the end of tracee `pid`, which vanished (`Error::Died`) under an operation
+/// at one of its stops: something killed it with SIGKILL meanwhile.
+pub fn wait_death(pid: Pid) -> Result<Exit> {
+    Running { pid }.wait_end()
+}
+
 /// Kills and reaps the tracee `pid` when its `Stopped`/`Running` handle is already gone
 /// (an error path); errors are ignored because it may have died already.
 pub fn kill_pid(pid: Pid) {

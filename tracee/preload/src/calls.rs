@@ -2,11 +2,13 @@
 //! a call may be buffered, make it from the entry page, append its record. `mmap` is
 //! interposed only to notice MAP_SHARED file mappings (see `SHARED_FILE_MAPPED`).
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use syscallbuf_abi::{self as abi, header};
 
 use crate::entry::{self, traced, untraced};
+use crate::env;
 
 #[link(name = "c")]
 extern "C" {
@@ -89,6 +91,26 @@ fn buffered(nr: u64, a: [u64; 6], out: Out) -> Option<i64> {
     Some(ret)
 }
 
+/// What the library knows of each descriptor below 1024: 0 nothing (not asked since it
+/// last changed), 1 never waits, 2 may wait. A descriptor changes through `close`,
+/// `dup2` and `dup3`, and a new one comes from the calls below that return one; the C
+/// library's own closes and opens (fclose, popen) are not seen, so a number it reuses
+/// keeps its old answer. A wrong "never waits" cannot make a recording wrong (every
+/// buffered call is recorded with what it did); it could only let a read of a pipe wait
+/// unseen, so such an fd is asked again whenever the program itself opens one.
+static KNOWN: [AtomicU8; 1024] = [const { AtomicU8::new(0) }; 1024];
+
+fn known(fd: i64) -> Option<&'static AtomicU8> {
+    usize::try_from(fd).ok().and_then(|i| KNOWN.get(i))
+}
+
+/// Forgets what the library knew of `fd`.
+fn forget(fd: i64) {
+    if let Some(k) = known(fd) {
+        k.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Whether reads and writes on `fd` return without waiting on anything: regular files
 /// and the memory devices. Asked with a buffered `fstat`, so replay answers the same.
 fn never_waits(fd: i32) -> bool {
@@ -97,14 +119,28 @@ fn never_waits(fd: i32) -> bool {
     const S_IFCHR: u64 = 0o020_000;
     // /dev/null, zero, full, random, urandom: major 1, minors 3, 5, 7, 8, 9.
     const MEMORY_DEVICES: [u64; 5] = [0x103, 0x105, 0x107, 0x108, 0x109];
+    let slot = known(i64::from(fd));
+    match slot.map(|k| k.load(Ordering::Relaxed)) {
+        Some(1) => return true,
+        Some(2) => return false,
+        _ => {}
+    }
     let mut st = [0u64; 18];
     let addr = st.as_mut_ptr() as u64;
     let out = Out::Whole { addr, len: 144 };
-    if buffered(5, [fd as u64, addr, 0, 0, 0, 0], out) != Some(0) {
-        return false;
+    let answer = match buffered(5, [fd as u64, addr, 0, 0, 0, 0], out) {
+        Some(0) => {
+            let (mode, rdev) = (st[3] & S_IFMT, st[5]);
+            mode == S_IFREG || (mode == S_IFCHR && MEMORY_DEVICES.contains(&rdev))
+        }
+        Some(_) => false,
+        // Not asked (reentered, or the library is off): ask again next time.
+        None => return false,
+    };
+    if let Some(k) = slot {
+        k.store(if answer { 1 } else { 2 }, Ordering::Relaxed);
     }
-    let (mode, rdev) = (st[3] & S_IFMT, st[5]);
-    mode == S_IFREG || (mode == S_IFCHR && MEMORY_DEVICES.contains(&rdev))
+    answer
 }
 
 /// A call's result as the C library returns it: `-1` with errno set for an error.
@@ -261,4 +297,228 @@ extern "C" fn mmap64(addr: u64, len: usize, prot: i32, flags: i32, fd: i32, off:
 #[no_mangle]
 extern "C" fn mmap(addr: u64, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> i64 {
     mmap64(addr, len, prot, flags, fd, off)
+}
+
+type Execvpe = unsafe extern "C" fn(*const u8, *const *const u8, *const *const u8) -> i32;
+type PosixSpawn = unsafe extern "C" fn(
+    *mut i32,
+    *const u8,
+    *const c_void,
+    *const c_void,
+    *const *const u8,
+    *const *const u8,
+) -> i32;
+
+/// The C library's `name`, or `None` (errno ENOSYS set) if it has none.
+fn real(name: &[u8]) -> Option<*mut c_void> {
+    let f = env::next(name);
+    if f.is_null() {
+        libc_result(-38);
+        return None;
+    }
+    Some(f)
+}
+
+/// # Safety
+/// As execve(2): `path` a string, `argv` and `envp` NULL-terminated string arrays.
+#[no_mangle]
+unsafe extern "C" fn execve(
+    path: *const u8,
+    argv: *const *const u8,
+    envp: *const *const u8,
+) -> i32 {
+    // SAFETY: per the contract.
+    unsafe {
+        env::with_preload(envp, |e| {
+            libc_result(traced(59, [path as u64, argv as u64, e as u64, 0, 0, 0])) as i32
+        })
+    }
+}
+
+/// # Safety
+/// As execv(3).
+#[no_mangle]
+unsafe extern "C" fn execv(path: *const u8, argv: *const *const u8) -> i32 {
+    // SAFETY: per the contract; `environ` is a valid environment.
+    unsafe { execve(path, argv, env::current()) }
+}
+
+/// # Safety
+/// As execvpe(3).
+#[no_mangle]
+unsafe extern "C" fn execvpe(
+    file: *const u8,
+    argv: *const *const u8,
+    envp: *const *const u8,
+) -> i32 {
+    let Some(f) = real(b"execvpe\0") else {
+        return -1;
+    };
+    // SAFETY: dlsym found the C library's execvpe, of this signature; the arguments are
+    // the caller's, per the contract.
+    unsafe {
+        let f: Execvpe = core::mem::transmute::<*mut c_void, Execvpe>(f);
+        env::with_preload(envp, |e| f(file, argv, e))
+    }
+}
+
+/// # Safety
+/// As execvp(3).
+#[no_mangle]
+unsafe extern "C" fn execvp(file: *const u8, argv: *const *const u8) -> i32 {
+    // SAFETY: per the contract; `environ` is a valid environment.
+    unsafe { execvpe(file, argv, env::current()) }
+}
+
+/// posix_spawn(3) or posix_spawnp(3) (`name`) with the library put back into `envp`.
+///
+/// # Safety
+/// As posix_spawn(3).
+unsafe fn spawn(
+    name: &[u8],
+    pid: *mut i32,
+    path: *const u8,
+    actions: *const c_void,
+    attr: *const c_void,
+    argv: *const *const u8,
+    envp: *const *const u8,
+) -> i32 {
+    let Some(f) = real(name) else {
+        return 38;
+    };
+    // SAFETY: dlsym found the C library's function of this signature; the arguments are
+    // the caller's, per the contract.
+    unsafe {
+        let f: PosixSpawn = core::mem::transmute::<*mut c_void, PosixSpawn>(f);
+        env::with_preload(envp, |e| f(pid, path, actions, attr, argv, e))
+    }
+}
+
+/// # Safety
+/// As posix_spawn(3).
+#[no_mangle]
+unsafe extern "C" fn posix_spawn(
+    pid: *mut i32,
+    path: *const u8,
+    actions: *const c_void,
+    attr: *const c_void,
+    argv: *const *const u8,
+    envp: *const *const u8,
+) -> i32 {
+    // SAFETY: per the contract.
+    unsafe { spawn(b"posix_spawn\0", pid, path, actions, attr, argv, envp) }
+}
+
+/// # Safety
+/// As posix_spawnp(3).
+#[no_mangle]
+unsafe extern "C" fn posix_spawnp(
+    pid: *mut i32,
+    file: *const u8,
+    actions: *const c_void,
+    attr: *const c_void,
+    argv: *const *const u8,
+    envp: *const *const u8,
+) -> i32 {
+    // SAFETY: per the contract.
+    unsafe { spawn(b"posix_spawnp\0", pid, file, actions, attr, argv, envp) }
+}
+
+/// A traced call that returns a new descriptor (or -1): what the library knew of that
+/// number is forgotten.
+fn new_fd(nr: u64, a: [u64; 6]) -> i64 {
+    let ret = traced(nr, a);
+    forget(ret);
+    libc_result(ret)
+}
+
+#[no_mangle]
+extern "C" fn close(fd: i32) -> i32 {
+    forget(i64::from(fd));
+    libc_result(traced(3, [fd as u64, 0, 0, 0, 0, 0])) as i32
+}
+
+#[no_mangle]
+extern "C" fn dup2(old: i32, new: i32) -> i32 {
+    forget(i64::from(new));
+    libc_result(traced(33, [old as u64, new as u64, 0, 0, 0, 0])) as i32
+}
+
+#[no_mangle]
+extern "C" fn dup3(old: i32, new: i32, flags: i32) -> i32 {
+    forget(i64::from(new));
+    libc_result(traced(292, [old as u64, new as u64, flags as u64, 0, 0, 0])) as i32
+}
+
+#[no_mangle]
+extern "C" fn dup(old: i32) -> i32 {
+    new_fd(32, [old as u64, 0, 0, 0, 0, 0]) as i32
+}
+
+// open and openat are variadic in C; on x86-64 a variadic argument travels in the same
+// register as a declared one, so the mode is read as the third (fourth) argument. The
+// kernel ignores it unless O_CREAT or O_TMPFILE asks for it.
+#[no_mangle]
+extern "C" fn open(path: *const u8, flags: i32, mode: u32) -> i32 {
+    const AT_FDCWD: i64 = -100;
+    let a = [
+        AT_FDCWD as u64,
+        path as u64,
+        flags as u64,
+        u64::from(mode),
+        0,
+        0,
+    ];
+    new_fd(257, a) as i32
+}
+
+#[no_mangle]
+extern "C" fn open64(path: *const u8, flags: i32, mode: u32) -> i32 {
+    open(path, flags, mode)
+}
+
+#[no_mangle]
+extern "C" fn openat(dir: i32, path: *const u8, flags: i32, mode: u32) -> i32 {
+    let a = [dir as u64, path as u64, flags as u64, u64::from(mode), 0, 0];
+    new_fd(257, a) as i32
+}
+
+#[no_mangle]
+extern "C" fn openat64(dir: i32, path: *const u8, flags: i32, mode: u32) -> i32 {
+    openat(dir, path, flags, mode)
+}
+
+#[no_mangle]
+extern "C" fn pipe2(fds: *mut i32, flags: i32) -> i32 {
+    let ret = libc_result(traced(293, [fds as u64, flags as u64, 0, 0, 0, 0]));
+    if ret == 0 {
+        // SAFETY: the kernel just wrote both descriptors there.
+        let (r, w) = unsafe { (*fds, *fds.add(1)) };
+        forget(i64::from(r));
+        forget(i64::from(w));
+    }
+    ret as i32
+}
+
+#[no_mangle]
+extern "C" fn pipe(fds: *mut i32) -> i32 {
+    pipe2(fds, 0)
+}
+
+#[no_mangle]
+extern "C" fn socket(domain: i32, kind: i32, protocol: i32) -> i32 {
+    new_fd(41, [domain as u64, kind as u64, protocol as u64, 0, 0, 0]) as i32
+}
+
+#[no_mangle]
+extern "C" fn accept4(fd: i32, addr: *mut c_void, len: *mut u32, flags: i32) -> i32 {
+    new_fd(
+        288,
+        [fd as u64, addr as u64, len as u64, flags as u64, 0, 0],
+    ) as i32
+}
+
+#[no_mangle]
+extern "C" fn accept(fd: i32, addr: *mut c_void, len: *mut u32) -> i32 {
+    accept4(fd, addr, len, 0)
 }
