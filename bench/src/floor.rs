@@ -1,6 +1,7 @@
 //! The ptrace floor: the cheapest tracer that stops a program twice at every system call
-//! (its seccomp stop and its syscall-exit stop, as `rewind record` at least does for a
-//! call it traces) and does nothing else, following every process and thread it makes.
+//! the recorder traces (its seccomp stop, under the recorder's own filter, and its
+//! syscall-exit stop, as `rewind record` at least does) and does nothing else, following
+//! every process and thread it makes.
 //! `rewind-bench floor PROGRAM ARGS…` runs it; the overhead section times it beside the
 //! native run and the recordings, so the table shows what no ptrace recorder can beat.
 
@@ -8,7 +9,6 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use tracee::seccomp::{Action, Program};
 use tracee::{Resume, Signal, Stop, Waited};
 
 /// Runs `program args` under the floor tracer; returns its exit code (128 + signal).
@@ -27,7 +27,9 @@ pub fn run(program: PathBuf, args: Vec<OsString>) -> anyhow::Result<i32> {
         argv,
         env: None,
         signals: None,
-        seccomp: Some(Program::compile(&[], Action::Trace(0))),
+        // The recorder's own filter: stops exactly at the calls `rewind record
+        // --no-syscall-buffer` stops at.
+        seccomp: Some(tracee::syscalls::filter()),
         trap_tsc: false,
         no_aslr: false,
         cpu,

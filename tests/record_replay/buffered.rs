@@ -181,6 +181,23 @@ fn a_buffer_that_overflows_is_flushed_and_replays() {
         .count();
     assert_eq!(clocks, 40_000, "every clock read is in the trace, buffered");
     replays_identically(&t, &out, EXITED_0);
+    // Without its flush the replayed library's traced call finds a buffered event.
+    let dropped = d.path().join("dropped");
+    let mut at = None;
+    rewrite_all(
+        &t,
+        &dropped,
+        |_| {},
+        |i, e| match e {
+            Event::Syscall(s) if s.nr == trace::sysno::SYSCALLBUF_FLUSH && at.is_none() => {
+                at = Some(i);
+                vec![]
+            }
+            other => vec![other],
+        },
+    );
+    let why = refusal(&dropped);
+    assert!(why.contains(&format!("event {}", at.unwrap())), "{why}");
 }
 
 /// Buffered writes pending when the parent forks; the child writes through its copy of
