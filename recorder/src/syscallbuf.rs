@@ -116,8 +116,10 @@ pub(crate) fn preload_for(program: &Path, lib: &Path) -> Result<Option<PathBuf>>
             lib.display()
         )));
     }
-    let data = std::fs::read(program).map_err(io("read", program))?;
-    let Ok(elf) = object::File::parse(&*data) else {
+    // Only the ELF headers are read: a guest kernel's binary is tens of megabytes.
+    let file = std::fs::File::open(program).map_err(io("open", program))?;
+    let cache = object::read::ReadCache::new(file);
+    let Ok(elf) = object::File::parse(&cache) else {
         // A script: its interpreter is dynamically linked as often as not.
         return Ok(Some(lib));
     };

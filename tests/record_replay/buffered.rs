@@ -70,15 +70,9 @@ fn buffered_names(evs: &[Event]) -> std::collections::BTreeSet<&'static str> {
 
 /// Records `exe arg` in `dir/name` without the syscall buffer.
 fn record_unbuffered(dir: &Path, name: &str, exe: &Path, arg: &str) -> (PathBuf, Vec<u8>) {
-    let trace = dir.join(name);
-    let stdout = dir.join(format!("{name}.stdout"));
-    let mut opts = recorder::RecordOptions::new(exe.as_os_str(), [arg]);
-    opts.out_dir = Some(trace.clone());
-    opts.stdout = Some(std::fs::File::create(&stdout).unwrap().into());
-    let rec = recorder::record(&opts).unwrap();
-    drop(opts);
+    let (rec, trace, out) = record_with(dir, name, exe, &[arg], |o| o.syscall_buffer = None);
     assert_eq!(rec.exit, EXITED_0);
-    (trace, std::fs::read(&stdout).unwrap())
+    (trace, out)
 }
 
 #[test]

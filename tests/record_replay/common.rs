@@ -2,7 +2,7 @@
 //! compilation, and an in-process replay into a buffer.
 
 pub use testsupport::cc;
-pub use testsupport::record::{events, record, record_umk, rewrite, rewrite_all};
+pub use testsupport::record::{events, record, record_umk, record_with, rewrite, rewrite_all};
 
 /// Replays `trace` in-process into a buffer.
 pub fn replay(trace: &std::path::Path) -> replayer::Outcome {

@@ -16,16 +16,12 @@ int main(void) { printf("VERSION\n"); return 0; }
 
 /// Records `exe` into `dir/name` with the store at `store`; returns the trace and stdout.
 fn record_with_store(dir: &Path, name: &str, exe: &Path, store: &Path) -> (PathBuf, Vec<u8>) {
-    let trace = dir.join(name);
-    let stdout = dir.join(format!("{name}.stdout"));
-    let mut opts = recorder::RecordOptions::new(exe.as_os_str(), Vec::<&str>::new());
-    opts.out_dir = Some(trace.clone());
-    opts.stdout = Some(std::fs::File::create(&stdout).unwrap().into());
-    opts.file_cache = Some(store.to_path_buf());
-    let rec = recorder::record(&opts).unwrap();
-    drop(opts);
+    let (rec, trace, out) = record_with(dir, name, exe, &[], |o| {
+        o.syscall_buffer = None;
+        o.file_cache = Some(store.to_path_buf());
+    });
     assert_eq!(rec.exit, ExitStatus::Exited(0));
-    (trace, std::fs::read(&stdout).unwrap())
+    (trace, out)
 }
 
 /// The (file name, link count) of each blob of `trace`.

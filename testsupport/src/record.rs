@@ -25,13 +25,25 @@ pub fn record_in(
     program: impl AsRef<std::ffi::OsStr>,
     args: &[&str],
 ) -> Recorded {
+    record_with(dir, name, program, args, |_| {})
+}
+
+/// As [`record_in`], with the options passed through `adjust` first (which starts from
+/// what `rewind record` does by default: the syscall buffer on).
+pub fn record_with(
+    dir: &Path,
+    name: &str,
+    program: impl AsRef<std::ffi::OsStr>,
+    args: &[&str],
+    adjust: impl FnOnce(&mut recorder::RecordOptions),
+) -> Recorded {
     let trace = dir.join(name);
     let stdout = dir.join(format!("{name}.stdout"));
     let mut opts = recorder::RecordOptions::new(program.as_ref(), args.iter().copied());
     opts.out_dir = Some(trace.clone());
     opts.stdout = Some(std::fs::File::create(&stdout).unwrap().into());
-    // As `rewind record` does by default.
     opts.syscall_buffer = Some(crate::umk::preload_library().to_path_buf());
+    adjust(&mut opts);
     let rec = recorder::record(&opts).unwrap_or_else(|e| panic!("recording failed: {e}"));
     // Closes the recording's copy of the stdout file before it is read back.
     drop(opts);

@@ -44,8 +44,10 @@ pub struct Malformed(pub String);
 /// The records written since the last drain, marked drained; `Ok(None)` when this
 /// address space has no buffer (no library, or it could not map its pages).
 pub fn drain(s: &Stopped) -> Result<std::result::Result<Option<Vec<Record>>, Malformed>> {
+    // At every stop of a buffered recording: one process_vm_readv (the library maps its
+    // buffer readable), not the /proc/PID/mem fallback, for address spaces without one.
     let mut head = [0u8; 32];
-    if s.read_partial(Addr::new(abi::BUFFER), &mut head)? < head.len() {
+    if s.read_readable(Addr::new(abi::BUFFER), &mut head)? < head.len() {
         return Ok(Ok(None));
     }
     let word = |off: u64| word_at(&head, off).unwrap_or(0);
