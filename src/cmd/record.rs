@@ -83,7 +83,12 @@ pub fn run(args: RecordArgs, verbose: bool) -> anyhow::Result<()> {
     opts.out_dir = args.output;
     opts.trap_tsc = !args.no_tsc_trap;
     if !args.no_syscall_buffer {
-        opts.syscall_buffer = Some(super::preload::locate()?);
+        // Without the library a recording is slower, never wrong: say so and go on (a
+        // statically linked program, umk, never uses it anyway).
+        match super::preload::locate() {
+            Ok(lib) => opts.syscall_buffer = Some(lib),
+            Err(e) => eprintln!("rewind: recording without the syscall buffer: {e:#}"),
+        }
     }
     let chaos_seed = args.chaos.or(args.until.map(|_| 1));
     opts.chaos = chaos_seed.map(|seed| recorder::ChaosOptions {
