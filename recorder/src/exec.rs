@@ -216,7 +216,8 @@ pub(crate) fn prepare(
         if ret != 0 {
             let _ = s.kill();
             return Err(Error::Start(format!(
-                "the program could not add the syscall buffer's exec filter (seccomp                  returned {ret}): record with --no-syscall-buffer"
+                "the program could not add the syscall buffer's exec filter (seccomp \
+                 returned {ret}): record with --no-syscall-buffer"
             )));
         }
         s

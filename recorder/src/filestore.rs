@@ -18,12 +18,16 @@ use std::time::{Duration, SystemTime};
 
 use trace::{BlobHash, TraceWriter};
 
-/// The store's directory, `$REWIND_FILE_CACHE` (`off`: none) or `ROOT/.files`.
+/// The store's directory, `$REWIND_FILE_CACHE` (`off`: none) or `ROOT/.files`. A
+/// per-user root is needed: with neither `$HOME` nor `$XDG_DATA_HOME` the root is relative
+/// to wherever the recorder runs, and a cache there would litter every working directory.
 pub fn default_dir() -> Option<PathBuf> {
     match std::env::var_os("REWIND_FILE_CACHE") {
         Some(v) if v == "off" => None,
         Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => Some(crate::tracedir::default_root().join(".files")),
+        _ => Some(crate::tracedir::default_root())
+            .filter(|root| root.is_absolute())
+            .map(|root| root.join(".files")),
     }
 }
 

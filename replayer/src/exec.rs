@@ -170,6 +170,33 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
             return fail(s, tr(e));
         }
     }
+    if launch.standin.is_none() {
+        if let Err(why) = crate::files::check_loader(s.pid(), &h.initial_mappings, &h.binary.path) {
+            return fail(
+                s,
+                Error::HostMismatch {
+                    trace: trace.to_path_buf(),
+                    why,
+                },
+            );
+        }
+    }
+    let s = match &launch.standin {
+        Some(placed) => {
+            if let Err(why) = settle_standin(&s, placed) {
+                return fail(s, setup(why));
+            }
+            // Every later execve stops, to be started from the trace's copy as well.
+            match s.inject_filter(&tracee::syscalls::exec_fence()) {
+                Ok((s, 0)) => s,
+                Ok((s, r)) => {
+                    return fail(s, setup(format!("adding the exec filter returned {r}")))
+                }
+                Err(e) => return Err(tr(e)),
+            }
+        }
+        None => s,
+    };
     let stopped = match cpuid_faulting_on(s, cpuid) {
         Ok(st) => st,
         Err(Ok((st, r))) => return fail(st, setup(format!("ARCH_SET_CPUID failed: {r}"))),
@@ -193,6 +220,32 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
         cpuid,
         frames_differ: frames_differ(h),
     })
+}
+
+/// At the exec stop of a program started as a stand-in: the kernel started the placed
+/// files, and the loader path in the program's mapped headers is put back to the
+/// recorded one.
+pub(crate) fn settle_standin(
+    s: &Stopped,
+    placed: &crate::standin::Placed,
+) -> std::result::Result<(), String> {
+    placed.check(s.pid().as_raw())?;
+    let Some(p) = &placed.patch else {
+        return Ok(());
+    };
+    let found = s
+        .read_vec(Addr::new(p.addr), p.standin.len())
+        .map_err(|e| format!("reading the program's loader path at {:#x}: {e}", p.addr))?;
+    if found != p.standin {
+        return Err(format!(
+            "the program's loader path at {:#x} is {:?}, not the stand-in's {:?}",
+            p.addr,
+            String::from_utf8_lossy(&found),
+            String::from_utf8_lossy(&p.standin)
+        ));
+    }
+    s.write_bytes(Addr::new(p.addr), &p.recorded)
+        .map_err(|e| format!("putting back the loader path at {:#x}: {e}", p.addr))
 }
 
 /// The signal frame the kernel builds holds the CPU's XSAVE area, so its size depends on
@@ -241,15 +294,53 @@ impl crate::session::Engine {
     /// bytes back, CPUID faulting on). Only the first program's execution points are
     /// followed.
     pub(crate) fn on_exec(&mut self, s: Stopped, x: &trace::ExecEvent) -> Result<()> {
-        let exe = std::path::PathBuf::from(format!("/proc/{}/exe", s.pid()));
-        if let Err(e) = crate::files::check_binary(&self.data().path, &x.binary, &exe) {
-            let _ = s.kill();
-            return Err(e);
+        let standin = self.cur_mut().exec_standin.take();
+        match &standin {
+            Some(st) => {
+                if let Err(why) = settle_standin(&s, &st.placed) {
+                    let _ = s.kill();
+                    return Err(self.diverged(
+                        format!(
+                            "the exec of {} started from the trace's copy",
+                            String::from_utf8_lossy(&x.binary.path)
+                        ),
+                        why,
+                    ));
+                }
+            }
+            None => {
+                let exe = std::path::PathBuf::from(format!("/proc/{}/exe", s.pid()));
+                let checked = crate::files::check_binary(&self.data().path, &x.binary, &exe)
+                    .and_then(|()| {
+                        crate::files::check_loader(s.pid(), &x.mappings, &x.binary.path).map_err(
+                            |why| Error::HostMismatch {
+                                trace: self.data().path.clone(),
+                                why,
+                            },
+                        )
+                    });
+                if let Err(e) = checked {
+                    let _ = s.kill();
+                    return Err(e);
+                }
+            }
         }
         let regs = self.t(s.regs())?;
         if !same_regs(&x.regs, &gprs(&regs)) {
             let why = regs_diff(&x.regs, &gprs(&regs));
             let _ = s.kill();
+            // From the trace's copy of the program the kernel builds the stack from the
+            // same path, argv and environment: only a `#!` line (or binfmt_misc) at
+            // record time, which made the kernel start an interpreter with other
+            // arguments, gives other registers.
+            let why = match &standin {
+                Some(_) => format!(
+                    "{why}: the recording ran a #! script here, which a replay from a pack \
+                     cannot start where the host has no script at that path (the script is \
+                     not in the trace)"
+                ),
+                None => why,
+            };
             return Err(self.diverged(
                 format!(
                     "the recorded registers at the exec of {}",
@@ -257,6 +348,9 @@ impl crate::session::Engine {
                 ),
                 why,
             ));
+        }
+        if let Some(st) = &standin {
+            self.t(st.restore_strings(&s, regs.rsp(), &x.auxv))?;
         }
         if let Some(at) = x.vdso_hidden_at {
             self.t(s.write_u64(Addr::new(at.0), AT_IGNORE))?;
@@ -279,6 +373,140 @@ impl crate::session::Engine {
         self.cur_mut().armed = None;
         self.applied();
         self.at_boundary(s, crate::session::Kind::SignalDelivery);
+        Ok(())
+    }
+}
+
+/// An execve sent to a stand-in, between its seccomp stop and its exec stop.
+#[derive(Debug, Clone)]
+pub(crate) struct ExecStandin {
+    placed: crate::standin::Placed,
+    /// The path the program handed execve, and the stand-in's name written over it.
+    recorded: Vec<u8>,
+    standin: Vec<u8>,
+}
+
+impl ExecStandin {
+    /// Puts the recorded path back where the kernel copied the stand-in's name onto the
+    /// new stack: the exec path (AT_EXECFN) and any argv string that was the path itself.
+    fn restore_strings(&self, s: &Stopped, rsp: u64, auxv: &[(u64, u64)]) -> tracee::Result<()> {
+        let mut recorded = self.recorded.clone();
+        recorded.push(0);
+        let mut standin = self.standin.clone();
+        standin.push(0);
+        if let Some(&(_, at)) = auxv.iter().find(|(t, _)| *t == AT_EXECFN) {
+            if s.read_vec(Addr::new(at), standin.len())? == standin {
+                s.write_bytes(Addr::new(at), &recorded)?;
+            }
+        }
+        let argc = s.read_u64(Addr::new(rsp))?;
+        for i in 0..argc.min(1 << 16) {
+            let at = s.read_u64(Addr::new(rsp + 8 * (i + 1)))?;
+            if s.read_vec(Addr::new(at), standin.len()).ok() == Some(standin.clone()) {
+                s.write_bytes(Addr::new(at), &recorded)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl crate::session::Engine {
+    /// The seccomp stop of an execve in a replay from a pack (`exec_fence`, added at the
+    /// first exec stop): the program the recording executed next is placed from the
+    /// trace's blob under a name as long as the path handed to execve, which is written
+    /// over that path; the exec stop puts the path back (`on_exec`). The memory written
+    /// is the old image's, which the exec discards; a vfork child's is its parent's too,
+    /// and is refused.
+    pub(crate) fn on_execve(
+        &mut self,
+        s: Stopped,
+        regs: &tracee::Regs,
+        x: &trace::ExecEvent,
+    ) -> Result<()> {
+        let data = std::sync::Arc::clone(self.data());
+        if data.launch.standin.is_none() {
+            self.put_live(s);
+            return Ok(());
+        }
+        let program = String::from_utf8_lossy(&x.binary.path).into_owned();
+        let refuse = |engine: &mut Self, s: Stopped, why: String| {
+            let _ = s.kill();
+            Err(engine.diverged(format!("the exec of {program} from the trace's copy"), why))
+        };
+        let at = regs.syscall_args()[0];
+        let path = match s.read_cstr(Addr::new(at), 4096) {
+            Ok(p) => p,
+            Err(e) => return refuse(self, s, format!("the path handed to execve: {e}")),
+        };
+        // A `#!` script is not in the trace (only what its interpreter reads of it): the
+        // host's copy is run, and the exec stop checks the interpreter the kernel chose
+        // and the stack it built from the script's line.
+        let host = Path::new(OsStr::from_bytes(&path));
+        let is_file = host.metadata().is_ok_and(|m| m.is_file());
+        if host.is_absolute() && is_file && trace::Script::of(host).is_ok_and(|l| l.is_some()) {
+            self.put_live(s);
+            return Ok(());
+        }
+        let me = s.pid();
+        let group = tracee::maps::thread_group_id(me).ok();
+        for pid in self.parked().values().filter_map(|t| t.pid()) {
+            let other_group = tracee::maps::thread_group_id(pid).ok();
+            if other_group != group && tracee::maps::shares_memory(me, pid).unwrap_or(true) {
+                // The host's own copy, when it is the recorded one, needs no renaming (its
+                // loader is checked at the exec stop).
+                if host.is_absolute()
+                    && crate::files::check_binary(&data.path, &x.binary, host).is_ok()
+                {
+                    self.put_live(s);
+                    return Ok(());
+                }
+                return refuse(
+                    self,
+                    s,
+                    format!(
+                        "it is executed by a vfork child, whose memory is its parent's: a \
+                         replay from a pack cannot rename the path {:?} there, and this host \
+                         has no copy of the recorded program at that path",
+                        String::from_utf8_lossy(&path)
+                    ),
+                );
+            }
+        }
+        let Some(name) = crate::standin::same_length_name(&path, Path::new(&program), b'_') else {
+            return refuse(
+                self,
+                s,
+                format!(
+                    "the path {:?} is too short to stand in for",
+                    String::from_utf8_lossy(&path)
+                ),
+            );
+        };
+        let image = match data.reader.blob(&x.binary.sha256, x.binary.size) {
+            Ok(b) => b,
+            Err(e) => return refuse(self, s, format!("the trace's copy of the program: {e}")),
+        };
+        let placed = match crate::files::place_program(
+            &data.reader,
+            &data.launch.cwd,
+            &name,
+            &image,
+            &x.binary.path,
+            &x.mappings,
+        ) {
+            Ok(p) => p,
+            Err(why) => return refuse(self, s, why),
+        };
+        let standin = name.as_os_str().as_bytes().to_vec();
+        if let Err(e) = s.write_bytes(Addr::new(at), &standin) {
+            return refuse(self, s, format!("writing the stand-in's name: {e}"));
+        }
+        self.cur_mut().exec_standin = Some(ExecStandin {
+            placed,
+            recorded: path,
+            standin,
+        });
+        self.put_live(s);
         Ok(())
     }
 }

@@ -72,6 +72,46 @@ pub fn check_binary(trace: &Path, id: &BinaryId, found: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a dynamic loader that is not the recorded one. The kernel maps the host's
+/// file that the program's `PT_INTERP` names, which a replay from recorded paths runs
+/// (a stand-in names the trace's copy instead): another build of it would run other code
+/// than the recording did.
+pub fn check_loader(
+    pid: tracee::Pid,
+    mappings: &[trace::InitialMapping],
+    program: &[u8],
+) -> std::result::Result<(), String> {
+    let Some(m) = crate::standin::loader_mapping(mappings, program)? else {
+        return Ok(());
+    };
+    let maps = tracee::maps::read_maps(pid)
+        .map_err(|e| format!("reading the new program's mappings: {e}"))?;
+    let recorded = String::from_utf8_lossy(&m.path);
+    let Some(found) = maps
+        .iter()
+        .find(|x| x.start.raw() == m.start.0 && x.is_file())
+    else {
+        return Err(format!(
+            "the recording's dynamic loader {recorded} was mapped at {:#x}, where this host's \
+             is not",
+            m.start.0
+        ));
+    };
+    let path = Path::new(&found.path);
+    let bytes = std::fs::metadata(path)
+        .ok()
+        .filter(|meta| meta.is_file() && meta.len() <= crate::standin::MAX_LOADER_BYTES)
+        .and_then(|_| std::fs::read(path).ok());
+    if bytes.as_deref().map(BlobHash::of) != m.file {
+        return Err(format!(
+            "this host's dynamic loader {} is not the recording's {recorded} (another build): \
+             replay from a pack (`rewind pack`), which carries the recorded one",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Where and how the replay execs the guest: the working directory, the execve path and
 /// the argv handed to it.
 #[derive(Debug, Clone)]
@@ -90,6 +130,10 @@ pub struct Launch {
     /// Stand-in names that reach the initial stack in place of recorded strings, with the
     /// recorded bytes (of the same length) they are rewritten to at the exec stop.
     pub renamed: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The stand-in the program (or a script's interpreter) starts as, when the trace
+    /// carries the binary: then every program the recording executes later is started
+    /// from the trace's copy too (`exec`), and `cwd` is the directory of the stand-ins.
+    pub(crate) standin: Option<crate::standin::Placed>,
 }
 
 /// How to start the recording: from the recorded paths, or, when the trace carries the
@@ -135,8 +179,15 @@ pub fn launch(trace: &Path, reader: &trace::TraceReader) -> Result<Launch> {
             argv,
             binary,
             renamed: Vec::new(),
+            standin: None,
         });
     };
+    let image = std::fs::read(&carried).map_err(|e| {
+        setup(format!(
+            "reading the carried binary {}: {e}",
+            carried.display()
+        ))
+    })?;
     let cwd = reader.dir().join("launch");
     let too_short = |what: &str, path: &[u8]| {
         setup(format!(
@@ -144,25 +195,26 @@ pub fn launch(trace: &Path, reader: &trace::TraceReader) -> Result<Launch> {
             String::from_utf8_lossy(path)
         ))
     };
-    let program = same_length_name(&h.program, &carried, b'_')
+    let program = crate::standin::same_length_name(&h.program, &carried, b'_')
         .ok_or_else(|| too_short("program path", &h.program))?;
     let Some(script) = &h.script else {
-        place(&cwd, &program, |at| link_or_copy(&carried, at)).map_err(setup)?;
+        let placed = place_image(reader, &cwd, &program, &image).map_err(setup)?;
         return Ok(Launch {
             cwd,
             renamed: vec![(bytes(&program), h.program.clone())],
             program,
             argv: h.argv.clone(),
             binary: carried,
+            standin: Some(placed),
         });
     };
     // Another padding byte keeps the two stand-ins apart when both names come out alike.
     let interpreter = [b'_', b'-']
         .iter()
-        .filter_map(|&pad| same_length_name(&script.interpreter, &carried, pad))
+        .filter_map(|&pad| crate::standin::same_length_name(&script.interpreter, &carried, pad))
         .find(|name| *name != program)
         .ok_or_else(|| too_short("#! interpreter", &script.interpreter))?;
-    place(&cwd, &interpreter, |at| link_or_copy(&carried, at)).map_err(setup)?;
+    let placed = place_image(reader, &cwd, &interpreter, &image).map_err(setup)?;
     let mut line = b"#!".to_vec();
     line.extend_from_slice(&bytes(&interpreter));
     if let Some(arg) = &script.arg {
@@ -170,7 +222,7 @@ pub fn launch(trace: &Path, reader: &trace::TraceReader) -> Result<Launch> {
         line.extend_from_slice(arg);
     }
     line.push(b'\n');
-    place(&cwd, &program, |at| write_script(at, &line)).map_err(setup)?;
+    crate::standin::place(&cwd, &program, |at| write_script(at, &line)).map_err(setup)?;
     Ok(Launch {
         cwd,
         argv: with_argv0(&bytes(&program), user_args),
@@ -180,7 +232,51 @@ pub fn launch(trace: &Path, reader: &trace::TraceReader) -> Result<Launch> {
         ],
         program,
         binary: carried,
+        standin: Some(placed),
     })
+}
+
+/// Places the recording's first program (`image`, the carried binary) as `cwd/name`,
+/// with the dynamic loader the recording mapped at its exec stop.
+fn place_image(
+    reader: &trace::TraceReader,
+    cwd: &Path,
+    name: &Path,
+    image: &[u8],
+) -> std::result::Result<crate::standin::Placed, String> {
+    let h = reader.header();
+    place_program(
+        reader,
+        cwd,
+        name,
+        image,
+        &h.binary.path,
+        &h.initial_mappings,
+    )
+}
+
+/// Places `cwd/name` from `image`, a program the recording started from `path`, with the
+/// dynamic loader it mapped (from `mappings`, the recorded ones at its exec stop) taken
+/// from the trace's blobs.
+pub(crate) fn place_program(
+    reader: &trace::TraceReader,
+    cwd: &Path,
+    name: &Path,
+    image: &[u8],
+    path: &[u8],
+    mappings: &[trace::InitialMapping],
+) -> std::result::Result<crate::standin::Placed, String> {
+    let loader = match crate::standin::loader_mapping(mappings, path)? {
+        Some(m) => {
+            let hash = m.file.ok_or("a loader mapping without its file")?;
+            let bytes = reader
+                .blob_at_most(&hash, crate::standin::MAX_LOADER_BYTES)
+                .map_err(|e| format!("the recorded dynamic loader: {e}"))?;
+            Some((m, bytes))
+        }
+        None => None,
+    };
+    crate::standin::place_program(cwd, name, image, path, mappings, loader)
 }
 
 /// The arguments after the script's path in the recorded argv, which must be the kernel's
@@ -275,84 +371,6 @@ fn with_argv0(argv0: &[u8], rest: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     argv
 }
 
-/// Creates `cwd/name` with `make` unless it is there already (an earlier replay of the
-/// same directory made it).
-fn place(
-    cwd: &Path,
-    name: &Path,
-    make: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> std::result::Result<(), String> {
-    let at = cwd.join(name);
-    let parent = at.parent().unwrap_or(cwd);
-    std::fs::create_dir_all(parent).map_err(|e| format!("creating {}: {e}", parent.display()))?;
-    make(&at).map_err(|e| format!("placing the stand-in {}: {e}", at.display()))
-}
-
-fn link_or_copy(from: &Path, at: &Path) -> std::io::Result<()> {
-    if at.exists() {
-        return Ok(());
-    }
-    std::fs::hard_link(from, at).or_else(|_| std::fs::copy(from, at).map(|_| ()))
-}
-
-fn write_script(at: &Path, line: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if std::fs::read(at).is_ok_and(|old| old == line) {
-        return Ok(());
-    }
-    std::fs::write(at, line)?;
-    std::fs::set_permissions(at, std::fs::Permissions::from_mode(0o755))
-}
-
-/// A relative path (`./…`) of exactly `recorded.len()` bytes ending in the recorded file's
-/// name where it fits, padded with `pad`; components are kept under the 255-byte name
-/// limit.
-fn same_length_name(recorded: &[u8], packed: &Path, pad: u8) -> Option<PathBuf> {
-    const COMPONENT: usize = 200;
-    let mut left = recorded.len().checked_sub(2).filter(|&n| n > 0)?;
-    let base = Path::new(OsStr::from_bytes(recorded))
-        .file_name()
-        .or(packed.file_name())
-        .map(|b| b.as_bytes().to_vec())
-        .unwrap_or_default();
-    let mut out = b"./".to_vec();
-    while left > COMPONENT + 1 {
-        out.extend(vec![pad; COMPONENT]);
-        out.push(b'/');
-        left -= COMPONENT + 1;
-    }
-    let keep = base.len().min(left);
-    out.extend(vec![pad; left - keep]);
-    out.extend(&base[base.len() - keep..]);
-    Some(PathBuf::from(OsStr::from_bytes(&out)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stand_in_names_are_exactly_as_long_as_the_recorded_path() {
-        let packed = Path::new("/tmp/x/binary");
-        for len in [3usize, 4, 29, 203, 204, 255, 256, 600, 4000] {
-            let mut recorded = vec![b'a'; len.saturating_sub(4)];
-            recorded.extend_from_slice(b"/umk");
-            recorded.truncate(len);
-            let name = same_length_name(&recorded, packed, b'_').expect("a stand-in");
-            let bytes = name.as_os_str().as_bytes();
-            assert_eq!(bytes.len(), len, "{name:?}");
-            assert!(bytes.starts_with(b"./"), "{name:?}");
-            assert!(
-                bytes.split(|&b| b == b'/').all(|c| c.len() <= 255),
-                "a component over 255 bytes in {len}"
-            );
-            // The last component keeps as much of the recorded file name as fits.
-            let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or_default();
-            let base = recorded.rsplit(|&b| b == b'/').next().unwrap_or_default();
-            let kept: Vec<u8> = last.iter().copied().skip_while(|&b| b == b'_').collect();
-            assert!(base.ends_with(&kept), "{name:?}");
-            assert!(kept == base || kept.len() == last.len(), "{name:?}");
-        }
-        assert_eq!(same_length_name(b"/a", packed, b'_'), None);
-    }
+fn write_script(at: &Path, line: &[u8]) -> std::result::Result<(), String> {
+    crate::standin::write_if_changed(at, line)
 }

@@ -32,6 +32,7 @@ pub mod position;
 mod session;
 mod shared;
 mod signals;
+mod standin;
 pub mod syscalls;
 mod tasks;
 mod ticks;

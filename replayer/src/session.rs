@@ -225,6 +225,8 @@ pub(crate) struct TaskState {
     /// A synchronous fault to deliver at the next resume.
     pub(crate) pending_fault: Option<Signal>,
     pub(crate) hw_applied: bool,
+    /// The stand-in its execve, stopped at its entry, was sent to (`exec`).
+    pub(crate) exec_standin: Option<crate::exec::ExecStandin>,
 }
 
 impl TaskState {
@@ -260,6 +262,7 @@ impl TaskState {
             at_event_stop: false,
             pending_fault: None,
             hw_applied: false,
+            exec_standin: None,
         }
     }
 }

@@ -108,6 +108,9 @@ impl Engine {
             Event::NewTask { tid } => self.on_new_task(s, *tid, false),
             Event::NewThread { tid } => self.on_new_task(s, *tid, true),
             Event::SharedMapping(m) => self.on_shared_mapping(s, m),
+            Event::Exec(x) if regs.syscall_nr() == libc::SYS_execve as u64 => {
+                self.on_execve(s, &regs, x)
+            }
             other => {
                 let found = describe_call(regs.syscall_nr(), &regs.syscall_args(), regs.rip());
                 let _ = s.kill();

@@ -1,8 +1,8 @@
 //! What the modules of this test share: the recording helpers of the support crate, C
 //! compilation, and an in-process replay into a buffer.
 
-pub use testsupport::cc;
 pub use testsupport::record::{events, record, record_umk, record_with, rewrite, rewrite_all};
+pub use testsupport::{cc, cc_with};
 
 /// Replays `trace` in-process into a buffer.
 pub fn replay(trace: &std::path::Path) -> replayer::Outcome {

@@ -122,3 +122,139 @@ fn unpacked_trace_replays_after_the_original_binary_is_gone() {
     std::fs::remove_file(&packed).unwrap();
     replays_identically(&unpacked, &out, rec.exit);
 }
+
+/// Lists `T/data` from a child it forks, then becomes a shell pipeline; every program is a
+/// copy under `T` (argv[1]), and so is its own dynamic loader.
+const PIPELINE: &str = r#"
+#include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    static char ls[4096], sh[4096], data[4096], cmd[16384];
+    snprintf(ls, sizeof ls, "%s/bin/ls", argv[1]);
+    snprintf(sh, sizeof sh, "%s/bin/sh", argv[1]);
+    snprintf(data, sizeof data, "%s/data", argv[1]);
+    snprintf(cmd, sizeof cmd, "%s/bin/ls %s | %s/bin/sort -r; echo pipeline done",
+             argv[1], data, argv[1]);
+    printf("child lists:\n");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *args[] = {ls, data, NULL}; /* argv[0] is the exec path itself */
+        execv(ls, args);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    printf("child ended %d\n", WEXITSTATUS(status));
+    fflush(stdout);
+    char *args[] = {"sh", "-c", cmd, NULL};
+    execv(sh, args);
+    return 126;
+}
+"#;
+
+#[test]
+fn a_pack_replays_every_program_the_recording_executed_after_they_and_their_loader_are_gone() {
+    let d = tempfile::tempdir().unwrap();
+    let tools = d.path().join("tools");
+    for sub in ["bin", "lib", "data"] {
+        std::fs::create_dir_all(tools.join(sub)).unwrap();
+    }
+    for (name, from) in [
+        ("ls", "/bin/ls"),
+        ("sort", "/usr/bin/sort"),
+        ("sh", "/bin/sh"),
+    ] {
+        let real = std::fs::canonicalize(from).unwrap();
+        std::fs::copy(real, tools.join("bin").join(name)).unwrap();
+    }
+    for name in ["apple", "cherry", "banana"] {
+        std::fs::write(tools.join("data").join(name), name).unwrap();
+    }
+    let loader = tools.join("lib/ld.so");
+    std::fs::copy(
+        std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap(),
+        &loader,
+    )
+    .unwrap();
+    let exe = cc_with(
+        d.path(),
+        "pipeline",
+        PIPELINE,
+        &[&format!("-Wl,--dynamic-linker={}", loader.display())],
+    );
+    let (rec, t, out) = record(d.path(), &exe, &[tools.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(rec.exit, ExitStatus::Exited(0), "{text}");
+    assert!(
+        text.contains("child lists:\napple\nbanana\ncherry\nchild ended 0\n")
+            && text.ends_with("cherry\nbanana\napple\npipeline done\n"),
+        "{text}"
+    );
+    let packed = pack(&t, d.path(), "pipeline");
+    std::fs::remove_dir_all(&tools).unwrap();
+    std::fs::remove_file(&exe).unwrap();
+    replays_identically(&packed, &out, rec.exit);
+
+    // The trace's copy of a program it executes is checked like any blob: `sort` swapped
+    // for other bytes is refused at its exec, never run.
+    let sort = events(&t)
+        .into_iter()
+        .find_map(|e| match e {
+            trace::Event::Exec(x) if x.binary.path.ends_with(b"/sort") => Some(x.binary),
+            _ => None,
+        })
+        .expect("an exec of sort");
+    let unpacked = d.path().join("unpacked");
+    trace::pack::Pack::open(&packed)
+        .unwrap()
+        .unpack(&unpacked)
+        .unwrap();
+    let blob = unpacked.join("blobs").join(sort.sha256.hex());
+    let other = zstd::bulk::compress(&vec![0x90u8; sort.size as usize], 3).unwrap();
+    std::fs::write(&blob, other).unwrap();
+    let msg = refusal(&unpacked);
+    assert!(
+        msg.contains("exec of") && msg.contains("sort") && msg.contains("hash"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_replay_from_recorded_paths_refuses_another_build_of_the_dynamic_loader() {
+    let d = tempfile::tempdir().unwrap();
+    let loader = d.path().join("ld.so");
+    std::fs::copy(
+        std::fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap(),
+        &loader,
+    )
+    .unwrap();
+    let flag = format!("-Wl,--dynamic-linker={}", loader.display());
+    let exe = cc_with(d.path(), "hello", HELLO, &[&flag]);
+    let (rec, t, out) = record(d.path(), &exe, &[]);
+    assert_eq!(rec.exit, ExitStatus::Exited(3));
+    replays_identically(&t, &out, rec.exit);
+    // Still a loader the kernel starts, but not the recorded bytes.
+    let mut other = std::fs::read(&loader).unwrap();
+    other.extend_from_slice(b"another build");
+    std::fs::write(&loader, other).unwrap();
+    let msg = refusal(&t);
+    assert!(
+        msg.contains("dynamic loader") && msg.contains("ld.so") && msg.contains("rewind pack"),
+        "{msg}"
+    );
+    // The pack carries the recorded loader and runs it.
+    let packed = pack(&t, d.path(), "hello");
+    replays_identically(&packed, &out, rec.exit);
+}
+
+#[test]
+fn a_pack_runs_the_hosts_copy_of_a_script_a_later_exec_starts() {
+    let d = tempfile::tempdir().unwrap();
+    // gunzip is a #! script on Debian; the shell runs it in a pipeline's last child.
+    let (rec, t, out) = record(d.path(), "/bin/sh", &["-c", "echo hi | gzip | gunzip"]);
+    assert_eq!(String::from_utf8_lossy(&out), "hi\n");
+    let packed = pack(&t, d.path(), "gz");
+    replays_identically(&packed, &out, rec.exit);
+}

@@ -26,7 +26,7 @@ pub mod umk;
 
 pub use golden::golden;
 pub use host::{
-    arg, assert_fsck_clean, cc, debugfs, debugfs_cat, debugfs_errors, debugfs_ls,
+    arg, assert_fsck_clean, cc, cc_with, debugfs, debugfs_cat, debugfs_errors, debugfs_ls,
     gdb_batch_wrapper, make_ext2, script, sha256, Scratch,
 };
 pub use process::{run_umk, run_umk_fed, run_with_timeout, tool, Run, UMK_TIMEOUT};

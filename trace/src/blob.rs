@@ -120,12 +120,32 @@ impl BlobStore {
         Ok(bytes)
     }
 
+    /// Reads back a blob whose length the trace does not record (a file behind an
+    /// initial mapping): at most `max` bytes, its hash checked.
+    pub fn get_at_most(&self, hash: &BlobHash, max: u64) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.decode_checked(hash, max, false, &mut bytes)?;
+        Ok(bytes)
+    }
+
     /// Checks that a blob decompresses to `len` bytes with its hash, keeping none of it.
     pub fn verify(&self, hash: &BlobHash, len: u64) -> Result<()> {
         self.decode(hash, len, &mut std::io::sink())
     }
 
     fn decode(&self, hash: &BlobHash, len: u64, sink: &mut dyn Write) -> Result<()> {
+        self.decode_checked(hash, len, true, sink)
+    }
+
+    /// Decompresses into `sink`, stopping one byte past `len`: more is an error, and so is
+    /// less when `exact`.
+    fn decode_checked(
+        &self,
+        hash: &BlobHash,
+        len: u64,
+        exact: bool,
+        sink: &mut dyn Write,
+    ) -> Result<()> {
         let path = self.path(hash);
         let err = |what: String| Error::Blob {
             hash: hash.hex(),
@@ -156,7 +176,7 @@ impl BlobStore {
                 path.display()
             )));
         }
-        if got < len {
+        if got < len && exact {
             return Err(err(format!(
                 "{}: decompresses to {got} bytes, the trace says {len}",
                 path.display()

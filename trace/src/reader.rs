@@ -364,6 +364,12 @@ impl TraceReader {
         self.blobs.get(hash, len)
     }
 
+    /// Reads a blob whose length no event records (the file behind an initial mapping):
+    /// at most `max` bytes.
+    pub fn blob_at_most(&self, hash: &BlobHash, max: u64) -> Result<Vec<u8>> {
+        self.blobs.get_at_most(hash, max)
+    }
+
     /// Checks every blob `events` refer to, each distinct one once: it must decompress to
     /// the length the events record (decompression stops past it) with its hash, and no
     /// two events may give one blob different lengths. Memory holds none of the blobs.

@@ -176,6 +176,28 @@ pub fn thread_group_id(pid: Pid) -> std::io::Result<i32> {
     status_field(pid, "Tgid:", |v| v.parse().ok())
 }
 
+/// Whether tasks `a` and `b` share one address space (kcmp's `KCMP_VM`): threads of a
+/// process, or a vfork child and its parent until the child execs or ends.
+pub fn shares_memory(a: Pid, b: Pid) -> std::io::Result<bool> {
+    const KCMP_VM: libc::c_long = 1;
+    // SAFETY: kcmp takes five integers and touches no memory of ours for KCMP_VM.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            libc::c_long::from(a.as_raw()),
+            libc::c_long::from(b.as_raw()),
+            KCMP_VM,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    match r {
+        0 => Ok(true),
+        r if r > 0 => Ok(false),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// The parent process of `pid` (`PPid:` of /proc/PID/status).
 pub fn parent_id(pid: Pid) -> std::io::Result<i32> {
     status_field(pid, "PPid:", |v| v.parse().ok())
