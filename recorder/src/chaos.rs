@@ -6,13 +6,18 @@
 //!   (`1 + 0..=max_delay` instead of always the next one), and
 //! * where to add timer interrupts the host never sent: a synthetic SIGALRM at a tick
 //!   `1..2*mean_gap` ahead whenever nothing else is armed. umk treats every SIGALRM as a
-//!   timer interrupt, so each adds a tick and possibly a preemption.
+//!   timer interrupt, so each adds a tick and possibly a preemption;
+//! * where the tasks of a program with several (threads, processes) switch: at a syscall
+//!   exit where another task can run, the running one is parked there with odds of one
+//!   in [`SWITCH_ODDS`] instead of only once its time slice is over. A syscall exit is an
+//!   exact place (the end of an event), so this moves a race's window without guessing.
 //!
-//! Every placement is an ordinary `Placement::Tick` signal event, so a chaos recording
-//! replays exactly like any other; the seed is kept in the trace's `chaos` file only to
-//! say how it was made. The placement also depends on host timing (when real signals
-//! arrive), so one seed does not always give the same run — `--until` tries several.
-//! Chaos needs the execution-point ABI: without it there is no tick to aim at.
+//! Every placement is an ordinary `Placement::Tick` signal event and every switch an
+//! ordinary `Event::Switch`, so a chaos recording replays exactly like any other; the
+//! seed is kept in the trace's `chaos` file only to say how it was made. The placement
+//! also depends on host timing (when real signals arrive, when a blocked task wakes), so
+//! one seed does not always give the same run — `--until` tries several. Interrupts need
+//! the execution-point ABI (a tick to aim at); without it only the schedule moves.
 
 use trace::ChaosInfo;
 
@@ -20,6 +25,9 @@ use trace::ChaosInfo;
 pub const DEFAULT_MAX_DELAY: u64 = 64;
 /// Default mean distance between synthetic timer interrupts, in ticks.
 pub const DEFAULT_MEAN_GAP: u64 = 2000;
+/// At a syscall exit where another task can run, the running one switches away with
+/// odds of one in this many.
+pub const SWITCH_ODDS: u64 = 4;
 
 /// What `--chaos` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +93,11 @@ impl Chaos {
         1 + self.below(self.opts.max_delay + 1)
     }
 
+    /// Whether the running task switches away at this syscall exit.
+    pub fn switch(&mut self) -> bool {
+        self.below(SWITCH_ODDS) == 0
+    }
+
     /// Ticks from now to the next synthetic interrupt, or `None` when disabled.
     pub fn gap(&mut self) -> Option<u64> {
         let m = self.opts.mean_gap;
@@ -116,5 +129,7 @@ mod tests {
             ..ChaosOptions::new(1)
         });
         assert_eq!(off.gap(), None);
+        let switches = (0..4000).filter(|_| a.switch()).count();
+        assert!((700..1300).contains(&switches), "{switches} of 4000");
     }
 }

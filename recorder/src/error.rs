@@ -61,17 +61,6 @@ pub enum Error {
         /// The trace.
         trace: PathBuf,
     },
-    /// `--chaos` was asked for a program without the execution-point ABI.
-    #[error(
-        "{}: --chaos needs the execution-point ABI (symbols REWIND_TICKS and \
-         REWIND_TICK_TARGET, see kernel/EXEC_POINTS.md), which this program does not export: \
-         without ticks there is nowhere to move interrupts to",
-        program.display()
-    )]
-    ChaosWithoutTicks {
-        /// The program.
-        program: PathBuf,
-    },
     /// Starting the program failed.
     #[error("{0}")]
     Start(String),

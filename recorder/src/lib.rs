@@ -73,7 +73,8 @@ pub struct RecordOptions {
     pub cpuid_faulting: bool,
     /// Send the program's stdout here (a file or pipe) instead of inheriting ours.
     pub stdout: Option<std::os::fd::OwnedFd>,
-    /// Move interrupts and add preemptions at seeded ticks (`--chaos SEED`).
+    /// Move interrupts and add preemptions at seeded ticks, and move task switches
+    /// (`--chaos SEED`; without the execution-point ABI only the switches).
     pub chaos: Option<ChaosOptions>,
     /// Kill the program if it runs longer, closing the trace as aborted-by-timeout.
     pub timeout: Option<Duration>,
@@ -83,7 +84,8 @@ pub struct RecordOptions {
     pub file_cache: Option<PathBuf>,
     /// The syscall buffer's preload library (`librewind_preload.so`), preloaded into a
     /// dynamically linked program that is not a guest kernel; `None` records every call
-    /// with a ptrace stop (`--no-syscall-buffer`).
+    /// with a ptrace stop (`--no-syscall-buffer`, and always under `chaos`, which needs
+    /// every syscall exit as a place to switch tasks).
     pub syscall_buffer: Option<PathBuf>,
 }
 
@@ -147,9 +149,11 @@ pub struct Recording {
     /// The program ran past `RecordOptions::timeout` and the recorder killed it (`exit` is
     /// then SIGKILL and the trace ends with an `Aborted` event saying so).
     pub timed_out: bool,
-    /// Asynchronous signals delivered (real or chaos's synthetic ones). Zero means no
-    /// interrupt reached the program, so no chaos seed could have changed this run.
+    /// Asynchronous signals delivered (real or chaos's synthetic ones).
     pub signals: u64,
+    /// Syscall exits where chaos chose whether to switch tasks. Zero for both this and
+    /// `signals` means no chaos seed could have changed this run.
+    pub schedule_choices: u64,
 }
 
 /// Pins the calling thread to its current CPU for the duration, so recorder and tracee
@@ -183,19 +187,6 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
             program.display()
         ))
     })?;
-    if opts.chaos.is_some() {
-        let data = std::fs::read(&resolved).map_err(|source| Error::Io {
-            op: "read",
-            path: resolved.clone(),
-            source,
-        })?;
-        if guest::ticks::find(&data)
-            .map_err(|why| files::not_elf(&resolved, why))?
-            .is_none()
-        {
-            return Err(Error::ChaosWithoutTicks { program: resolved });
-        }
-    }
     let (dir, default_root) = match &opts.out_dir {
         Some(d) => (d.clone(), None),
         None => {
@@ -213,9 +204,10 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         c.info().write(&dir)?;
     }
     let pin = Pin::here();
+    // Chaos switches tasks at syscall exits: a buffered call has none to switch at.
     let preload = match &opts.syscall_buffer {
-        Some(lib) => syscallbuf::preload_for(&resolved, lib)?,
-        None => None,
+        Some(lib) if opts.chaos.is_none() => syscallbuf::preload_for(&resolved, lib)?,
+        _ => None,
     };
     let filter = tracee::syscalls::filter_for(preload.is_some());
     let trap_tsc = opts.trap_tsc && tracee::cpu::tsc_trapping_supported();
@@ -279,6 +271,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         cpuid_faulting: prepared.cpuid_faulting,
         chaos: opts.chaos.map(chaos::Chaos::new),
         signals: 0,
+        schedule_choices: 0,
         timed_out: watchdog.as_ref().map(watchdog::Watchdog::flag),
         buffered: preload.is_some(),
     };
@@ -311,6 +304,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
                 cpuid_faulting: prepared.cpuid_faulting,
                 timed_out: true,
                 signals: session.signals,
+                schedule_choices: session.schedule_choices,
             });
         }
         Err(e @ (Error::Unsupported { .. } | Error::UnknownSyscall { .. })) => {
@@ -343,5 +337,6 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         cpuid_faulting: prepared.cpuid_faulting,
         timed_out: false,
         signals: session.signals,
+        schedule_choices: session.schedule_choices,
     })
 }

@@ -49,6 +49,8 @@ pub(crate) struct Session {
     pub chaos: Option<crate::chaos::Chaos>,
     /// Asynchronous signals recorded so far (every one is an `Event::Signal`).
     pub signals: u64,
+    /// Syscall exits where chaos chose whether to switch tasks.
+    pub schedule_choices: u64,
     /// The program runs with the syscall buffer preloaded: drain it at every stop.
     pub buffered: bool,
     /// Set by the watchdog when it killed the tracee for running past `--timeout`.

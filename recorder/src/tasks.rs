@@ -357,20 +357,27 @@ impl Session {
     /// At a syscall-exit stop of the running task, its event written: when its time
     /// slice is over and another task can run, the task is parked right here (an exact
     /// place: the end of its last event) so that a task that never blocks, polling for
-    /// another's progress, does not keep the CPU forever.
+    /// another's progress, does not keep the CPU forever. Under `--chaos` the seed may
+    /// end the slice at any such exit (`chaos::SWITCH_ODDS`).
     pub(crate) fn slice_over(&mut self) -> Result<bool> {
-        if self.tasks.is_empty()
-            || self
-                .tasks
-                .slice_from
-                .is_some_and(|t| t.elapsed() < TIME_SLICE)
-        {
+        let over = self
+            .tasks
+            .slice_from
+            .is_none_or(|t| t.elapsed() >= TIME_SLICE);
+        if self.tasks.is_empty() || !(over || self.chaos.is_some()) {
             return Ok(false);
         }
         while let Some((pid, w)) = self.t(tracee::task::wait_any(true))? {
             self.note(pid, w)?;
         }
-        Ok(self.tasks.any_ready())
+        if !self.tasks.any_ready() {
+            return Ok(false);
+        }
+        if over {
+            return Ok(true);
+        }
+        self.schedule_choices += 1;
+        Ok(self.chaos.as_mut().is_some_and(|c| c.switch()))
     }
 
     /// The running task ended (`parked`: `None`) or is parked as `parked` says: switch

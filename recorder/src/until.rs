@@ -227,11 +227,14 @@ pub enum UntilError {
         /// The runs made.
         runs: Vec<Run>,
     },
-    /// A run ended before any interrupt reached it, so every seed would end it the same
-    /// way (a missing disk image, a bad argument): no point in more runs.
+    /// A run ended before any interrupt reached it or two tasks could have switched, so
+    /// every seed would end it the same way (a missing disk image, a bad argument, a
+    /// program with one task and no ticks): no point in more runs.
     #[error(
-        "run {} (seed {}) {} before any interrupt reached it: the program ended before its \
-         racy part, so no other seed can change that (its output says why){}",
+        "run {} (seed {}) {} before any interrupt reached it or another task could run: \
+         the program ended before its racy part, or has none that chaos can move (one task \
+         and no execution-point ABI), so no other seed can change that (its output says \
+         why){}",
         runs.last().map_or(0, |r| r.run),
         runs.last().map_or(0, |r| r.seed),
         runs.last().map_or(String::new(), |r| r.outcome.to_string()),
@@ -322,7 +325,7 @@ pub fn record_until(
             dir: recording.dir.clone(),
             source,
         })?;
-        if recording.signals == 0 {
+        if recording.signals == 0 && recording.schedule_choices == 0 {
             forget_latest(base);
             return Err(UntilError::SeedIndependent { runs });
         }

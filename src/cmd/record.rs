@@ -22,8 +22,9 @@ pub struct RecordArgs {
     /// Let rdtsc run untrapped (the trace is then not replayable if the program reads the TSC).
     #[arg(long)]
     pub no_tsc_trap: bool,
-    /// Move interrupts and add preemptions at ticks chosen by this seed (needs a guest
-    /// with the execution-point ABI, such as umk; the trace replays like any other).
+    /// Move where tasks switch (threads, processes), and interrupts and preemptions to
+    /// ticks (a guest with the execution-point ABI, such as umk), as this seed chooses;
+    /// the trace replays like any other.
     #[arg(long, value_name = "SEED")]
     pub chaos: Option<u64>,
     /// Under chaos: mean distance in ticks between added timer interrupts (0: none).
