@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 #![warn(clippy::cast_possible_truncation)]
 
+pub mod arch;
 pub mod conn;
 pub mod error;
 pub mod monitor;
@@ -45,9 +46,14 @@ const GOTO_PYTHON: &[&str] = &[
     "RewindGoto()",
 ];
 
-/// The command that attaches gdb to a stub at `addr` with `binary`'s symbols.
-pub fn gdb_command(binary: &std::path::Path, addr: std::net::SocketAddr) -> Vec<String> {
-    vec![
+/// The command that attaches gdb to a stub at `addr` with `binary`'s symbols, first
+/// loading the guest's own gdb Python (`guest::Guest::gdb_script`), if it has one.
+pub fn gdb_command(
+    binary: &std::path::Path,
+    addr: std::net::SocketAddr,
+    guest_script: Option<&str>,
+) -> Vec<String> {
+    let mut cmd = vec![
         "gdb".into(),
         "-q".into(),
         binary.display().to_string(),
@@ -57,7 +63,12 @@ pub fn gdb_command(binary: &std::path::Path, addr: std::net::SocketAddr) -> Vec<
         "-ex".into(),
         // One line for -ex: the program as one Python string literal.
         format!("python exec({:?})", GOTO_PYTHON.join("\n")),
-        "-ex".into(),
-        format!("target remote {addr}"),
-    ]
+    ];
+    if let Some(script) = guest_script {
+        cmd.push("-ex".into());
+        cmd.push(format!("python exec({script:?})"));
+    }
+    cmd.push("-ex".into());
+    cmd.push(format!("target remote {addr}"));
+    cmd
 }

@@ -115,6 +115,11 @@ impl Server {
         &self.binary
     }
 
+    /// The guest kernel's gdb Python, if it has any (`gdb_command` loads it).
+    pub fn gdb_script(&self) -> Option<&'static str> {
+        self.target.guest_script()
+    }
+
     /// The replay target (for in-process callers).
     pub fn target(&mut self) -> &mut ReplayTarget {
         &mut self.target

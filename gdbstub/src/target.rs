@@ -28,7 +28,8 @@ use gdbstub::target::ext::catch_syscalls::{
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
-use gdbstub_arch::x86::X86_64_SSE;
+
+use crate::arch::{self, Amd64, Regs};
 use guest::{Guest, Task, TaskState};
 use replayer::{StopReason, Timeline, WatchKind};
 use trace::Gprs;
@@ -150,6 +151,11 @@ impl ReplayTarget {
             latency: Latency::default(),
             last_error: None,
         }
+    }
+
+    /// The guest kernel's gdb Python, if it has any.
+    pub fn guest_script(&self) -> Option<&'static str> {
+        self.guest.as_ref().and_then(|g| g.gdb_script())
     }
 
     /// How long each kind of run took so far, one line per kind.
@@ -320,43 +326,46 @@ impl ReplayTarget {
         }
     }
 
-    fn gprs_for(&self, t: Tid) -> Result<Gprs, ()> {
+    /// Thread `t`'s registers as gdb is to see them. A switched-out guest task has only
+    /// what its switch saved: the caller-saved registers are unavailable, and where the
+    /// guest can show the task inside its switch routine (its `gdb_script` unwinds that
+    /// frame) only the pc and stack pointer there are known.
+    fn regs_for(&self, t: Tid) -> Result<Regs, ()> {
         if let Some(threads) = self.program_threads() {
             return threads
                 .into_iter()
                 .find(|x| x.tid as usize == t.get())
-                .map(|x| x.regs)
+                .map(|x| Regs::known(to_gdb(&x.regs)))
                 .ok_or(());
         }
         let live = self.tl.regs().map_err(|_| ())?;
         let (tasks, cur) = self.tasks();
         let Some(guest) = self.guest.as_ref().filter(|_| t.get() != cur) else {
-            return Ok(live);
+            return Ok(Regs::known(to_gdb(&live)));
         };
         let task = tasks.iter().find(|x| task_tid(x) == t.get()).ok_or(())?;
         let c = guest.saved_context(task, &self.tl).ok_or(())?;
-        // Caller-saved registers are not kept across a switch; gdb sees them as zero.
-        Ok(Gprs {
-            rip: c.rip,
-            rsp: c.rsp,
-            rbp: c.rbp,
-            rbx: c.rbx,
-            r12: c.r12,
-            r13: c.r13,
-            r14: c.r14,
-            r15: c.r15,
-            r11: 0,
-            r10: 0,
-            r9: 0,
-            r8: 0,
-            rax: 0,
-            rcx: 0,
-            rdx: 0,
-            rsi: 0,
-            rdi: 0,
-            orig_rax: 0,
-            ..live
-        })
+        let lost = |g: Gprs| Gprs { orig_rax: 0, ..g };
+        let regs = match c.switch {
+            Some(sw) => Regs::known(to_gdb(&lost(Gprs {
+                rip: sw.pc,
+                rsp: sw.sp,
+                ..live
+            })))
+            .without(&arch::CALLEE_SAVED),
+            None => Regs::known(to_gdb(&lost(Gprs {
+                rip: c.rip,
+                rsp: c.rsp,
+                rbp: c.rbp,
+                rbx: c.rbx,
+                r12: c.r12,
+                r13: c.r13,
+                r14: c.r14,
+                r15: c.r15,
+                ..live
+            }))),
+        };
+        Ok(regs.without(&arch::CALLER_SAVED))
     }
 
     fn set_action(&mut self, a: Action) {
@@ -377,7 +386,7 @@ fn action_name(a: Action) -> &'static str {
 }
 
 impl Target for ReplayTarget {
-    type Arch = X86_64_SSE;
+    type Arch = Amd64;
     type Error = Error;
 
     fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
@@ -426,13 +435,12 @@ impl CatchSyscalls for ReplayTarget {
 }
 
 impl MultiThreadBase for ReplayTarget {
-    fn read_registers(&mut self, regs: &mut X86_64CoreRegs, t: Tid) -> TargetResult<(), Self> {
-        let g = self.gprs_for(t).map_err(|_| TargetError::NonFatal)?;
-        *regs = to_gdb(&g);
+    fn read_registers(&mut self, regs: &mut Regs, t: Tid) -> TargetResult<(), Self> {
+        *regs = self.regs_for(t).map_err(|_| TargetError::NonFatal)?;
         Ok(())
     }
 
-    fn write_registers(&mut self, _: &X86_64CoreRegs, _: Tid) -> TargetResult<(), Self> {
+    fn write_registers(&mut self, _: &Regs, _: Tid) -> TargetResult<(), Self> {
         // gdb shows only "E01": say why on the terminal gdb shares with us.
         eprintln!(
             "rewind: {}",

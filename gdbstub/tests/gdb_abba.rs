@@ -32,16 +32,22 @@ fn gdb_sessions(cmds: &[&str], sessions: usize) -> (Vec<String>, Vec<String>) {
     // The replay's tracer is the thread that opens it: the stub lives on its own thread.
     let stub = std::thread::spawn(move || {
         let mut server = Server::open(&ServerOptions::local(trace, 0)).expect("starting stub");
-        tx.send(server.local_addr().unwrap()).unwrap();
+        tx.send((server.local_addr().unwrap(), server.gdb_script()))
+            .unwrap();
         for _ in 0..sessions {
             server.serve_one().expect("serving gdb");
         }
         server.target().latency_lines()
     });
-    let addr = rx.recv().expect("stub address");
+    let (addr, script) = rx.recv().expect("stub address");
     let mut outputs = Vec::new();
     for _ in 0..sessions {
-        outputs.push(common::gdb_batch(testsupport::umk_binary(), addr, cmds));
+        outputs.push(common::gdb_batch(
+            testsupport::umk_binary(),
+            addr,
+            script,
+            cmds,
+        ));
     }
     let lat = stub.join().expect("stub thread");
     eprintln!("stub latencies:\n  {}", lat.join("\n  "));
@@ -81,6 +87,69 @@ fn threads_at_the_end_show_both_abba_tasks_blocked_with_their_lock_calls() {
             "{me}'s backtrace lacks its lock call:\n{bt}\n---\n{out}"
         );
     }
+}
+
+/// A switched-out task as gdb shows a sleeping Linux task: frame 0 inside the context
+/// switch (umk_switch_to, unwound by umk's gdb Python from the registers it pushed), the
+/// function that called it next, at its call line; only what the switch saved is known
+/// (the caller-saved registers are `<unavailable>`, not zero); and the backtrace ends at
+/// the task's trampoline instead of reading its stack's poison as frames.
+#[test]
+fn a_blocked_task_rests_in_the_switch_and_its_backtrace_ends_at_the_trampoline() {
+    let out = gdb(&[
+        "continue",
+        "thread 4",
+        "info registers rax rcx rdi r11 rbx rip",
+        "bt",
+        "frame 1",
+        "info registers rbx",
+    ]);
+    let regs = after(&out, "[Switching to thread 4");
+    for reg in ["rax", "rcx", "rdi", "r11", "rbx"] {
+        let line = regs
+            .lines()
+            .find(|l| l.starts_with(reg))
+            .unwrap_or_else(|| panic!("no {reg} in\n{out}"));
+        assert!(line.ends_with("<unavailable>"), "{line}\n{out}");
+    }
+    assert!(regs.contains("<umk_switch_to+"), "{out}");
+    // `thread 4` prints frame 0 too; the backtrace follows the registers.
+    let bt = after(regs, "<umk_switch_to+");
+    let bt = &bt[bt.find("\n#0 ").map_or(0, |i| i + 1)..];
+    let frames: Vec<&str> = bt
+        .lines()
+        .enumerate()
+        .take_while(|(i, l)| l.starts_with(&format!("#{i} ")))
+        .map(|(_, l)| l)
+        .collect();
+    assert!(frames[0].contains("in umk_switch_to ()"), "{out}");
+    assert!(
+        frames[1].contains("umk::sched::") && frames[1].contains("kernel/src/sched/mod.rs:"),
+        "the switch's caller, at its call line: {out}"
+    );
+    assert!(bt.contains("abba.rs"), "{out}");
+    let trampoline = frames
+        .iter()
+        .position(|f| f.contains("umk_task_trampoline"))
+        .unwrap_or_else(|| panic!("no trampoline frame:\n{out}"));
+    assert!(
+        frames[trampoline + 1..]
+            .iter()
+            .all(|f| f.contains(" 0x0000000000000000 in ?? ()")),
+        "nothing past the trampoline but gdb's zero-pc end:\n{out}"
+    );
+    assert!(!out.contains("0x5a5a"), "{out}");
+    // One frame up, the switch's pushes give the caller its callee-saved registers back.
+    let up = after(bt, "\n#1 ");
+    let rbx = up
+        .lines()
+        .find(|l| l.starts_with("rbx"))
+        .unwrap_or_default();
+    assert!(
+        !rbx.contains("unavailable") && rbx.contains("0x"),
+        "{rbx}\n{out}"
+    );
+    assert!(!out.contains("Python Exception"), "{out}");
 }
 
 #[test]

@@ -32,7 +32,7 @@ pub mod umk;
 pub use binary::{Binary, Frame, SymbolHit};
 pub use error::{Error, Result};
 pub use memory::Memory;
-pub use task::{SavedContext, Task, TaskState, Wait, WaitKind};
+pub use task::{SavedContext, SwitchFrame, Task, TaskState, Wait, WaitKind};
 
 /// What a debugger needs from a guest kernel, whichever it is.
 pub trait Guest {
@@ -46,6 +46,13 @@ pub trait Guest {
     /// The registers a switched-out task resumes with; `None` for the running task, whose
     /// registers are the live ones, and for a task whose saved frame is unreadable.
     fn saved_context(&self, task: &Task, mem: &dyn Memory) -> Option<SavedContext>;
+
+    /// gdb Python that teaches gdb this guest's frames it cannot unwind by itself (a
+    /// context switch written in assembly without CFI, a task's first frame), loaded by
+    /// `rewind gdb` before it connects.
+    fn gdb_script(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The guest kernel `binary` is, if it is one this crate can read: `None` for an ordinary

@@ -162,8 +162,8 @@ impl Task {
     }
 }
 
-/// The callee-saved registers a switched-out task resumes with; the caller-saved ones are
-/// not preserved across a switch.
+/// The callee-saved registers a switched-out task resumes with in the function that
+/// called the context switch; the caller-saved ones are not preserved across a switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[allow(missing_docs)]
 pub struct SavedContext {
@@ -175,4 +175,17 @@ pub struct SavedContext {
     pub r13: u64,
     pub r14: u64,
     pub r15: u64,
+    /// Where inside the context switch routine the task rests, when a debugger can show
+    /// that frame (the guest's [`crate::Guest::gdb_script`] unwinds it to the registers above).
+    pub switch: Option<SwitchFrame>,
+}
+
+/// A switched-out task inside its context switch: it resumes at `pc` with the stack
+/// pointer `sp` (the saved frame), and nothing else of its registers is known there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchFrame {
+    /// The instruction it resumes at.
+    pub pc: u64,
+    /// Its stack pointer there.
+    pub sp: u64,
 }

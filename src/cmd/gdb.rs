@@ -50,7 +50,7 @@ pub fn run(args: GdbArgs) -> anyhow::Result<()> {
     let mut server = rewind_gdb::Server::open(&opts)
         .with_context(|| format!("starting the gdb stub on {}", dir.display()))?;
     let addr = server.local_addr()?;
-    let cmd = rewind_gdb::gdb_command(server.binary(), addr);
+    let cmd = rewind_gdb::gdb_command(server.binary(), addr, server.gdb_script());
     if args.no_launch {
         println!("rewind: gdb stub for {} listening on {addr}", dir.display());
         println!("attach with: {}", shell_words(&cmd));

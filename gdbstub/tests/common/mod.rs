@@ -18,20 +18,25 @@ pub fn gdb_session(opts: ServerOptions, cmds: &[&str]) -> (String, PathBuf) {
     let (tx, rx) = std::sync::mpsc::channel();
     let stub = std::thread::spawn(move || {
         let mut server = Server::open(&opts).expect("starting stub");
-        tx.send((server.local_addr().unwrap(), server.binary().to_path_buf()))
-            .unwrap();
+        tx.send((
+            server.local_addr().unwrap(),
+            server.binary().to_path_buf(),
+            server.gdb_script(),
+        ))
+        .unwrap();
         server.serve_one().expect("serving gdb");
     });
-    let (addr, binary) = rx.recv().expect("stub address");
-    let out = gdb_batch(&binary, addr, cmds);
+    let (addr, binary, script) = rx.recv().expect("stub address");
+    let out = gdb_batch(&binary, addr, script, cmds);
     stub.join().expect("stub thread");
     (out, binary)
 }
 
 /// gdb's output of one batch session with `binary`'s symbols, attached to the stub at
-/// `addr` as `rewind gdb` attaches it, running `cmds`.
-pub fn gdb_batch(binary: &Path, addr: SocketAddr, cmds: &[&str]) -> String {
-    let launch = rewind_gdb::gdb_command(binary, addr);
+/// `addr` as `rewind gdb` attaches it (with the guest's gdb Python `script`), running
+/// `cmds`.
+pub fn gdb_batch(binary: &Path, addr: SocketAddr, script: Option<&str>, cmds: &[&str]) -> String {
+    let launch = rewind_gdb::gdb_command(binary, addr, script);
     let mut cmd = Command::new(&launch[0]);
     cmd.args(["-batch", "-nx", "-ex", "set pagination off"])
         .args(&launch[1..]);

@@ -313,6 +313,8 @@ impl Guest for Linux {
             r13: r[5],
             r14: r[6],
             r15: r[7],
+            // UML switches with setjmp/longjmp: its jmp_buf holds only the caller's view.
+            switch: None,
         })
     }
 }

@@ -30,7 +30,17 @@ pub struct Umk {
     task_size: u64,
     /// `UMK_SLAB_CACHES`, if this umk has a slab allocator to describe.
     caches: Option<u64>,
+    /// Where `umk_switch_to` continues a task switched back to: right after its
+    /// `mov rsp, rsi`, before the pops (kernel/src/arch/switch.rs).
+    switch_resume: Option<u64>,
 }
+
+/// `mov rsp, rsi`: the switch's move onto the next task's saved frame.
+const MOV_RSP_RSI: [u8; 3] = [0x48, 0x89, 0xf4];
+
+/// The gdb Python that unwinds umk's context switch and ends a task's backtrace at its
+/// trampoline (`Guest::gdb_script`).
+const GDB_SCRIPT: &str = include_str!("gdb_frames.py");
 
 impl Umk {
     /// umk's symbols in `bin`; an error when it is not umk (it lacks the task table).
@@ -41,6 +51,11 @@ impl Umk {
             nr_tasks: bin.require("UMK_NR_TASKS")?,
             task_size: bin.require("UMK_TASK_SIZE")?,
             caches: bin.address("UMK_SLAB_CACHES"),
+            switch_resume: bin.address("umk_switch_to").and_then(|at| {
+                let (start, code) = bin.function_code(at)?;
+                let i = code.windows(3).position(|w| w == MOV_RSP_RSI)?;
+                Some(start + i as u64 + 3)
+            }),
         })
     }
 }
@@ -62,6 +77,10 @@ impl Guest for Umk {
         if task.current {
             return None;
         }
-        tasks::saved_context(mem, task.saved_sp)
+        tasks::saved_context(mem, task.saved_sp, self.switch_resume)
+    }
+
+    fn gdb_script(&self) -> Option<&'static str> {
+        Some(GDB_SCRIPT)
     }
 }

@@ -169,7 +169,12 @@ fn decode(mem: &dyn Memory, raw: &[u8], slot: u64, current: u64) -> Option<Task>
 const FRAME: usize = 56;
 
 /// The context frame at `saved_rsp` (kernel/TASKS.md); `None` for a null or unreadable one.
-pub fn saved_context(mem: &dyn Memory, saved_rsp: u64) -> Option<SavedContext> {
+/// `resume` is where `umk_switch_to` continues a task switched back to, if known.
+pub fn saved_context(
+    mem: &dyn Memory,
+    saved_rsp: u64,
+    resume: Option<u64>,
+) -> Option<SavedContext> {
     if saved_rsp == 0 {
         return None;
     }
@@ -184,6 +189,7 @@ pub fn saved_context(mem: &dyn Memory, saved_rsp: u64) -> Option<SavedContext> {
         rbp: at(5),
         rip: at(6),
         rsp: saved_rsp.wrapping_add(FRAME as u64),
+        switch: resume.map(|pc| crate::SwitchFrame { pc, sp: saved_rsp }),
     })
 }
 
@@ -205,6 +211,7 @@ mod tests {
             nr_tasks: NR,
             task_size: SIZE,
             caches: None,
+            switch_resume: None,
         }
     }
 
@@ -283,10 +290,15 @@ mod tests {
         let mut m = Fake::default();
         let frame: Vec<u8> = (1..=7u64).flat_map(|v| (v * 0x10).to_le_bytes()).collect();
         m.put(0x7000, &frame);
-        let c = saved_context(&m, 0x7000).unwrap();
+        let c = saved_context(&m, 0x7000, Some(0x401010)).unwrap();
         assert_eq!((c.r15, c.r12, c.rbx, c.rbp), (0x10, 0x40, 0x50, 0x60));
         assert_eq!((c.rip, c.rsp), (0x70, 0x7000 + 56));
-        assert_eq!(saved_context(&m, 0), None);
-        assert_eq!(saved_context(&m, 0x7100), None);
+        let inside = crate::SwitchFrame {
+            pc: 0x401010,
+            sp: 0x7000,
+        };
+        assert_eq!(c.switch, Some(inside));
+        assert_eq!(saved_context(&m, 0, None), None);
+        assert_eq!(saved_context(&m, 0x7100, None), None);
     }
 }
