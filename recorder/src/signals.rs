@@ -49,6 +49,8 @@ use guest::ticks::NEVER;
 pub const HOLD_LIMIT: Duration = Duration::from_millis(1);
 /// After a probe found the state changing, the wait before the next one.
 pub const PROBE_GAP: Duration = Duration::from_millis(50);
+/// How many times a probe's step is tried again when a held signal is raised anew first.
+const MAX_STEP_RETRIES: u32 = 16;
 /// How long a signal may stay held before the recording stops.
 pub const HOLD_DEADLINE: Duration = Duration::from_secs(2);
 
@@ -77,9 +79,25 @@ pub(crate) struct SignalState {
     probe: Option<Probe>,
     /// No new probe before this, after one found the state changing.
     next_probe: Option<Instant>,
+    /// The rip (after its `syscall`) of the call last cancelled to deliver a signal: when
+    /// the handler returns and the call is issued again it runs, another signal held
+    /// meanwhile waits for a later place. A signal that comes faster than a handler runs
+    /// under the recorder (a 1 ms timer, each handler several ptrace stops) would
+    /// otherwise cancel the same call forever.
+    reissued: Option<u64>,
 }
 
 impl SignalState {
+    /// Whether the call at `rip` is the re-issue of one a signal was delivered before
+    /// (taken once).
+    pub fn is_reissue(&mut self, rip: u64) -> bool {
+        let again = self.reissued == Some(rip);
+        if again {
+            self.reissued = None;
+        }
+        again
+    }
+
     pub fn has_held(&self) -> bool {
         !self.held.is_empty()
     }
@@ -324,6 +342,7 @@ impl Session {
         }))?;
         self.rearm(&s)?;
         self.task.sig.injecting = Some(info);
+        self.task.sig.reissued = Some(regs.rip());
         self.t(s.resume(Resume::Cont(Some(sig)))).map(Flow::Running)
     }
 
@@ -390,10 +409,25 @@ impl Session {
             return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
         }
         let digest = self.t(s.state_digest())?;
-        // Off the instruction first, so the breakpoint marks the next visit.
-        let (s, stop) = match self.t(self.t(s.resume(Resume::Step(None)))?.wait())? {
-            Waited::Exited(e) => return Ok(Flow::Exited(e)),
-            Waited::Stopped(s, stop) => (s, stop),
+        // Off the instruction first, so the breakpoint marks the next visit. A held
+        // signal that the kernel raises again (a fast timer) comes before the step does:
+        // it is pending already, so it is suppressed and the step tried again.
+        let mut s = s;
+        let mut again = 0;
+        let (s, stop) = loop {
+            let (next, stop) = match self.t(self.t(s.resume(Resume::Step(None)))?.wait())? {
+                Waited::Exited(e) => return Ok(Flow::Exited(e)),
+                Waited::Stopped(next, stop) => (next, stop),
+            };
+            match stop {
+                Stop::Signal(sig)
+                    if again < MAX_STEP_RETRIES && self.is_held_again(&next, sig)? =>
+                {
+                    again += 1;
+                    s = next;
+                }
+                _ => break (next, stop),
+            }
         };
         if stop != Stop::Signal(Signal::SIGTRAP) {
             // A system call or a fault came first: handled as any stop, the signal still
@@ -411,6 +445,16 @@ impl Session {
             digest,
         });
         self.t(s.resume(Resume::Cont(None))).map(Flow::Running)
+    }
+
+    /// Whether the signal-delivery stop of `sig` is a new instance of an asynchronous
+    /// signal the recorder holds (a standard signal is pending once: nothing is lost).
+    fn is_held_again(&self, s: &Stopped, sig: Signal) -> Result<bool> {
+        if sig == Signal::SIGTRAP || !self.task.sig.held.iter().any(|h| h.signo() == sig as i32) {
+            return Ok(false);
+        }
+        let info = self.t(s.siginfo())?;
+        Ok(!info.is_synchronous_fault() && (sig as i32) < libc::SIGRTMIN())
     }
 
     /// Takes out the probe's breakpoint, if one is set.

@@ -53,7 +53,10 @@ impl Session {
             // Only reaches here for calls the filter could not classify (other ABIs).
             Some(Class::Allow) | Some(Class::Fail(_)) => None,
         };
-        if self.task.sig.has_held() && !self.t(self.held_is_blocked(&s))? {
+        if self.task.sig.has_held()
+            && !self.task.sig.is_reissue(regs.rip())
+            && !self.t(self.held_is_blocked(&s))?
+        {
             return self.place_before_syscall(s, regs);
         }
         self.arm_chaos_tick(&s)?;
