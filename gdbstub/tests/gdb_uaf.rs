@@ -56,3 +56,28 @@ fn a_fault_is_a_signal_stop_and_continue_delivers_it() {
     assert!(out.contains("No more reverse-execution history."), "{out}");
     assert!(out.contains("umk::host::process::abort"), "{out}");
 }
+
+/// Once the SIGSEGV is delivered, the guest's handler panics and aborts; `bt` there goes
+/// from the abort through the handler and umk's signal restorer (its frame unwound from
+/// the host kernel's signal frame by umk's gdb Python, and named as gdb names a signal
+/// trampoline) down to the faulting function, as gdb does through Linux's `__restore_rt`.
+#[test]
+fn the_backtrace_of_the_abort_goes_through_the_signal_frame_to_the_faulting_call() {
+    let out = gdb_on_uaf(&["continue", "continue", "bt"]);
+    let end = out
+        .find("No more reverse-execution history.")
+        .unwrap_or_else(|| panic!("the recording's end not reached:\n{out}"));
+    let bt = &out[end..];
+    let at = |what: &str| {
+        bt.lines()
+            .position(|l| l.starts_with('#') && l.contains(what))
+            .unwrap_or_else(|| panic!("no {what} frame:\n{out}"))
+    };
+    let (abort, restorer, fault) = (
+        at("umk::host::process::abort"),
+        at("<signal handler called>"),
+        at("umk::bugs::uaf::checksum_request_data"),
+    );
+    assert!(abort < restorer && restorer < fault, "{bt}");
+    assert!(!out.contains("Python Exception"), "{out}");
+}

@@ -5,7 +5,13 @@
 # task's first frame: nothing called it, so the backtrace ends there instead of
 # reading the stack's poison as return addresses.
 import gdb
+from gdb.FrameDecorator import FrameDecorator
 from gdb.unwinder import Unwinder, register_unwinder
+
+
+# struct sigcontext's general registers, in order (arch/x86/include/uapi/asm/sigcontext.h).
+_SIGCONTEXT = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi",
+               "rbp", "rbx", "rdx", "rax", "rcx", "rsp", "rip")
 
 
 class _FrameId:
@@ -37,6 +43,7 @@ class UmkFrames(Unwinder):
             self.spans = {
                 "switch": self._function("umk_switch_to", "ret"),
                 "trampoline": self._function("umk_task_trampoline", "ud2"),
+                "sigreturn": self._function("umk_sigreturn", "ud2"),
             }
         return self.spans
 
@@ -74,6 +81,18 @@ class UmkFrames(Unwinder):
             info.add_saved_register("rip", gdb.Value(word(ret)).cast(code))
             info.add_saved_register("rsp", cfa)
             return info
+        sr = spans["sigreturn"]
+        if sr is not None and sr[0] <= pc < sr[1]:
+            # rsp is the ucontext (the handler's return popped pretcode); its
+            # uc_mcontext (struct sigcontext) is 40 bytes in.
+            memory = gdb.selected_inferior()
+            mcontext = int(rsp) + 40
+            info = pending.create_unwind_info(_FrameId(rsp, gdb.Value(sr[0]).cast(code)))
+            for k, reg in enumerate(_SIGCONTEXT):
+                raw = bytes(memory.read_memory(mcontext + 8 * k, 8))
+                kind = pending.read_register(reg).type
+                info.add_saved_register(reg, gdb.Value(int.from_bytes(raw, "little")).cast(kind))
+            return info
         tr = spans["trampoline"]
         if tr is not None and tr[0] <= pc < tr[1]:
             info = pending.create_unwind_info(_FrameId(rsp, gdb.Value(tr[0]).cast(code)))
@@ -84,4 +103,31 @@ class UmkFrames(Unwinder):
         return None
 
 
-register_unwinder(None, UmkFrames(), replace=True)
+class _SignalFrame(FrameDecorator):
+    # The restorer's symbol has no size, so gdb cannot name its frame: name it as gdb
+    # names a signal trampoline's.
+    def function(self):
+        return "<signal handler called>"
+
+
+class UmkFrameNames:
+    def __init__(self, frames):
+        self.name = "umk"
+        self.priority = 100
+        self.enabled = True
+        self.frames = frames
+        gdb.frame_filters[self.name] = self
+
+    def filter(self, decorated):
+        for d in decorated:
+            sr = self.frames._load()["sigreturn"]
+            pc = d.inferior_frame().pc()
+            if sr is not None and sr[0] <= pc < sr[1]:
+                yield _SignalFrame(d)
+            else:
+                yield d
+
+
+_frames = UmkFrames()
+register_unwinder(None, _frames, replace=True)
+UmkFrameNames(_frames)
