@@ -8,8 +8,9 @@
 //! * The guest kernel's tasks come from its model (`guest::Guest`: umk's task table,
 //!   kernel/TASKS.md; Linux's task list); the stub only numbers them as gdb threads.
 //! * [`conn`] NAKs bad packets instead of ending the session.
-//! * [`monitor`] has `monitor where|goto|checkpoint|events|stats`; gdb gets `when` (rr's)
-//!   and `goto POSITION`, which also refreshes what gdb shows ([`gdb_command`]).
+//! * [`monitor`] has `monitor where|goto|checkpoint|events|stats`; gdb gets `when` (rr's),
+//!   `goto POSITION`, which also refreshes what gdb shows, and `checkpoint`, `restart N`,
+//!   `info checkpoints` and `run` over replay positions ([`gdb_command`]).
 //!
 //! Memory and register writes are refused (`replayer::Error::ReadOnly`), with the reason
 //! printed on the terminal gdb shares: a replay that went on from changed state would
@@ -29,22 +30,10 @@ pub use error::{Error, Result};
 pub use server::{Server, ServerOptions, SessionEnd};
 pub use target::ReplayTarget;
 
-/// gdb's `goto POSITION`: `monitor goto`, then what gdb must forget for the state there to
-/// show (its register and frame caches, its thread list), then the frame. A monitor
-/// command cannot tell gdb the program moved; this one does it on gdb's side.
-const GOTO_PYTHON: &[&str] = &[
-    "class RewindGoto(gdb.Command):",
-    "    \"Go to a replay position (eN, eN+tK, eN+tK+sJ) and show it.\"",
-    "    def __init__(self):",
-    "        super().__init__('goto', gdb.COMMAND_RUNNING)",
-    "    def invoke(self, arg, from_tty):",
-    "        said = gdb.execute('monitor goto ' + arg, to_string=True)",
-    "        gdb.write(said.split('\\n')[0] + '\\n')",
-    "        gdb.execute('maintenance flush register-cache')",
-    "        gdb.execute('info threads', to_string=True)",
-    "        gdb.execute('frame')",
-    "RewindGoto()",
-];
+/// The gdb commands `rewind gdb` defines: `goto POSITION` (which also makes gdb drop the
+/// state it showed: a monitor command cannot tell gdb the program moved), and gdb's own
+/// `checkpoint`, `restart N`, `info checkpoints` and `run`, over replay positions.
+const COMMANDS_PYTHON: &str = include_str!("commands.py");
 
 /// The command that attaches gdb to a stub at `addr` with `binary`'s symbols, first
 /// loading the guest's own gdb Python (`guest::Guest::gdb_script`), if it has one.
@@ -62,7 +51,7 @@ pub fn gdb_command(
         "alias when = monitor where".into(),
         "-ex".into(),
         // One line for -ex: the program as one Python string literal.
-        format!("python exec({:?})", GOTO_PYTHON.join("\n")),
+        format!("python exec({COMMANDS_PYTHON:?})"),
     ];
     if let Some(script) = guest_script {
         cmd.push("-ex".into());

@@ -12,7 +12,7 @@ use crate::target::ReplayTarget;
 const DEFAULT_EVENTS: usize = 10;
 
 const HELP: &str = "\
-monitor where            the current replay position (eN+tK+sJ)
+monitor where            the current replay position (eN+tK+sJ) and running thread
 monitor goto POSITION    go to a position (then `maint flush register-cache`)
 monitor checkpoint       take a checkpoint here
 monitor events [N]       the next N events from here (default 10)
@@ -69,11 +69,11 @@ pub fn run(target: &mut ReplayTarget, cmd: Command) -> Vec<String> {
     };
     match cmd {
         Command::Where => {
+            let (next, total) = (tl.next_event(), tl.events().len());
             let mut out = vec![format!(
-                "{} (next event {} of {})",
+                "{} (next event {next} of {total}), Thread 1.{} running",
                 here(tl),
-                tl.next_event(),
-                tl.events().len()
+                target.current_tid()
             )];
             if let Some(e) = &target.last_error {
                 out.push(format!("last error: {e}"));

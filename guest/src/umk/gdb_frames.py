@@ -96,7 +96,7 @@ class UmkFrames(Unwinder):
         tr = spans["trampoline"]
         if tr is not None and tr[0] <= pc < tr[1]:
             info = pending.create_unwind_info(_FrameId(rsp, gdb.Value(tr[0]).cast(code)))
-            # A zero pc is gdb's mark of the outermost frame.
+            # A zero pc is gdb's mark of the outermost frame (the filter below hides it).
             info.add_saved_register("rip", gdb.Value(0).cast(code))
             info.add_saved_register("rsp", rsp)
             return info
@@ -122,6 +122,9 @@ class UmkFrameNames:
         for d in decorated:
             sr = self.frames._load()["sigreturn"]
             pc = d.inferior_frame().pc()
+            if pc == 0:
+                # The zero pc the trampoline's unwinding ends with is no frame.
+                return
             if sr is not None and sr[0] <= pc < sr[1]:
                 yield _SignalFrame(d)
             else:
