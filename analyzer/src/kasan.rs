@@ -444,7 +444,7 @@ impl KasanReport {
         let _ = writeln!(out, " position: {}", s.pos);
     }
 
-    /// The report in KASAN's layout.
+    /// The report in KASAN's layout (addresses as its `%px`: 16 hex digits, no `0x`).
     pub fn render_text(&self, res: &dyn Resolve) -> String {
         let mut out = String::new();
         let rule = "==================================================================";
@@ -473,7 +473,7 @@ impl KasanReport {
             Some((addr, size, write)) => {
                 let _ = writeln!(
                     out,
-                    "{} of size {size} at addr {addr:#x} by task {}",
+                    "{} of size {size} at addr {addr:016x} by task {}",
                     if write { "Write" } else { "Read" },
                     self.task
                 );
@@ -540,12 +540,12 @@ impl KasanReport {
             let addr = self.access.map_or(o.ptr, |a| a.0);
             let _ = writeln!(
                 out,
-                "\nThe buggy address belongs to the object at {:#x}\n which belongs to the cache {} of size {}",
+                "\nThe buggy address belongs to the object at {:016x}\n which belongs to the cache {} of size {}",
                 o.ptr, o.cache, o.size
             );
             let _ = writeln!(
                 out,
-                "The buggy address is located {} bytes inside of\n {} {}-byte region [{:#x}, {:#x})",
+                "The buggy address is located {} bytes inside of\n {} {}-byte region [{:016x}, {:016x})",
                 addr - o.ptr,
                 if o.free.is_some() { "freed" } else { "allocated" },
                 o.size,
@@ -561,7 +561,7 @@ impl KasanReport {
                 for a in &self.accesses {
                     let _ = writeln!(
                         out,
-                        " {} of size {} at addr {:#x} (offset {}) by task {} at position {}",
+                        " {} of size {} at addr {:016x} (offset {}) by task {} at position {}",
                         if a.write { "Write" } else { "Read" },
                         a.size,
                         a.addr,

@@ -80,10 +80,11 @@ pub fn symbol_offset(res: &dyn Resolve, addr: u64) -> String {
     }
 }
 
-/// A stack in the kernel's layout, one line per frame, inlined frames expanded:
+/// A stack in the kernel's layout as scripts/decode_stacktrace.sh prints it, one line per
+/// frame, inlined frames expanded:
 ///
 /// ```text
-///  core::ptr::read_volatile (inlined) core/src/ptr/mod.rs:1700
+///  core::ptr::read_volatile core/src/ptr/mod.rs:1700 [inline]
 ///  umk::bugs::uaf::checksum_request_data+0x1c/0x80 kernel/src/bugs/uaf.rs:33
 /// ```
 ///
@@ -100,13 +101,9 @@ pub fn format_stack(res: &dyn Resolve, stack: &[u64], first_is_pc: bool, indent:
         }
         for f in &frames {
             if f.inlined {
-                out.push_str(&format!(
-                    "{indent}{} (inlined) {}\n",
-                    f.function,
-                    f.location()
-                ));
+                out.push_str(&format!("{indent}{}{} [inline]\n", f.function, f.place()));
             } else {
-                out.push_str(&format!("{indent}{sym} {}\n", f.location()));
+                out.push_str(&format!("{indent}{sym}{}\n", f.place()));
             }
         }
     }

@@ -790,7 +790,7 @@ fn uaf_general_protection_fault_names_the_freed_request() {
     let order = [
         "general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b6b",
         "BUG: KASAN: slab-use-after-free in umk::bugs::uaf::checksum_request_data+0x10/0x100",
-        "Read of size 8 at addr 0x900018 by task uaf-submit/5",
+        "Read of size 8 at addr 0000000000900018 by task uaf-submit/5",
         "position: e60+t600+s4",
         "faulting instruction: movzx eax, byte ptr [rcx + rdx]",
         "rcx = 0x6b6b6b6b6b6b6b6b was loaded by: mov rcx, qword ptr [rdi + 0x18] (umk::bugs::uaf::checksum_request_data+0x0/0x100)",
@@ -799,10 +799,10 @@ fn uaf_general_protection_fault_names_the_freed_request() {
         "umk::block::ubd::alloc_request+0x30/0x100 kernel/src/block/ubd.rs:400",
         "Freed by task 5 (uaf-submit) in interrupt (irq 1):\n position: e50+t510",
         "umk::irq::handle_io+0x40/0x100 kernel/src/irq.rs:80",
-        "The buggy address belongs to the object at 0x900000\n which belongs to the cache ubd_request of size 64",
-        "The buggy address is located 24 bytes inside of\n freed 64-byte region [0x900000, 0x900040)",
+        "The buggy address belongs to the object at 0000000000900000\n which belongs to the cache ubd_request of size 64",
+        "The buggy address is located 24 bytes inside of\n freed 64-byte region [0000000000900000, 0000000000900040)",
         "Accesses to the object between the free and the crash:",
-        "Read of size 8 at addr 0x900020 (offset 32) by task uaf-submit/5 at position e55+t550",
+        "Read of size 8 at addr 0000000000900020 (offset 32) by task uaf-submit/5 at position e55+t550",
         "Registers:",
     ];
     let mut at = 0;
@@ -868,7 +868,7 @@ fn uaf_fault_address_inside_freed_object() {
     assert_eq!(r.access, Some((REQ + 0x20, 1, false)));
     let text = r.render_text(&symbols());
     assert!(
-        text.contains("Read of size 1 at addr 0x900020 by task uaf-submit/5"),
+        text.contains("Read of size 1 at addr 0000000000900020 by task uaf-submit/5"),
         "{text}"
     );
     assert!(

@@ -28,6 +28,15 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// ` file:line` as scripts/decode_stacktrace.sh appends it to a frame: nothing when
+    /// DWARF has no file for the address (no `?`).
+    pub fn place(&self) -> String {
+        match self.file {
+            Some(_) => format!(" {}", self.location()),
+            None => String::new(),
+        }
+    }
+
     /// `file:line`, or `?` when DWARF has no line for the address.
     pub fn location(&self) -> String {
         match (&self.file, self.line) {

@@ -41,21 +41,16 @@ fn decode_line(bin: &Binary, line: &str) -> Vec<String> {
         return vec![line.to_string()];
     };
     let indent = &line[..at];
-    // Only what DWARF knows: a frame without a line gets no `?`.
-    let place = |f: &crate::binary::Frame| match f.file {
-        Some(_) => format!(" {}", f.location()),
-        None => String::new(),
-    };
     let mut out: Vec<String> = inlined
         .iter()
-        .map(|f| format!("{indent}{}{} [inline]", f.function, place(f)))
+        .map(|f| format!("{indent}{}{} [inline]", f.function, f.place()))
         .collect();
     let mut last = line.to_string();
     if !line.contains(&outer.function) {
         last.push(' ');
         last.push_str(&bin.symbol_offset(addr));
     }
-    last.push_str(&place(outer));
+    last.push_str(&outer.place());
     out.push(last);
     out
 }
