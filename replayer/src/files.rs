@@ -139,13 +139,14 @@ pub struct Launch {
 /// How to start the recording: from the recorded paths, or, when the trace carries the
 /// binary (a pack, or a directory unpacked from one, with `binary` in it), from that.
 ///
-/// The carried binary is linked under a name exactly as long as the recorded execve path,
-/// so the kernel lays out the initial stack (which holds that string) at the same
-/// addresses; the string's bytes are then rewritten at the exec stop (`exec::start`). A
-/// script is started through a stand-in script of the same path length whose `#!` line
-/// names a stand-in for the interpreter (as long as the recorded interpreter string, same
-/// argument) linked to the carried binary: the kernel then builds the same argv, and the
-/// stand-in strings in it are rewritten the same way. The stand-in needs only its first
+/// The carried binary is copied under a name exactly as long as the recorded execve path
+/// (`standin`, with the recorded dynamic loader beside it), so the kernel lays out the
+/// initial stack (which holds that string) at the same addresses; the string's bytes are
+/// then rewritten at the exec stop (`exec::start`). A script is started through a
+/// stand-in script of the same path length whose `#!` line names a stand-in for the
+/// interpreter (as long as the recorded interpreter string, same argument) made from the
+/// carried binary: the kernel then builds the same argv, and the stand-in strings in it
+/// are rewritten the same way. The stand-in needs only its first
 /// line: what the interpreter reads of the script is recorded and emulated. Nothing else
 /// in the replay touches host paths.
 pub fn launch(trace: &Path, reader: &trace::TraceReader) -> Result<Launch> {
@@ -222,7 +223,10 @@ pub fn launch(trace: &Path, reader: &trace::TraceReader) -> Result<Launch> {
         line.extend_from_slice(arg);
     }
     line.push(b'\n');
-    crate::standin::place(&cwd, &program, |at| write_script(at, &line)).map_err(setup)?;
+    crate::standin::place(&cwd, &program, |at| {
+        crate::standin::write_if_changed(at, &line)
+    })
+    .map_err(setup)?;
     Ok(Launch {
         cwd,
         argv: with_argv0(&bytes(&program), user_args),
@@ -369,8 +373,4 @@ fn with_argv0(argv0: &[u8], rest: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let mut argv = vec![argv0.to_vec()];
     argv.extend(rest);
     argv
-}
-
-fn write_script(at: &Path, line: &[u8]) -> std::result::Result<(), String> {
-    crate::standin::write_if_changed(at, line)
 }
