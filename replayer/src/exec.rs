@@ -330,14 +330,13 @@ impl crate::session::Engine {
             let why = regs_diff(&x.regs, &gprs(&regs));
             let _ = s.kill();
             // From the trace's copy of the program the kernel builds the stack from the
-            // same path, argv and environment: only a `#!` line (or binfmt_misc) at
-            // record time, which made the kernel start an interpreter with other
-            // arguments, gives other registers.
+            // same path, argv and environment: other registers mean the recording's
+            // kernel started something else from this path.
             let why = match &standin {
                 Some(_) => format!(
-                    "{why}: the recording ran a #! script here, which a replay from a pack \
-                     cannot start where the host has no script at that path (the script is \
-                     not in the trace)"
+                    "{why}: the recording's kernel started something else from this path (a \
+                     #! script, binfmt_misc), which a replay from a pack cannot start where \
+                     the host lacks it (the script is not in the trace)"
                 ),
                 None => why,
             };
@@ -438,6 +437,21 @@ impl crate::session::Engine {
             Ok(p) => p,
             Err(e) => return refuse(self, s, format!("the path handed to execve: {e}")),
         };
+        // Not the call the recording's exec came from: one that failed there (execvp
+        // trying each $PATH entry), which runs as the host has it. The kernel copies the
+        // exec path just below the stack's top, so the recorded AT_EXECFN, against the
+        // first program's, gives the recorded path's length.
+        let execfn = |auxv: &[(u64, u64)]| auxv.iter().find(|(t, _)| *t == AT_EXECFN).map(|a| a.1);
+        let recorded_len =
+            execfn(&data.header().auxv)
+                .zip(execfn(&x.auxv))
+                .and_then(|(first, this)| {
+                    (first + data.header().program.len() as u64).checked_sub(this)
+                });
+        if recorded_len.is_some_and(|n| n != path.len() as u64) {
+            self.put_live(s);
+            return Ok(());
+        }
         // A `#!` script is not in the trace (only what its interpreter reads of it): the
         // host's copy is run, and the exec stop checks the interpreter the kernel chose
         // and the stack it built from the script's line.

@@ -123,10 +123,12 @@ fn unpacked_trace_replays_after_the_original_binary_is_gone() {
     replays_identically(&unpacked, &out, rec.exit);
 }
 
-/// Lists `T/data` from a child it forks, then becomes a shell pipeline; every program is a
-/// copy under `T` (argv[1]), and so is its own dynamic loader.
+/// Lists `T/data` from a child it forks, then becomes a shell pipeline (found by execvp
+/// after a $PATH entry where it is not); every program is a copy under `T` (argv[1]),
+/// and so is its own dynamic loader.
 const PIPELINE: &str = r#"
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
@@ -148,8 +150,12 @@ int main(int argc, char **argv) {
     waitpid(pid, &status, 0);
     printf("child ended %d\n", WEXITSTATUS(status));
     fflush(stdout);
+    /* execvp tries $PATH in order: the first entry has no sh (that execve fails). */
+    static char path[8192];
+    snprintf(path, sizeof path, "%s/no-such-dir:%s/bin", argv[1], argv[1]);
+    setenv("PATH", path, 1);
     char *args[] = {"sh", "-c", cmd, NULL};
-    execv(sh, args);
+    execvp("sh", args);
     return 126;
 }
 "#;
