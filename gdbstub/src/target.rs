@@ -345,15 +345,14 @@ impl ReplayTarget {
         };
         let task = tasks.iter().find(|x| task_tid(x) == t.get()).ok_or(())?;
         let c = guest.saved_context(task, &self.tl).ok_or(())?;
-        let lost = |g: Gprs| Gprs { orig_rax: 0, ..g };
         let regs = match c.switch {
-            Some(sw) => Regs::known(to_gdb(&lost(Gprs {
+            Some(sw) => Regs::known(to_gdb(&Gprs {
                 rip: sw.pc,
                 rsp: sw.sp,
                 ..live
-            })))
+            }))
             .without(&arch::CALLEE_SAVED),
-            None => Regs::known(to_gdb(&lost(Gprs {
+            None => Regs::known(to_gdb(&Gprs {
                 rip: c.rip,
                 rsp: c.rsp,
                 rbp: c.rbp,
@@ -363,7 +362,7 @@ impl ReplayTarget {
                 r14: c.r14,
                 r15: c.r15,
                 ..live
-            }))),
+            })),
         };
         Ok(regs.without(&arch::CALLER_SAVED))
     }

@@ -155,7 +155,7 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
     }
     // The execve path on the stack: a replay from the carried binary ran a stand-in of
     // the same length.
-    if let Some(&(_, at)) = h.auxv.iter().find(|(t, _)| *t == AT_EXECFN) {
+    if let Some(at) = h.auxv_value(AT_EXECFN) {
         let mut execfn = h.program.clone();
         execfn.push(0);
         if let Err(e) = s.write_bytes(Addr::new(at), &execfn) {
@@ -183,7 +183,7 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
     }
     let s = match &launch.standin {
         Some(placed) => {
-            if let Err(why) = settle_standin(&s, placed) {
+            if let Err(why) = placed.settle(&s) {
                 return fail(s, setup(why));
             }
             // Every later execve stops, to be started from the trace's copy as well.
@@ -220,32 +220,6 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
         cpuid,
         frames_differ: frames_differ(h),
     })
-}
-
-/// At the exec stop of a program started as a stand-in: the kernel started the placed
-/// files, and the loader path in the program's mapped headers is put back to the
-/// recorded one.
-pub(crate) fn settle_standin(
-    s: &Stopped,
-    placed: &crate::standin::Placed,
-) -> std::result::Result<(), String> {
-    placed.check(s.pid().as_raw())?;
-    let Some(p) = &placed.patch else {
-        return Ok(());
-    };
-    let found = s
-        .read_vec(Addr::new(p.addr), p.standin.len())
-        .map_err(|e| format!("reading the program's loader path at {:#x}: {e}", p.addr))?;
-    if found != p.standin {
-        return Err(format!(
-            "the program's loader path at {:#x} is {:?}, not the stand-in's {:?}",
-            p.addr,
-            String::from_utf8_lossy(&found),
-            String::from_utf8_lossy(&p.standin)
-        ));
-    }
-    s.write_bytes(Addr::new(p.addr), &p.recorded)
-        .map_err(|e| format!("putting back the loader path at {:#x}: {e}", p.addr))
 }
 
 /// The signal frame the kernel builds holds the CPU's XSAVE area, so its size depends on
@@ -297,7 +271,7 @@ impl crate::session::Engine {
         let standin = self.cur_mut().exec_standin.take();
         match &standin {
             Some(st) => {
-                if let Err(why) = settle_standin(&s, &st.placed) {
+                if let Err(why) = st.placed.settle(&s) {
                     let _ = s.kill();
                     return Err(self.diverged(
                         format!(
@@ -393,7 +367,7 @@ impl ExecStandin {
         recorded.push(0);
         let mut standin = self.standin.clone();
         standin.push(0);
-        if let Some(&(_, at)) = auxv.iter().find(|(t, _)| *t == AT_EXECFN) {
+        if let Some(at) = trace::auxv_value(auxv, AT_EXECFN) {
             if s.read_vec(Addr::new(at), standin.len())? == standin {
                 s.write_bytes(Addr::new(at), &recorded)?;
             }
@@ -401,7 +375,9 @@ impl ExecStandin {
         let argc = s.read_u64(Addr::new(rsp))?;
         for i in 0..argc.min(1 << 16) {
             let at = s.read_u64(Addr::new(rsp + 8 * (i + 1)))?;
-            if s.read_vec(Addr::new(at), standin.len()).ok() == Some(standin.clone()) {
+            if s.read_vec(Addr::new(at), standin.len())
+                .is_ok_and(|b| b == standin)
+            {
                 s.write_bytes(Addr::new(at), &recorded)?;
             }
         }
@@ -441,13 +417,12 @@ impl crate::session::Engine {
         // trying each $PATH entry), which runs as the host has it. The kernel copies the
         // exec path just below the stack's top, so the recorded AT_EXECFN, against the
         // first program's, gives the recorded path's length.
-        let execfn = |auxv: &[(u64, u64)]| auxv.iter().find(|(t, _)| *t == AT_EXECFN).map(|a| a.1);
-        let recorded_len =
-            execfn(&data.header().auxv)
-                .zip(execfn(&x.auxv))
-                .and_then(|(first, this)| {
-                    (first + data.header().program.len() as u64).checked_sub(this)
-                });
+        let h = data.header();
+        let recorded_len = h
+            .auxv_value(AT_EXECFN)
+            .and_then(|first| first.checked_add(h.program.len() as u64))
+            .zip(trace::auxv_value(&x.auxv, AT_EXECFN))
+            .and_then(|(top, this)| top.checked_sub(this));
         if recorded_len.is_some_and(|n| n != path.len() as u64) {
             self.put_live(s);
             return Ok(());
@@ -504,7 +479,7 @@ impl crate::session::Engine {
             &data.reader,
             &data.launch.cwd,
             &name,
-            &image,
+            image,
             &x.binary.path,
             &x.mappings,
         ) {

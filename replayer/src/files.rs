@@ -199,7 +199,7 @@ pub fn launch(trace: &Path, reader: &trace::TraceReader) -> Result<Launch> {
     let program = crate::standin::same_length_name(&h.program, &carried, b'_')
         .ok_or_else(|| too_short("program path", &h.program))?;
     let Some(script) = &h.script else {
-        let placed = place_image(reader, &cwd, &program, &image).map_err(setup)?;
+        let placed = place_image(reader, &cwd, &program, image).map_err(setup)?;
         return Ok(Launch {
             cwd,
             renamed: vec![(bytes(&program), h.program.clone())],
@@ -215,7 +215,7 @@ pub fn launch(trace: &Path, reader: &trace::TraceReader) -> Result<Launch> {
         .filter_map(|&pad| crate::standin::same_length_name(&script.interpreter, &carried, pad))
         .find(|name| *name != program)
         .ok_or_else(|| too_short("#! interpreter", &script.interpreter))?;
-    let placed = place_image(reader, &cwd, &interpreter, &image).map_err(setup)?;
+    let placed = place_image(reader, &cwd, &interpreter, image).map_err(setup)?;
     let mut line = b"#!".to_vec();
     line.extend_from_slice(&bytes(&interpreter));
     if let Some(arg) = &script.arg {
@@ -246,7 +246,7 @@ fn place_image(
     reader: &trace::TraceReader,
     cwd: &Path,
     name: &Path,
-    image: &[u8],
+    image: Vec<u8>,
 ) -> std::result::Result<crate::standin::Placed, String> {
     let h = reader.header();
     place_program(
@@ -266,7 +266,7 @@ pub(crate) fn place_program(
     reader: &trace::TraceReader,
     cwd: &Path,
     name: &Path,
-    image: &[u8],
+    image: Vec<u8>,
     path: &[u8],
     mappings: &[trace::InitialMapping],
 ) -> std::result::Result<crate::standin::Placed, String> {

@@ -43,8 +43,32 @@ pub(crate) struct Placed {
 }
 
 impl Placed {
+    /// At the exec stop of a program started as this stand-in: the kernel started the
+    /// placed files, and the loader path in the program's mapped headers is put back to
+    /// the recorded one.
+    pub(crate) fn settle(&self, s: &tracee::Stopped) -> Result<(), String> {
+        self.check(s.pid().as_raw())?;
+        let Some(p) = &self.patch else {
+            return Ok(());
+        };
+        let at = tracee::Addr::new(p.addr);
+        let found = s
+            .read_vec(at, p.standin.len())
+            .map_err(|e| format!("reading the program's loader path at {:#x}: {e}", p.addr))?;
+        if found != p.standin {
+            return Err(format!(
+                "the program's loader path at {:#x} is {:?}, not the stand-in's {:?}",
+                p.addr,
+                String::from_utf8_lossy(&found),
+                String::from_utf8_lossy(&p.standin)
+            ));
+        }
+        s.write_bytes(at, &p.recorded)
+            .map_err(|e| format!("putting back the loader path at {:#x}: {e}", p.addr))
+    }
+
     /// Checks at the exec stop of `pid` that the kernel started the placed files.
-    pub(crate) fn check(&self, pid: i32) -> Result<(), String> {
+    fn check(&self, pid: i32) -> Result<(), String> {
         let exe = file_id(Path::new(&format!("/proc/{pid}/exe")))?;
         if exe != self.program {
             return Err(
@@ -110,7 +134,7 @@ pub(crate) fn loader_mapping<'a>(
     Ok(first)
 }
 
-/// Places `dir/name`, an executable copy of `image` (the recorded program, at
+/// Places `dir/name`, an executable file of `image` (the recorded program, at
 /// `program`'s recorded path) whose `PT_INTERP` names a stand-in of the recorded loader
 /// placed beside it: `loader` is the loader's recorded mapping and its bytes.
 /// `mappings` are the recorded ones at the exec stop: they say where the
@@ -118,16 +142,16 @@ pub(crate) fn loader_mapping<'a>(
 pub(crate) fn place_program(
     dir: &Path,
     name: &Path,
-    image: &[u8],
+    image: Vec<u8>,
     program: &[u8],
     mappings: &[InitialMapping],
     loader: Option<(&InitialMapping, Vec<u8>)>,
 ) -> Result<Placed, String> {
-    let mut bytes = image.to_vec();
+    let mut bytes = image;
     let mut placed_loader = None;
     let mut patch = None;
     if let (Some((offset, recorded)), Some((loader_map, loader_bytes))) =
-        (interpreter(image), loader)
+        (interpreter(&bytes), loader)
     {
         let loader_name = [b'_', b'-']
             .iter()
@@ -171,8 +195,9 @@ pub(crate) fn place_program(
 fn mapped_at(mappings: &[InitialMapping], program: &[u8], offset: u64) -> Option<u64> {
     mappings.iter().find_map(|m| {
         let len = m.end.0.checked_sub(m.start.0)?;
-        (m.path == program && m.file.is_some() && (m.offset..m.offset + len).contains(&offset))
-            .then(|| m.start.0 + (offset - m.offset))
+        let end = m.offset.checked_add(len)?;
+        (m.path == program && m.file.is_some() && (m.offset..end).contains(&offset))
+            .then(|| m.start.0.wrapping_add(offset - m.offset))
     })
 }
 

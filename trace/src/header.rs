@@ -210,8 +210,13 @@ pub struct Header {
 impl Header {
     /// The value of auxiliary-vector entry `kind` (AT_MINSIGSTKSZ, …), if recorded.
     pub fn auxv_value(&self, kind: u64) -> Option<u64> {
-        self.auxv.iter().find(|(t, _)| *t == kind).map(|&(_, v)| v)
+        auxv_value(&self.auxv, kind)
     }
+}
+
+/// The value of entry `kind` in an auxiliary vector (the header's, an exec's).
+pub fn auxv_value(auxv: &[(u64, u64)], kind: u64) -> Option<u64> {
+    auxv.iter().find(|(t, _)| *t == kind).map(|&(_, v)| v)
 }
 
 #[cfg(test)]

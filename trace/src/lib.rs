@@ -70,7 +70,8 @@ pub use event::{
     RdtscEvent, RemoteAddr, SharedMapping, SignalEvent, Stream, SyscallEvent, OUTPUT_INLINE,
 };
 pub use header::{
-    BinaryId, CpuidInfo, CpuidRecord, Header, InheritedSignals, InitialMapping, Script, TickAbi,
+    auxv_value, BinaryId, CpuidInfo, CpuidRecord, Header, InheritedSignals, InitialMapping, Script,
+    TickAbi,
 };
 pub use reader::{BlobChecker, EventIter, TraceReader};
 pub use tasks::{TaskTree, TaskTreeBuilder};

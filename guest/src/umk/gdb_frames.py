@@ -14,6 +14,10 @@ _SIGCONTEXT = ("r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rdi", "rsi
                "rbp", "rbx", "rdx", "rax", "rcx", "rsp", "rip")
 
 
+def _word(at):
+    return int.from_bytes(bytes(gdb.selected_inferior().read_memory(at, 8)), "little")
+
+
 class _FrameId:
     def __init__(self, sp, pc):
         self.sp = sp
@@ -66,32 +70,25 @@ class UmkFrames(Unwinder):
                 elif words[0] in ("pop", "popq") and pushed:
                     pushed.pop()
             sp = int(rsp)
-            memory = gdb.selected_inferior()
-
-            def word(at):
-                return int.from_bytes(bytes(memory.read_memory(at, 8)), "little")
-
             ret = sp + 8 * len(pushed)
             cfa = gdb.Value(ret + 8).cast(data)
             info = pending.create_unwind_info(_FrameId(cfa, gdb.Value(sw[0]).cast(code)))
             for k, reg in enumerate(pushed):
                 slot = sp + 8 * (len(pushed) - 1 - k)
                 kind = pending.read_register(reg).type
-                info.add_saved_register(reg, gdb.Value(word(slot)).cast(kind))
-            info.add_saved_register("rip", gdb.Value(word(ret)).cast(code))
+                info.add_saved_register(reg, gdb.Value(_word(slot)).cast(kind))
+            info.add_saved_register("rip", gdb.Value(_word(ret)).cast(code))
             info.add_saved_register("rsp", cfa)
             return info
         sr = spans["sigreturn"]
         if sr is not None and sr[0] <= pc < sr[1]:
             # rsp is the ucontext (the handler's return popped pretcode); its
             # uc_mcontext (struct sigcontext) is 40 bytes in.
-            memory = gdb.selected_inferior()
             mcontext = int(rsp) + 40
             info = pending.create_unwind_info(_FrameId(rsp, gdb.Value(sr[0]).cast(code)))
             for k, reg in enumerate(_SIGCONTEXT):
-                raw = bytes(memory.read_memory(mcontext + 8 * k, 8))
                 kind = pending.read_register(reg).type
-                info.add_saved_register(reg, gdb.Value(int.from_bytes(raw, "little")).cast(kind))
+                info.add_saved_register(reg, gdb.Value(_word(mcontext + 8 * k)).cast(kind))
             return info
         tr = spans["trampoline"]
         if tr is not None and tr[0] <= pc < tr[1]:
