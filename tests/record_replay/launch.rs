@@ -225,6 +225,28 @@ fn a_pack_replays_every_program_the_recording_executed_after_they_and_their_load
         msg.contains("exec of") && msg.contains("sort") && msg.contains("hash"),
         "{msg}"
     );
+
+    // So is its copy of the dynamic loader: other bytes are refused before the program
+    // starts, never run in its place.
+    let h = trace::TraceReader::open(&t).unwrap().header().clone();
+    let ld = h
+        .initial_mappings
+        .iter()
+        .find(|m| m.path.ends_with(b"/ld.so"))
+        .and_then(|m| m.file)
+        .expect("the loader's blob");
+    let unpacked = d.path().join("unpacked-ld");
+    trace::pack::Pack::open(&packed)
+        .unwrap()
+        .unpack(&unpacked)
+        .unwrap();
+    let other = zstd::bulk::compress(b"not the recorded loader", 3).unwrap();
+    std::fs::write(unpacked.join("blobs").join(ld.hex()), other).unwrap();
+    let msg = refusal(&unpacked);
+    assert!(
+        msg.contains("dynamic loader") && msg.contains("hash"),
+        "{msg}"
+    );
 }
 
 #[test]
