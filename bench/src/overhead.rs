@@ -63,6 +63,22 @@ pub fn workloads(lab: &Lab) -> Vec<(Setup, Vec<Setup>)> {
                 )
             })],
         ),
+        // Everyday programs with processes and threads, each against its own empty run.
+        (
+            Ok(workload::command("make --version", "make", &["--version"])),
+            vec![workload::make_project(lab)],
+        ),
+        (
+            Ok(workload::python_threads(0)),
+            vec![Ok(workload::python_threads(if q { 2_000 } else { 10_000 }))],
+        ),
+        (
+            workload::pthread_pingpong(lab, 0),
+            vec![workload::pthread_pingpong(
+                lab,
+                if q { 2_000 } else { 10_000 },
+            )],
+        ),
         // One size only: a KUnit run is what kernel developers run.
         (workload::linux_kunit(lab), vec![]),
     ]

@@ -1,7 +1,9 @@
 //! The workloads: umk running a CPU-heavy (`compute`), a filesystem-heavy (`stress` on
 //! ext2 over ubd) and an idle-heavy (`sleep`) script, the idle/compute mix of the long and
-//! scaling recordings, a C program mixing small writes with computation, and a shell
-//! pipeline (a tree of processes: fork, exec, pipes, wait). Sizes come
+//! scaling recordings, a C program mixing small writes with computation, a shell
+//! pipeline (a tree of processes: fork, exec, pipes, wait), and everyday programs with
+//! processes and threads (`make` running gcc, Python's `threading`, a pthread
+//! ping-pong). Sizes come
 //! from umk's calibrated compute rate so that a workload lasts about as long on any host.
 
 use std::path::PathBuf;
@@ -293,12 +295,127 @@ pub fn linux_kunit(lab: &Lab) -> anyhow::Result<Workload> {
 /// `sh -c SCRIPT`: with a pipeline, a tree of processes the recorder follows one at a
 /// time, switching where one waits on a pipe.
 pub fn shell(name: &str, script: &str) -> Workload {
+    command(name, "/bin/sh", &["-c", script])
+}
+
+/// `program args`, run as it is.
+pub fn command(name: &str, program: &str, args: &[&str]) -> Workload {
     Workload {
         name: name.to_string(),
-        program: PathBuf::from("/bin/sh"),
-        args: vec!["-c".into(), script.into()],
+        program: PathBuf::from(program),
+        args: args.iter().map(|a| a.to_string()).collect(),
         cwd: None,
         image: None,
         output: None,
     }
+}
+
+/// A two-file C project: `make -B` rebuilds it every run (make, then gcc forking cc1, as
+/// and collect2/ld for each file: a dozen processes, each exec'd from the trace).
+pub fn make_project(lab: &Lab) -> anyhow::Result<Workload> {
+    if let Err(why) = &lab.cc {
+        bail!("{why}");
+    }
+    let dir = lab.path("make-project");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("main.c"),
+        "int add(int, int);\nint main(void) { return add(2, 3) == 5 ? 0 : 1; }\n",
+    )?;
+    std::fs::write(
+        dir.join("add.c"),
+        "int add(int a, int b) { return a + b; }\n",
+    )?;
+    std::fs::write(
+        dir.join("Makefile"),
+        "prog: main.o add.o\n\tcc -o prog main.o add.o\n%.o: %.c\n\tcc -O1 -c $<\n",
+    )?;
+    Ok(Workload {
+        name: "make -B of a two-file C project".into(),
+        program: PathBuf::from("make"),
+        args: vec!["-s".into(), "-B".into()],
+        cwd: Some(dir),
+        image: None,
+        output: None,
+    })
+}
+
+/// Python's `threading`: four threads adding to a shared counter under a lock, `n` times
+/// each (the recorder runs one thread at a time and switches at each contended futex).
+pub fn python_threads(n: u64) -> Workload {
+    Workload {
+        name: format!("Python 4 threads x {n} locked increments"),
+        program: PathBuf::from("python3"),
+        args: vec![
+            "-c".into(),
+            format!(
+                "import threading\nlock = threading.Lock()\ncount = 0\ndef work():\n    \
+                 global count\n    for _ in range({n}):\n        with lock:\n            \
+                 count += 1\nts = [threading.Thread(target=work) for _ in range(4)]\n\
+                 for t in ts: t.start()\nfor t in ts: t.join()\nprint(count)\n"
+            ),
+        ],
+        cwd: None,
+        image: None,
+        output: None,
+    }
+}
+
+/// Two pthreads handing a token back and forth `rounds` times through a mutex and a
+/// condition variable: every hand-over is a futex wait and wake, a thread switch.
+const PINGPONG_SOURCE: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+static long turn, rounds;
+static void *player(void *arg) {
+    long me = (long)arg;
+    for (long i = 0; i < rounds; i++) {
+        pthread_mutex_lock(&m);
+        while (turn % 2 != me) pthread_cond_wait(&c, &m);
+        turn++;
+        pthread_cond_signal(&c);
+        pthread_mutex_unlock(&m);
+    }
+    return NULL;
+}
+int main(int argc, char **argv) {
+    rounds = argc > 1 ? atol(argv[1]) : 1000;
+    pthread_t a, b;
+    pthread_create(&a, NULL, player, (void *)0);
+    pthread_create(&b, NULL, player, (void *)1);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    printf("%ld\n", turn);
+    return 0;
+}
+"#;
+
+/// The pthread ping-pong (`PINGPONG_SOURCE`) with `rounds` hand-overs per thread.
+pub fn pthread_pingpong(lab: &Lab, rounds: u64) -> anyhow::Result<Workload> {
+    if let Err(why) = &lab.cc {
+        bail!("{why}");
+    }
+    let exe = lab.path("pingpong");
+    if !exe.is_file() {
+        let src = lab.path("pingpong.c");
+        std::fs::write(&src, PINGPONG_SOURCE)?;
+        exec::run_ok(
+            Command::new("cc")
+                .args(["-O1", "-g", "-pthread", "-o"])
+                .arg(&exe)
+                .arg(&src),
+            Duration::from_secs(120),
+        )?;
+    }
+    Ok(Workload {
+        name: format!("C pthread mutex+condvar ping-pong ({rounds} rounds)"),
+        program: exe,
+        args: vec![rounds.to_string()],
+        cwd: None,
+        image: None,
+        output: None,
+    })
 }
