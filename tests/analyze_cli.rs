@@ -268,7 +268,7 @@ fn hotplug_is_recursive_locking_on_ubd_lock() {
     let rec = text
         .find("WARNING: possible recursive locking detected")
         .unwrap_or_else(|| panic!("{text}"));
-    assert!(text[rec..].contains("(ubd_lock){mutex}"), "{text}");
+    assert!(text[rec..].contains("(ubd_lock){+.+.}-{4:4}"), "{text}");
     assert!(
         text.contains("DEADLOCK: a task waits for a lock it holds itself"),
         "{text}"
@@ -304,7 +304,7 @@ fn irqrace_shows_what_lockdep_can_see() {
     let d = Scratch::new("ana-irqrace");
     let t = scenario(&d, "irqrace");
     let text = analyze(&["locks"], &t);
-    assert!(text.contains("(jobs_lock){spin}"), "{text}");
+    assert!(text.contains("(jobs_lock){+.+.}-{2:2}"), "{text}");
     assert!(!text.contains("circular locking dependency"), "{text}");
     let uaf = analyze(&["uaf"], &t);
     assert!(

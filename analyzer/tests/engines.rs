@@ -349,13 +349,13 @@ fn abba_is_one_cycle_and_an_actual_deadlock() {
     let order = [
         "WARNING: possible circular locking dependency detected",
         "abba-2/4 is trying to acquire lock:",
-        "(abba_lock_a){mutex}, at: umk::bugs::abba::one_way+0x40/0x200 (kernel/src/bugs/abba.rs:33)",
+        "(abba_lock_a){+.+.}-{4:4}, at: umk::bugs::abba::one_way+0x40/0x200 (kernel/src/bugs/abba.rs:33)",
         "position: e22+t220 (abba-2/4)",
         "but task is already holding lock:",
         "which lock already depends on the new lock.",
         "the existing dependency chain (in reverse order) is:",
-        "-> #1 (abba_lock_b){mutex}:",
-        "-> #0 (abba_lock_a){mutex}:",
+        "-> #1 (abba_lock_b){+.+.}-{4:4}:",
+        "-> #0 (abba_lock_a){+.+.}-{4:4}:",
         " Possible unsafe locking scenario:",
         "  lock(abba_lock_b);\n                               lock(abba_lock_a);\n                               lock(abba_lock_b);\n  lock(abba_lock_a);",
         " *** DEADLOCK ***",
@@ -509,7 +509,7 @@ fn hotplug_is_recursive_and_a_self_deadlock() {
     for needle in [
         "WARNING: possible recursive locking detected",
         "sh/1 is trying to acquire lock:",
-        "(ubd_lock){mutex}, at: umk::block::ubd::do_io+0x90/0x400 (kernel/src/block/ubd.rs:330)",
+        "(ubd_lock){+.+.}-{4:4}, at: umk::block::ubd::do_io+0x90/0x400 (kernel/src/block/ubd.rs:330)",
         "(the same instance: this task will wait for itself)",
         "       CPU0\n       ----\n  lock(ubd_lock);\n  lock(ubd_lock);",
         "May be due to missing lock nesting notation",
@@ -621,7 +621,7 @@ fn three_lock_cycle_reports_the_chain() {
         text.contains("Chain exists of:\n  l0 --> l1 --> l2\n"),
         "{text}"
     );
-    assert!(text.contains("-> #2 (l2){mutex}:") && text.contains("-> #1 (l1){mutex}:"));
+    assert!(text.contains("-> #2 (l2){+.+.}-{4:4}:") && text.contains("-> #1 (l1){+.+.}-{4:4}:"));
     assert!(
         text.contains("Unknown: the task states at the end of the recording were not collected.")
     );
@@ -678,7 +678,7 @@ fn irq_inversion_and_held_at_exit() {
         "  lock(ubd_io_lock);\n  <Interrupt>\n    lock(ubd_io_lock);",
         "WARNING: irqrace/7 still has locks held!",
         "exiting at position e6",
-        "1 lock held by irqrace/7:\n #0: 0x600 (irqrace_list){mutex}",
+        "1 lock held by irqrace/7:\n #0: 0x600 (irqrace_list){+.+.}-{4:4}",
     ] {
         assert!(text.contains(needle), "`{needle}` missing:\n{text}");
     }

@@ -5,8 +5,8 @@
 use super::layout::{self, Placement, Rect};
 use super::*;
 
-const ABBA_A: &str = "abba_lock_a\n{mutex} kernel/src/bugs/abba.rs:10";
-const ABBA_B: &str = "abba_lock_b\n{mutex} kernel/src/bugs/abba.rs:11";
+const ABBA_A: &str = "abba_lock_a\n{+.+.}-{4:4} kernel/src/bugs/abba.rs:10";
+const ABBA_B: &str = "abba_lock_b\n{+.+.}-{4:4} kernel/src/bugs/abba.rs:11";
 
 const RECURSIVE: Style = Style {
     red_line: true,
@@ -117,7 +117,7 @@ fn a_self_loop_leaves_and_reenters_its_node() {
     let mut g = Graph::new("lockdep", Direction::LeftToRight);
     let a = g.node(
         "c0",
-        "ubd_lock\n{mutex} kernel/src/block/ubd.rs:27",
+        "ubd_lock\n{+.+.}-{4:4} kernel/src/block/ubd.rs:27",
         Style::HIGHLIGHT,
     );
     g.edge(

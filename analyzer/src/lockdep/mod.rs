@@ -602,15 +602,34 @@ impl LockReport {
     }
 
     /// What follows a class's name in a report: the guest lockdep's `{+.+.}-{3:3}` when
-    /// it said it, else the kind, `{spin}` or `{mutex}`.
+    /// it said it, else the same made from what this replay saw (`usage_bits`).
     pub(crate) fn tag(&self, c: ClassId) -> String {
         let info = &self.classes[c];
-        if let Some(u) = &info.usage {
-            return u.clone();
-        }
-        match info.kind {
-            LockKind::Spin => "{spin}".into(),
-            LockKind::Mutex => "{mutex}".into(),
+        match &info.usage {
+            Some(u) => u.clone(),
+            None => usage_bits(info),
         }
     }
+}
+
+/// Lockdep's usage string for a class, as its `print_lock_name` spells it, from the
+/// acquisitions the replay saw up to its end: `{+.+.}-{4:4}`. Per irq state, hardirq then
+/// softirq, a write character ('-' taken in that context, '+' taken with it enabled,
+/// '?' both, '.' neither) and a read one ('.': these locks have no readers). A guest
+/// without softirqs has its softirq pair say only whether interrupts were on. Then the
+/// wait types `{outer:inner}`: 2 for a spinning lock (LD_WAIT_SPIN), 4 for a sleeping
+/// one (LD_WAIT_SLEEP).
+pub(crate) fn usage_bits(info: &ClassInfo) -> String {
+    let hard = match (info.in_irq.is_some(), info.irq_on.is_some()) {
+        (true, true) => '?',
+        (true, false) => '-',
+        (false, true) => '+',
+        (false, false) => '.',
+    };
+    let soft = if info.irq_on.is_some() { '+' } else { '.' };
+    let wait = match info.kind {
+        LockKind::Spin => 2,
+        LockKind::Mutex => 4,
+    };
+    format!("{{{hard}.{soft}.}}-{{{wait}:{wait}}}")
 }
