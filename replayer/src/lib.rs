@@ -137,8 +137,9 @@ pub fn host_mismatch_of(path: &Path) -> Result<Vec<String>> {
 }
 
 /// A short name for the hosts that replay a recording with `header`, fit for a file
-/// name: the signal frame size (`frames3632`), and the CPU vendor when it ran `cpuid`
-/// natively (`frames3376-AuthenticAMD`), since then only that CPU model replays it.
+/// name: the signal frame size (`frames3632`), and the CPU vendor and signature (leaf
+/// 1's family, model and stepping) when it ran `cpuid` natively
+/// (`frames3376-AuthenticAMD-00b00f21`), since then only that CPU model replays it.
 pub fn host_kind(header: &trace::Header) -> String {
     let frames = header
         .auxv_value(tracee::cpu::AT_MINSIGSTKSZ)
@@ -154,7 +155,10 @@ pub fn host_kind(header: &trace::Header) -> String {
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .collect();
-    format!("{frames}-{vendor}")
+    match header.cpuid.answer(1) {
+        Some(a) => format!("{frames}-{vendor}-{:08x}", a[0]),
+        None => format!("{frames}-{vendor}"),
+    }
 }
 
 /// Opens a trace directory or a packed trace, reading all its events.

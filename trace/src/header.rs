@@ -54,7 +54,8 @@ pub struct CpuidInfo {
 
 impl CpuidInfo {
     /// The recorded answer for `leaf`, subleaf 0.
-    fn answer(&self, leaf: u32) -> Option<[u32; 4]> {
+    /// The recorded answer to `leaf` (subleaf 0): eax, ebx, ecx, edx.
+    pub fn answer(&self, leaf: u32) -> Option<[u32; 4]> {
         self.records
             .iter()
             .find(|r| r.leaf == leaf && r.subleaf == 0)
