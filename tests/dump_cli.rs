@@ -106,12 +106,13 @@ fn future_version_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let t = d.path().join("t");
     record(&t, &["true"]);
-    std::fs::write(t.join("version"), "7\n").unwrap();
+    let newer = trace::FORMAT_VERSION + 1;
+    std::fs::write(t.join("version"), format!("{newer}\n")).unwrap();
     let out = dump(&t, &[]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
-        err.contains("version 7 is newer") && err.contains("version"),
+        err.contains(&format!("version {newer} is newer")) && err.contains("version"),
         "{err}"
     );
 }

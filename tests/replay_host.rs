@@ -182,7 +182,8 @@ fn a_header_filter_that_allows_everything_or_traps_execve_is_refused() {
 /// The calls a replayed program may really make: what the filter lets through (memory
 /// layout, signal set-up), what the replayer executes on purpose (rt_sigaction, the exit,
 /// an anonymous stand-in for a file mapping and its mprotect), and what it injects
-/// (arch_prctl for CPUID faulting). Everything else is cancelled at its seccomp stop and
+/// (arch_prctl for CPUID faulting, seccomp for the filter that stops every later execve,
+/// which only adds stops). Everything else is cancelled at its seccomp stop and
 /// never reaches sys_enter.
 const REVIEWED: &[&str] = &[
     "mprotect",
@@ -194,6 +195,7 @@ const REVIEWED: &[&str] = &[
     "rt_sigreturn",
     "sched_yield",
     "arch_prctl",
+    "seccomp",
     "set_robust_list",
     "sigaltstack",
     "mmap",

@@ -68,8 +68,6 @@ pub(crate) struct Settings<'a> {
     pub tsc_trapped: bool,
     pub want_cpuid_faulting: bool,
     pub cpu: Option<usize>,
-    /// The program runs with the syscall buffer: add `tracee::syscalls::exec_fence`.
-    pub buffered: bool,
 }
 
 /// A new program image at its exec stop, prepared: vDSO hidden, CPUID faulting back on
@@ -188,7 +186,6 @@ pub(crate) fn prepare(
         tsc_trapped,
         want_cpuid_faulting,
         cpu,
-        buffered,
     } = settings;
     let pid = s.pid();
     let proc_io = |what: &str, source| Error::Io {
@@ -209,21 +206,17 @@ pub(crate) fn prepare(
         ticks,
         cpuid_faulting,
     } = image(s, writer, files, want_cpuid_faulting, 0)?;
-    let stopped = if buffered {
-        let (s, ret) = stopped
-            .inject_filter(&tracee::syscalls::exec_fence())
-            .map_err(|source| Error::Tracee { event: 0, source })?;
-        if ret != 0 {
-            let _ = s.kill();
-            return Err(Error::Start(format!(
-                "the program could not add the syscall buffer's exec filter (seccomp \
-                 returned {ret}): record with --no-syscall-buffer"
-            )));
-        }
-        s
-    } else {
-        stopped
-    };
+    // Every later execve stops (`exec_fence`): one that fails is recorded, and the
+    // syscall buffer is drained before an exec discards it.
+    let (stopped, ret) = stopped
+        .inject_filter(&tracee::syscalls::exec_fence())
+        .map_err(|source| Error::Tracee { event: 0, source })?;
+    if ret != 0 {
+        let _ = stopped.kill();
+        return Err(Error::Start(format!(
+            "the program could not add the exec filter (seccomp returned {ret})"
+        )));
+    }
 
     let sets = maps::inherited_signals(pid).map_err(|e| proc_io("status", e))?;
     let signals = trace::InheritedSignals {

@@ -36,6 +36,7 @@ pub mod filestore;
 mod input;
 pub mod mmaps;
 mod output;
+mod preempt;
 mod ptraced;
 mod session;
 mod shared;
@@ -248,7 +249,6 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         tsc_trapped: trap_tsc,
         want_cpuid_faulting: opts.cpuid_faulting,
         cpu: pin.0,
-        buffered: preload.is_some(),
     };
     let prepared = match exec::prepare(stopped, &mut writer, &mut files, settings) {
         Ok(p) => p,
@@ -273,6 +273,7 @@ pub fn record(opts: &RecordOptions) -> Result<Recording> {
         signals: 0,
         schedule_choices: 0,
         timed_out: watchdog.as_ref().map(watchdog::Watchdog::flag),
+        alarm: None,
         buffered: preload.is_some(),
     };
     let mut result = session.run(prepared.stopped);

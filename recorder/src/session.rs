@@ -55,6 +55,8 @@ pub(crate) struct Session {
     pub buffered: bool,
     /// Set by the watchdog when it killed the tracee for running past `--timeout`.
     pub timed_out: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// The preemption alarm, started with the recording's second task.
+    pub alarm: Option<crate::preempt::Alarm>,
 }
 
 impl Session {
@@ -175,6 +177,7 @@ impl Session {
         match stop {
             Stop::Seccomp => self.on_syscall(s),
             Stop::Signal(tracee::Signal::SIGSTOP) if self.is_our_stop(&s)? => self.on_our_stop(s),
+            Stop::Signal(tracee::Signal::SIGTRAP) if self.is_probe_hit(&s)? => self.on_probe_hit(s),
             Stop::Signal(sig) => self.on_signal(s, sig).map(Flow::Running),
             Stop::Exec => self.on_exec(s),
             Stop::NewTask => {
@@ -243,6 +246,9 @@ impl Session {
             Some(since) if !self.task.sig.stop_sent => Some(self.task.sig.next_stop(since)),
             _ => None,
         };
+        if deadline.is_none() && self.wants_alarm() {
+            return self.wait_with_alarm(running);
+        }
         match self.wait_running(running, deadline)? {
             Ok(w) => Ok(w),
             Err(r) => {

@@ -61,6 +61,8 @@ struct Probe {
     orig: u8,
     regs: Regs,
     digest: [u8; 32],
+    /// Set for a preemption (`preempt`), not for a held signal.
+    preempt: bool,
 }
 
 /// Signals waiting for placement and the bookkeeping around them.
@@ -100,6 +102,10 @@ impl SignalState {
 
     pub fn has_held(&self) -> bool {
         !self.held.is_empty()
+    }
+
+    pub fn has_probe(&self) -> bool {
+        self.probe.is_some()
     }
 
     pub fn held_since(&self) -> Option<Instant> {
@@ -146,10 +152,6 @@ impl Session {
             }
         }
         if sig == Signal::SIGTRAP && info.code() == code::SI_KERNEL {
-            let regs = self.t(s.regs())?;
-            if self.task.sig.probe.as_ref().map(|p| p.rip) == Some(regs.rip().wrapping_sub(1)) {
-                return self.on_probe_hit(s);
-            }
             if let (Some(target), Some(t)) = (self.task.sig.armed, self.task.ticks) {
                 let ticks = self.t(s.read_u64(t.ticks))?;
                 if ticks == target {
@@ -360,10 +362,15 @@ impl Session {
     /// back to the same state.
     pub(crate) fn on_our_stop(&mut self, s: Stopped) -> Result<Flow> {
         self.task.sig.stop_sent = false;
-        if !self.task.sig.has_held() {
-            return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
+        self.task.last_exit = None;
+        let preempt = std::mem::take(&mut self.task.preempt.wanted);
+        if self.task.sig.has_held() {
+            return self.place_by_registers(s);
         }
-        self.place_by_registers(s)
+        if preempt {
+            return self.preempt(s);
+        }
+        self.t(s.resume(Resume::Cont(None))).map(Flow::Running)
     }
 
     fn place_by_registers(&mut self, s: Stopped) -> Result<Flow> {
@@ -408,6 +415,12 @@ impl Session {
             self.task.sig.next_probe = Some(Instant::now() + PROBE_GAP);
             return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
         }
+        self.set_probe(s, regs, false)
+    }
+
+    /// Sets a probe where the tracee stands (`regs`), for a held signal or for a
+    /// preemption (`preempt`), and resumes it.
+    pub(crate) fn set_probe(&mut self, s: Stopped, regs: Regs, preempt: bool) -> Result<Flow> {
         let digest = self.t(s.state_digest())?;
         // Off the instruction first, so the breakpoint marks the next visit. A held
         // signal that the kernel raises again (a fast timer) comes before the step does:
@@ -443,6 +456,7 @@ impl Session {
             orig: orig[0],
             regs,
             digest,
+            preempt,
         });
         self.t(s.resume(Resume::Cont(None))).map(Flow::Running)
     }
@@ -465,11 +479,22 @@ impl Session {
         Ok(())
     }
 
-    /// The tracee came back to the probe: deliver there if its state repeated, else
-    /// keep holding and probe again later.
-    fn on_probe_hit(&mut self, s: Stopped) -> Result<Running> {
+    /// Whether a SIGTRAP stop is the tracee coming back to the probe's breakpoint.
+    pub(crate) fn is_probe_hit(&self, s: &Stopped) -> Result<bool> {
+        let Some(at) = self.task.sig.probe.as_ref().map(|p| p.rip) else {
+            return Ok(false);
+        };
+        let info = self.t(s.siginfo())?;
+        Ok(info.code() == code::SI_KERNEL && self.t(s.regs())?.rip().wrapping_sub(1) == at)
+    }
+
+    /// The tracee came back to the probe: deliver there (or, for a preemption, park it
+    /// there) if its state repeated, else keep holding and probe again later.
+    pub(crate) fn on_probe_hit(&mut self, s: Stopped) -> Result<Flow> {
+        self.task.last_exit = None;
+        let resume = |me: &Self, s: Stopped| me.t(s.resume(Resume::Cont(None))).map(Flow::Running);
         let Some(probe) = self.task.sig.probe.take() else {
-            return self.t(s.resume(Resume::Cont(None)));
+            return resume(self, s);
         };
         self.t(s.poke_bytes(Addr::new(probe.rip), &[probe.orig]))?;
         let mut regs = self.t(s.regs())?;
@@ -478,11 +503,18 @@ impl Session {
         let repeated =
             regs.same_user_state(&probe.regs) && self.t(s.state_digest())? == probe.digest;
         if !repeated {
-            self.task.sig.next_probe = Some(Instant::now() + PROBE_GAP);
-            return self.t(s.resume(Resume::Cont(None)));
+            if probe.preempt {
+                self.preempt_later();
+            } else {
+                self.task.sig.next_probe = Some(Instant::now() + PROBE_GAP);
+            }
+            return resume(self, s);
+        }
+        if probe.preempt && !self.task.sig.has_held() {
+            return self.preempt_at(s, &regs, probe.digest);
         }
         let Some((info, sig)) = self.take_held() else {
-            return self.t(s.resume(Resume::Cont(None)));
+            return resume(self, s);
         };
         let ticks = self.read_ticks(&s)?;
         let state = trace::BlobHash(probe.digest);
@@ -495,6 +527,6 @@ impl Session {
         }))?;
         self.rearm(&s)?;
         self.t(s.set_siginfo(&info))?;
-        self.t(s.resume(Resume::Cont(Some(sig))))
+        self.t(s.resume(Resume::Cont(Some(sig)))).map(Flow::Running)
     }
 }

@@ -17,18 +17,20 @@ impl Session {
     /// exit stop, and record its result, the memory it wrote and what it sent.
     pub(crate) fn on_syscall(&mut self, s: Stopped) -> Result<Flow> {
         self.task.last_exit = None;
+        if self.task.sig.stop_sent {
+            return self.take_pending_stop(s);
+        }
+        // A probe's breakpoint is left only while the task runs on in user code: another
+        // task must not meet it, and the call is a place of its own.
+        self.clear_probe(&s)?;
+        self.task.preempt = crate::preempt::Preemption::default();
         let regs = self.t(s.regs())?;
         let nr = regs.syscall_nr();
         let args = regs.syscall_args();
-        if self.buffered && nr == libc::SYS_execve as u64 {
-            // Traced only so that the buffer was drained (at this stop) before the exec
-            // discards it; it runs as the unbuffered filter lets it, unrecorded.
-            return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);
-        }
         let name = trace::sysno::name(nr)
             .map(str::to_owned)
             .unwrap_or_else(|| format!("syscall_{nr}"));
-        let path_arg = match syscalls::class(nr) {
+        match syscalls::class(nr) {
             None => {
                 let event = self.writer.next_index();
                 let err = Error::UnknownSyscall {
@@ -49,10 +51,10 @@ impl Session {
                 let what = format!("{name}({:#x}, {:#x}, …)", args[0], args[1]);
                 return self.abort(s, what, why.into(), regs.rip());
             }
-            Some(Class::Record { path }) => path,
-            // Only reaches here for calls the filter could not classify (other ABIs).
-            Some(Class::Allow) | Some(Class::Fail(_)) => None,
-        };
+            // execve (`exec_fence`) is recorded when it fails, as an `Exec` when not; other
+            // calls the filter lets run reach here only from ABIs it could not classify.
+            Some(Class::Record { .. } | Class::Allow | Class::Fail(_)) => {}
+        }
         if self.task.sig.has_held()
             && !self.task.sig.is_reissue(regs.rip())
             && !self.t(self.held_is_blocked(&s))?
@@ -60,7 +62,7 @@ impl Session {
             return self.place_before_syscall(s, regs);
         }
         self.arm_chaos_tick(&s)?;
-        let path = path_arg.and_then(|i| {
+        let path = syscalls::path_arg(nr).and_then(|i| {
             (args[i] != 0)
                 .then(|| s.read_cstr(Addr::new(args[i]), 4096).ok())
                 .flatten()
@@ -140,6 +142,7 @@ impl Session {
         };
         match self.run_call(s, nr)? {
             CallEnd::Returned(s) => self.complete_call(s, call),
+            CallEnd::Executed(s) => self.on_exec(s),
             CallEnd::Died(e) => {
                 let mut event = call.event;
                 event.ret = -(libc::EINTR as i64);

@@ -8,9 +8,9 @@
 //!
 //! Threads are tasks like processes: one runs at a time, and they switch where they
 //! wait in the kernel (a contended futex above all). A task that runs a long time
-//! without a traced call keeps the others waiting: the schedule stays exact, and only a
-//! thread that spins on another's memory without a system call would wait forever (see
-//! the README's limits).
+//! without a traced call while another could run is preempted inside its user code
+//! where that point can be found again (`preempt`), or else keeps the CPU until its
+//! next call.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -38,6 +38,8 @@ pub(crate) struct TaskCtx {
     /// program is followed by ticks: another has its signals placed at system calls).
     pub ticks: Option<TickAddrs>,
     pub sig: SignalState,
+    /// When and whether it is stopped inside user code for another task to run.
+    pub preempt: crate::preempt::Preemption,
     /// Registers at the last syscall-exit stop and that event's index, while no user
     /// instruction can have run since (cleared at every other stop).
     pub last_exit: Option<(Regs, u64)>,
@@ -49,6 +51,7 @@ impl TaskCtx {
             pid,
             ticks,
             sig: SignalState::default(),
+            preempt: crate::preempt::Preemption::default(),
             last_exit: None,
         }
     }
@@ -68,6 +71,8 @@ pub(crate) struct PendingCall {
 pub(crate) enum CallEnd {
     /// At its syscall-exit stop.
     Returned(Stopped),
+    /// An execve that succeeded, at its exec stop.
+    Executed(Stopped),
     /// The task ended inside it.
     Died(Exit),
     /// Still in the kernel after the window, with other tasks to run.
@@ -137,7 +142,7 @@ impl Tasks {
         self.parked.contains_key(&pid)
     }
 
-    fn any_ready(&self) -> bool {
+    pub(crate) fn any_ready(&self) -> bool {
         self.parked
             .values()
             .any(|p| matches!(p.waiting, Waiting::Ready(_)))
@@ -201,6 +206,7 @@ impl Session {
             };
             match waited {
                 Waited::Stopped(s, Stop::Syscall) => return Ok(CallEnd::Returned(s)),
+                Waited::Stopped(s, Stop::Exec) => return Ok(CallEnd::Executed(s)),
                 Waited::Exited(e) => return Ok(CallEnd::Died(e)),
                 Waited::Stopped(s, Stop::NewTask) => {
                     let msg = self.t(s.event_msg())?;
@@ -269,7 +275,7 @@ impl Session {
     }
 
     /// A report `w` for task `pid`, which is not running.
-    fn note(&mut self, pid: Pid, w: Waited) -> Result<()> {
+    pub(crate) fn note(&mut self, pid: Pid, w: Waited) -> Result<()> {
         let raw = pid.as_raw();
         if self.outside.contains(raw) {
             return self
@@ -455,7 +461,12 @@ impl Session {
     }
 
     /// A stop the recorder cannot account for, at the current event.
-    fn unexpected(&self, pid: i32, op: &'static str, what: impl std::fmt::Debug) -> Error {
+    pub(crate) fn unexpected(
+        &self,
+        pid: i32,
+        op: &'static str,
+        what: impl std::fmt::Debug,
+    ) -> Error {
         Error::Tracee {
             event: self.writer.next_index(),
             source: tracee::Error::Unexpected {

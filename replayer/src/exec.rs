@@ -181,21 +181,21 @@ pub(crate) fn start(trace: &Path, h: &Header, launch: &Launch) -> Result<Started
             );
         }
     }
-    let s = match &launch.standin {
-        Some(placed) => {
-            if let Err(why) = placed.settle(&s) {
-                return fail(s, setup(why));
-            }
-            // Every later execve stops, to be started from the trace's copy as well.
-            match s.inject_filter(&tracee::syscalls::exec_fence()) {
-                Ok((s, 0)) => s,
-                Ok((s, r)) => {
-                    return fail(s, setup(format!("adding the exec filter returned {r}")))
-                }
-                Err(e) => return Err(tr(e)),
-            }
+    if let Some(placed) = &launch.standin {
+        if let Err(why) = placed.settle(&s) {
+            return fail(s, setup(why));
         }
-        None => s,
+    }
+    // Every later execve stops, as at record time: one that failed there is emulated from
+    // its event, and a replay from a pack starts the recorded one from the trace's copy.
+    let s = if launch.standin.is_some() || h.format_version >= trace::FAILED_EXECVE_RECORDED {
+        match s.inject_filter(&tracee::syscalls::exec_fence()) {
+            Ok((s, 0)) => s,
+            Ok((s, r)) => return fail(s, setup(format!("adding the exec filter returned {r}"))),
+            Err(e) => return Err(tr(e)),
+        }
+    } else {
+        s
     };
     let stopped = match cpuid_faulting_on(s, cpuid) {
         Ok(st) => st,
@@ -413,19 +413,22 @@ impl crate::session::Engine {
             Ok(p) => p,
             Err(e) => return refuse(self, s, format!("the path handed to execve: {e}")),
         };
-        // Not the call the recording's exec came from: one that failed there (execvp
-        // trying each $PATH entry), which runs as the host has it. The kernel copies the
-        // exec path just below the stack's top, so the recorded AT_EXECFN, against the
-        // first program's, gives the recorded path's length.
+        // A recording older than format 7 has no event for an execve that failed (execvp
+        // trying each $PATH entry), which then runs as the host has it: it is told from
+        // the recorded exec by its path's length (the kernel copies the exec path just
+        // below the stack's top, so the recorded AT_EXECFN, against the first program's,
+        // gives it). From format 7 on, such a call is its own event.
         let h = data.header();
-        let recorded_len = h
-            .auxv_value(AT_EXECFN)
-            .and_then(|first| first.checked_add(h.program.len() as u64))
-            .zip(trace::auxv_value(&x.auxv, AT_EXECFN))
-            .and_then(|(top, this)| top.checked_sub(this));
-        if recorded_len.is_some_and(|n| n != path.len() as u64) {
-            self.put_live(s);
-            return Ok(());
+        if h.format_version < trace::FAILED_EXECVE_RECORDED {
+            let recorded_len = h
+                .auxv_value(AT_EXECFN)
+                .and_then(|first| first.checked_add(h.program.len() as u64))
+                .zip(trace::auxv_value(&x.auxv, AT_EXECFN))
+                .and_then(|(top, this)| top.checked_sub(this));
+            if recorded_len.is_some_and(|n| n != path.len() as u64) {
+                self.put_live(s);
+                return Ok(());
+            }
         }
         // A `#!` script is not in the trace (only what its interpreter reads of it): the
         // host's copy is run, and the exec stop checks the interpreter the kernel chose

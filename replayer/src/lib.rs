@@ -80,6 +80,11 @@ pub fn describe(ev: &Event) -> String {
             String::from_utf8_lossy(&x.binary.path),
             x.binary.sha256
         ),
+        Event::Preempted { regs, .. } => format!(
+            "a preemption in user code at rip {:#x} (rsp {:#x}) with the recorded registers \
+             and state",
+            regs.rip, regs.rsp
+        ),
     }
 }
 

@@ -25,7 +25,7 @@ use crate::position::Position;
 use crate::ticks::{TickAddrs, NEVER};
 
 /// The trap flag in rflags.
-const TF: u64 = 1 << 8;
+pub(crate) const TF: u64 = 1 << 8;
 
 /// The opened trace, shared by the engine and the timeline.
 pub struct TraceData {
@@ -185,6 +185,9 @@ pub(crate) struct Engine {
     shared: crate::shared::SharedFiles,
     /// The one process breakpoints, watchpoints and steps are for, if one was chosen.
     focus: Option<Focus>,
+    /// The last visit to a point placed by registers that was not it: the event, the
+    /// registers there, and the state digest once two visits had the same registers.
+    missed_place: Option<(u64, Gprs, Option<[u8; 32]>)>,
 }
 
 /// One process of the recording that a debugger looks at: the others run, unseen.
@@ -304,6 +307,20 @@ pub(crate) fn regs_from(g: &Gprs) -> Regs {
     Regs::from_array(g.to_user_regs())
 }
 
+/// The registers and state digest of an event placed by them: a `Placement::Registers`
+/// signal, a preemption.
+pub(crate) fn registers_place(ev: &Event) -> Option<(&Gprs, &trace::BlobHash)> {
+    match ev {
+        Event::Signal(SignalEvent {
+            placement: Placement::Registers { state },
+            regs,
+            ..
+        }) => Some((regs, state)),
+        Event::Preempted { regs, state } => Some((regs, state)),
+        _ => None,
+    }
+}
+
 /// Whether two register sets agree on what a program can observe.
 pub(crate) fn same_regs(a: &Gprs, b: &Gprs) -> bool {
     let mut x = *a;
@@ -376,6 +393,7 @@ impl Engine {
             mark_ticks: started.start_ticks,
             shared: Default::default(),
             focus: None,
+            missed_place: None,
         }
     }
 
@@ -489,23 +507,27 @@ impl Engine {
             if self.event_stop_now() {
                 self.cur.at_event_stop = false;
                 let s = self.take_live()?;
-                self.apply_signal_here(s, &ev)?;
+                if matches!(ev, Event::Preempted { .. }) {
+                    // It rests here; the switch that follows parks it.
+                    self.applied();
+                    self.at_boundary(s, Kind::SignalDelivery);
+                } else {
+                    self.apply_signal_here(s, &ev)?;
+                }
                 stepped = true;
                 if let Some(r) = self.hit_at_boundary(report_hits)? {
                     return Ok(r);
                 }
                 continue;
             }
-            // Already where a signal placed by registers was delivered (a resume would step
-            // off the temporary breakpoint there without looking).
-            if let Event::Signal(sig) = &ev {
-                if matches!(sig.placement, Placement::Registers { .. }) {
-                    let s = self.live()?;
-                    let r = self.t(s.regs())?;
-                    if self.at_registers_placement(s, sig, &r)? {
-                        self.cur.at_event_stop = true;
-                        continue;
-                    }
+            // Already where a signal or preemption placed by registers was (a resume would
+            // step off the temporary breakpoint there without looking).
+            if registers_place(&ev).is_some() {
+                let s = self.live()?;
+                let r = self.t(s.regs())?;
+                if self.at_registers_place(s, &ev, &r)? {
+                    self.cur.at_event_stop = true;
+                    continue;
                 }
             }
             match self.resume_and_classify(&ev, goal, report_hits)? {
@@ -519,17 +541,45 @@ impl Engine {
         }
     }
 
-    /// Whether the tracee stands where a `Placement::Registers` signal was delivered: the
-    /// same registers, and (only then, since it reads all writable memory) the same
-    /// digest of the rest of its state.
-    fn at_registers_placement(&self, s: &Stopped, sig: &SignalEvent, regs: &Regs) -> Result<bool> {
-        let Placement::Registers { state } = sig.placement else {
+    /// Whether the tracee stands where event `ev` was placed by registers (a
+    /// `Placement::Registers` signal, a preemption): the same registers, and (only then,
+    /// since it reads all writable memory) the same digest of the rest of its state.
+    fn at_registers_place(&self, s: &Stopped, ev: &Event, regs: &Regs) -> Result<bool> {
+        let Some((want, state)) = registers_place(ev) else {
             return Ok(false);
         };
-        if !same_regs(&sig.regs, &gprs(regs)) {
+        if !same_regs(want, &gprs(regs)) {
             return Ok(false);
         }
         Ok(self.t(s.state_digest())? == state.0)
+    }
+
+    /// A visit to the address of a point placed by registers that was not the point. Two
+    /// visits in a row with the same registers and state mean a loop that changes nothing
+    /// and so never comes to the recorded state: the replay stops there rather than spin.
+    fn missed_registers_place(&mut self, s: &Stopped, ev: &Event, regs: &Regs) -> Result<()> {
+        let here = gprs(regs);
+        let digest = match &self.missed_place {
+            Some((n, before, _)) if *n == self.next && same_regs(before, &here) => {
+                Some(self.t(s.state_digest())?)
+            }
+            _ => None,
+        };
+        if let (Some(d), Some((_, _, Some(before)))) = (digest, &self.missed_place) {
+            if d == *before {
+                return Err(self.diverged(
+                    crate::describe(ev),
+                    format!(
+                        "the task comes back to {:#x} with the same registers and state each \
+                         time, never the recorded ones: {}",
+                        regs.rip(),
+                        regs_diff(registers_place(ev).map_or(&here, |(g, _)| g), &here)
+                    ),
+                ));
+            }
+        }
+        self.missed_place = Some((self.next, here, digest));
+        Ok(())
     }
 
     /// After an event was applied: a breakpoint at the new boundary's rip is a hit.
@@ -639,11 +689,11 @@ impl Engine {
                 insert.extend(self.breakpoints.iter().copied());
             }
             match ev {
-                Event::Signal(sig)
-                    if matches!(sig.placement, Placement::Registers { .. })
+                Event::Signal(_) | Event::Preempted { .. }
+                    if registers_place(ev).is_some()
                         && self.registers_waypoint(ev, &s)?.is_none() =>
                 {
-                    planted.signal_at = Some(sig.regs.rip);
+                    planted.signal_at = registers_place(ev).map(|(g, _)| g.rip);
                 }
                 Event::Cpuid(c)
                     if self.cpuid == CpuidMode::Breakpoint && is_cpuid_at(&s, c.rip.0) =>
@@ -663,6 +713,19 @@ impl Engine {
                 && self.t(s.poke_bytes(Addr::new(a), &[0xcc])).is_ok()
             {
                 planted.saved.push((a, b[0]));
+            }
+        }
+        if let Some(a) = planted.signal_at.filter(|&a| a != rip) {
+            if !planted.saved.iter().any(|&(at, _)| at == a) {
+                // Unmarked, the task would run past the point unseen (a spin forever).
+                for &(at, b) in &planted.saved {
+                    self.t(s.poke_bytes(Addr::new(at), &[b]))?;
+                }
+                self.put_live(s);
+                return Err(self.diverged(
+                    crate::describe(ev),
+                    format!("no breakpoint can be set at {a:#x}: not in the task's memory"),
+                ));
             }
         }
         let single = !planted.cpuid_here && (goal == Goal::Step || step_off);
@@ -843,12 +906,14 @@ impl Engine {
                     return self.finish_step_or_hit(goal, report_hits);
                 }
                 if planted.signal_at == Some(at) {
-                    if let Event::Signal(sig) = ev {
-                        if self.at_registers_placement(&s, sig, &regs)? {
-                            self.cur.live = Some(s);
-                            self.cur.at_event_stop = true;
-                            return Ok(None);
-                        }
+                    if self.at_registers_place(&s, ev, &regs)? {
+                        self.cur.live = Some(s);
+                        self.cur.at_event_stop = true;
+                        return Ok(None);
+                    }
+                    if let Err(e) = self.missed_registers_place(&s, ev, &regs) {
+                        let _ = s.kill();
+                        return Err(e);
                     }
                 }
                 self.cur.live = Some(s);

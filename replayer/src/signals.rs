@@ -110,9 +110,17 @@ impl Engine {
                 self.at_boundary(s, Kind::SignalDelivery)
             }
             // A signal the program ignores (SIGCHLD by default) runs no handler: the step
-            // went on to the `syscall` a `SyscallEntry` placement cancelled, re-issued
-            // as the next event is.
-            Waited::Stopped(s, Stop::Seccomp) if sig.placement == Placement::SyscallEntry => {
+            // went on to the `syscall` a `SyscallEntry` placement cancelled, or that the
+            // kernel restarts after a call it interrupted (a restart code at its exit),
+            // re-issued as the next event is.
+            Waited::Stopped(s, Stop::Seccomp) if self.reissues_call(sig) => {
+                // The step ran the `syscall`, which saved the trap flag with the rest of
+                // rflags into r11: the program, which never stepped, must not see it.
+                let mut r = self.t(s.regs())?;
+                if r.r11() & crate::session::TF != 0 {
+                    r.set_r11(r.r11() & !crate::session::TF);
+                    self.t(s.set_regs(&r))?;
+                }
                 match self.event(self.next_event()).cloned() {
                     Some(next) => return self.on_seccomp(s, &next),
                     None => {
@@ -133,6 +141,20 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Whether the call the signal was placed at is made again once it is delivered: the
+    /// one a `SyscallEntry` placement cancelled, or one its `SyscallExit` placement
+    /// interrupted with a restart code.
+    fn reissues_call(&self, sig: &SignalEvent) -> bool {
+        match sig.placement {
+            Placement::SyscallEntry => true,
+            Placement::SyscallExit { event } => matches!(
+                self.event(event),
+                Some(Event::Syscall(sc)) if crate::syscalls::is_restart(sc.ret)
+            ),
+            Placement::Tick { .. } | Placement::Registers { .. } => false,
+        }
     }
 
     /// `Placement::SyscallEntry`: at the seccomp stop of the call the signal preempted.

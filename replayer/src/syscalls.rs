@@ -128,9 +128,7 @@ impl Engine {
             ));
         }
         if let Some(path) = &sc.path {
-            if let Some(tracee::syscalls::Class::Record { path: Some(i) }) =
-                tracee::syscalls::class(nr)
-            {
+            if let Some(i) = tracee::syscalls::path_arg(nr) {
                 let found = self.t(s.read_cstr(Addr::new(args[i]), 4096))?;
                 if &found != path {
                     return Err(self.diverged(

@@ -286,3 +286,97 @@ fn a_pack_runs_the_hosts_copy_of_a_script_a_later_exec_starts() {
     let packed = pack(&t, d.path(), "gz");
     replays_identically(&packed, &out, rec.exit);
 }
+
+/// Tries two execs that fail (a path that is missing, a file that is not executable),
+/// says how each failed, then execs `echo`.
+const FAILED_EXECS: &str = r#"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    char later[4096], plain[4096];
+    snprintf(later, sizeof later, "%s/later", argv[1]);
+    snprintf(plain, sizeof plain, "%s/plain", argv[1]);
+    char *args[] = {"tried", NULL};
+    execv(later, args);
+    printf("later: %s\n", strerror(errno));
+    execv(plain, args);
+    printf("plain: %s\n", strerror(errno));
+    fflush(stdout);
+    execl("/bin/echo", "echo", "third exec ran", (char *)NULL);
+    return 1;
+}
+"#;
+
+#[test]
+fn an_execve_that_failed_is_replayed_from_its_event_and_never_runs_what_the_host_has_there() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("dir");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("plain"), "not a program\n").unwrap();
+    let exe = cc(d.path(), "failed_execs", FAILED_EXECS);
+    let (rec, t, out) = record(d.path(), &exe, &[dir.to_str().unwrap()]);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "later: No such file or directory\nplain: Permission denied\nthird exec ran\n"
+    );
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    let failed: Vec<i64> = events(&t)
+        .iter()
+        .filter_map(|e| match e {
+            trace::Event::Syscall(sc) if sc.nr == libc::SYS_execve as u64 => Some(sc.ret),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [-i64::from(libc::ENOENT), -i64::from(libc::EACCES)],
+        "the failed execs, as events"
+    );
+
+    // Both paths now hold programs that would leave a mark: the replay fails the calls as
+    // recorded, and runs neither.
+    let mark = d.path().join("ran");
+    for name in ["later", "plain"] {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\necho {name} >> {}\n", mark.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    replays_identically(&t, &out, rec.exit);
+    let packed = pack(&t, d.path(), "failed");
+    replays_identically(&packed, &out, rec.exit);
+    assert!(
+        !mark.exists(),
+        "a failed exec ran at replay: {:?}",
+        std::fs::read_to_string(&mark)
+    );
+
+    // Without its event, the failed call is a divergence at its stop, not a host exec.
+    let dropped = d.path().join("dropped");
+    let mut first = true;
+    rewrite_all(
+        &t,
+        &dropped,
+        |_| {},
+        |_, e| match e {
+            trace::Event::Syscall(sc) if sc.nr == libc::SYS_execve as u64 && first => {
+                first = false;
+                vec![]
+            }
+            e => vec![e],
+        },
+    );
+    let msg = refusal(&dropped);
+    assert!(msg.contains("execve(") && msg.contains("diverge"), "{msg}");
+    assert!(
+        !mark.exists(),
+        "a failed exec ran at replay: {:?}",
+        std::fs::read_to_string(&mark)
+    );
+}

@@ -197,6 +197,31 @@ fn python_subprocess_replays_through_vfork() {
     replays_identically(&t, &out, rec.exit);
 }
 
+/// Python's `multiprocessing.Pool`: worker processes forked from a process with three
+/// helper threads, tasks and results through pipes, SIGCHLD at the end interrupting the
+/// parent's wait4 (the kernel restarts it: no handler runs).
+#[test]
+fn python_multiprocessing_pool_replays() {
+    let d = tempfile::tempdir().unwrap();
+    let (rec, t, out) = record(
+        d.path(),
+        "/usr/bin/python3",
+        &[
+            "-c",
+            "import multiprocessing as mp\n\
+             def sq(x): return x * x\n\
+             if __name__ == '__main__':\n    \
+             with mp.Pool(2) as p: print(p.map(sq, range(8)))\n",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "[0, 1, 4, 9, 16, 25, 36, 49]\n"
+    );
+    assert!(tasks(&events(&t)).len() >= 3, "no worker processes");
+    replays_identically(&t, &out, rec.exit);
+}
+
 #[test]
 fn a_script_and_a_shim_that_execs_the_interpreter_replay() {
     let d = tempfile::tempdir().unwrap();
@@ -786,4 +811,201 @@ fn every_boundary_of_a_pipeline_where_a_task_rests_is_reachable() {
         "{reached} of {} reached",
         evs.len()
     );
+}
+
+/// The main thread spins on a flag without a system call until the thread it started
+/// sets it; that thread first sleeps, so the spin is under way when it could run.
+const SPIN_ON_FLAG: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+static volatile int flag;
+static void *setter(void *arg) {
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, 0);
+    write(1, "setter sets the flag\n", 21);
+    flag = 1;
+    return arg;
+}
+int main(void) {
+    pthread_t t;
+    pthread_create(&t, 0, setter, 0);
+    while (!flag)
+        ;
+    write(1, "main saw the flag\n", 18);
+    pthread_join(t, 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_thread_spinning_on_a_flag_is_preempted_where_replay_finds_it_again() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc_with(d.path(), "spin", SPIN_ON_FLAG, &["-O1", "-pthread"]);
+    // One task runs at a time: without a preemption inside user code the setter would
+    // never run and the spin never end; the timeout turns that into a failure.
+    let (rec, t, out) = record_with(d.path(), "trace", &exe, &[], |o| {
+        o.timeout = Some(std::time::Duration::from_secs(20));
+    });
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "setter sets the flag\nmain saw the flag\n"
+    );
+    let evs = events(&t);
+    let preempted = evs
+        .iter()
+        .filter(|e| matches!(e, Event::Preempted { .. }))
+        .count();
+    assert!(preempted >= 1, "no preemption in the spin");
+    replays_identically(&t, &out, rec.exit);
+
+    // Another state digest names a point the spin never reaches: refused, not spun on.
+    let tampered = d.path().join("tampered");
+    rewrite(&t, &tampered, |_, e| match e {
+        Event::Preempted { regs, mut state } => {
+            state.0[0] ^= 1;
+            Event::Preempted { regs, state }
+        }
+        e => e,
+    });
+    let msg = refusal(&tampered);
+    assert!(
+        msg.contains("preemption") && msg.contains("same registers and state"),
+        "{msg}"
+    );
+    // A point outside the task's memory cannot be marked: refused before the spin.
+    let tampered = d.path().join("tampered-rip");
+    rewrite(&t, &tampered, |_, e| match e {
+        Event::Preempted { mut regs, state } => {
+            regs.rip = 8;
+            Event::Preempted { regs, state }
+        }
+        e => e,
+    });
+    let msg = refusal(&tampered);
+    assert!(
+        msg.contains("preemption") && msg.contains("no breakpoint can be set at 0x8"),
+        "{msg}"
+    );
+    // So are other registers there.
+    let tampered = d.path().join("tampered-regs");
+    rewrite(&t, &tampered, |_, e| match e {
+        Event::Preempted { mut regs, state } => {
+            regs.rbx ^= 0x10;
+            Event::Preempted { regs, state }
+        }
+        e => e,
+    });
+    let msg = refusal(&tampered);
+    assert!(
+        msg.contains("preemption") && msg.contains("same registers and state"),
+        "{msg}"
+    );
+}
+
+/// The parent blocks in a read of a pipe; its child sends it SIGURG (ignored by default)
+/// before it writes. Under ptrace an ignored signal still interrupts the read, which the
+/// kernel restarts once no handler ran.
+const IGNORED_SIGNAL_IN_A_READ: &str = r#"
+#include <signal.h>
+#include <stdio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+int main(void) {
+    int p[2];
+    if (pipe(p)) return 1;
+    pid_t c = fork();
+    if (c == 0) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, 0);
+        kill(getppid(), SIGURG);
+        nanosleep(&ts, 0);
+        write(p[1], "late\n", 5);
+        _exit(0);
+    }
+    char buf[16];
+    ssize_t n = read(p[0], buf, sizeof buf);
+    printf("read %zd: %.*s", n, (int)n, buf);
+    int st;
+    waitpid(c, &st, 0);
+    printf("child %d\n", WEXITSTATUS(st));
+    return 0;
+}
+"#;
+
+#[test]
+fn a_call_an_ignored_signal_interrupted_is_restarted_at_replay_as_it_was() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc(d.path(), "urg", IGNORED_SIGNAL_IN_A_READ);
+    let (rec, t, out) = record(d.path(), &exe, &[]);
+    assert_eq!(String::from_utf8_lossy(&out), "read 5: late\nchild 0\n");
+    let evs = events(&t);
+    let interrupted = evs.windows(2).any(|w| {
+        matches!(
+            (&w[0], &w[1]),
+            (Event::Syscall(sc), Event::Signal(g))
+                if sc.nr == libc::SYS_read as u64
+                    && sc.ret == -512
+                    && g.signo == libc::SIGURG
+        )
+    });
+    assert!(
+        interrupted,
+        "the read was not interrupted by SIGURG at record time"
+    );
+    replays_identically(&t, &out, rec.exit);
+}
+
+/// glibc's own spin loop: the main thread waits in `pthread_spin_lock` for a lock its
+/// second thread holds across a sleep.
+const GLIBC_SPINLOCK: &str = r#"
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+static pthread_spinlock_t lock;
+static volatile int taken;
+static void *holder(void *arg) {
+    pthread_spin_lock(&lock);
+    taken = 1;
+    struct timespec ts = {0, 30 * 1000 * 1000};
+    nanosleep(&ts, 0);
+    write(1, "holder unlocks\n", 15);
+    pthread_spin_unlock(&lock);
+    return arg;
+}
+int main(void) {
+    pthread_spin_init(&lock, 0);
+    pthread_t t;
+    pthread_create(&t, 0, holder, 0);
+    while (!taken)
+        ;
+    pthread_spin_lock(&lock);
+    write(1, "main has the lock\n", 18);
+    pthread_spin_unlock(&lock);
+    pthread_join(t, 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_thread_in_glibcs_spin_lock_is_preempted_and_replays() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc_with(d.path(), "spinlock", GLIBC_SPINLOCK, &["-pthread"]);
+    let (rec, t, out) = record_with(d.path(), "trace", &exe, &[], |o| {
+        o.timeout = Some(std::time::Duration::from_secs(20));
+    });
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "holder unlocks\nmain has the lock\n"
+    );
+    let preempted = events(&t)
+        .iter()
+        .filter(|e| matches!(e, Event::Preempted { .. }))
+        .count();
+    assert!(preempted >= 1, "no preemption while main spun");
+    replays_identically(&t, &out, rec.exit);
 }

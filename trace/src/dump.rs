@@ -33,6 +33,7 @@ fn signature(name: &str) -> &'static [Arg] {
         "ftruncate" => &[Fd, Int],
         "openat" => &[DirFd, Path, Hex, Hex],
         "open" => &[Path, Hex, Hex],
+        "execve" => &[Path, Hex, Hex],
         "newfstatat" | "statx" => &[DirFd, Path, Hex, Hex],
         "stat" | "lstat" | "statfs" => &[Path, Hex],
         "access" => &[Path, Int],
@@ -239,6 +240,11 @@ pub fn line(index: u64, event: &Event) -> String {
             &x.binary.sha256.hex()[..16],
             x.binary.size
         ),
+        Event::Preempted { regs, .. } => format!(
+            "#{index:<7} --- preempted in user code at registers and state digest rip={:#x} \
+             rsp={:#x} ---",
+            regs.rip, regs.rsp
+        ),
     }
 }
 
@@ -388,6 +394,10 @@ pub fn json(index: u64, task: Option<u32>, event: &Event) -> JsonEvent {
             j.path = Some(String::from_utf8_lossy(&m.path).into_owned());
         }
         Event::Exec(x) => j.path = Some(String::from_utf8_lossy(&x.binary.path).into_owned()),
+        Event::Preempted { regs, .. } => {
+            j.rip = Some(regs.rip);
+            j.detail = Some("at registers and state digest".into());
+        }
     }
     j
 }

@@ -421,8 +421,8 @@ pub enum Event {
         /// The new task's recording-time id.
         tid: u32,
     },
-    /// The current task executed a new program (a successful execve; a failed one returns
-    /// to the program and is no event).
+    /// The current task executed a new program (a successful execve; from format 7 on, a
+    /// failed one is an ordinary `Syscall` event, before that it is none).
     Exec(ExecEvent),
     /// The current task left the recording: it made itself the ptracee of its parent
     /// (PTRACE_TRACEME, as UML's start-up probes do), and from here on it is outside
@@ -440,6 +440,20 @@ pub enum Event {
     NewThread {
         /// The new thread's recording-time id.
         tid: u32,
+    },
+    /// The recorder took the CPU from the current task inside its user code: it had run
+    /// a long time without a system call while another task could run, in a loop that
+    /// changes nothing (`while (!flag);` waiting for that other task). It rests where its
+    /// registers are `regs` and the digest of the rest of its state is `state`; a
+    /// `Switch` follows. As for `Placement::Registers`, two points with the same
+    /// registers and state, no system call between them, have the same future, so replay
+    /// stops the task at the first visit to `regs.rip` where both match. From format 7 on.
+    Preempted {
+        /// Registers where the task was stopped.
+        regs: Gprs,
+        /// SHA-256 of the FPU/vector state and every writable mapping's bytes there (see
+        /// `tracee::Stopped::state_digest`).
+        state: BlobHash,
     },
 }
 
@@ -524,7 +538,8 @@ impl Event {
             | Event::NewThread { .. }
             | Event::Exec(_)
             | Event::Outside
-            | Event::SharedMapping(_) => None,
+            | Event::SharedMapping(_)
+            | Event::Preempted { .. } => None,
         }
     }
 
@@ -544,6 +559,7 @@ impl Event {
             Event::Exec(_) => "exec",
             Event::Outside => "outside",
             Event::SharedMapping(_) => "sharedmapping",
+            Event::Preempted { .. } => "preempted",
         }
     }
 }

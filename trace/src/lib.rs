@@ -75,7 +75,7 @@ pub use header::{
 };
 pub use reader::{BlobChecker, EventIter, TraceReader};
 pub use tasks::{TaskTree, TaskTreeBuilder};
-pub use version::{FORMAT_VERSION, OLDEST_READABLE_VERSION};
+pub use version::{FAILED_EXECVE_RECORDED, FORMAT_VERSION, OLDEST_READABLE_VERSION};
 
 /// Opens a trace directory or a packed trace; see [`TraceReader::open_any`].
 pub fn open(path: impl AsRef<std::path::Path>) -> Result<TraceReader> {

@@ -1,12 +1,19 @@
 //! Format version and the trace directory's life cycle (file names).
 
 /// The format version this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
-/// The oldest format version this build reads. Versions 3 to 6 only added event kinds
+/// The first format version whose recordings trace every execve after the first program's
+/// (`tracee::syscalls::exec_fence`) and hold one that failed as an ordinary
+/// `Event::Syscall`; an older recording has no event for a failed execve. It also added
+/// `Event::Preempted`.
+pub const FAILED_EXECVE_RECORDED: u32 = 7;
+
+/// The oldest format version this build reads. Versions 3 to 7 only added event kinds
 /// (3: the task events of a recording with more than one process; 4: `Event::Outside`;
-/// 5: `Event::SharedMapping`; 6: `Event::NewThread`, after which `NewTask` is a process),
-/// so an older trace, which holds none of them, reads as it always did.
+/// 5: `Event::SharedMapping`; 6: `Event::NewThread`, after which `NewTask` is a process;
+/// 7: see [`FAILED_EXECVE_RECORDED`]), so an older trace, which holds none of them, reads
+/// as it always did.
 pub const OLDEST_READABLE_VERSION: u32 = 2;
 
 /// Present while the recorder is writing; holds the version in decimal.

@@ -573,6 +573,14 @@ pub fn kill_all(pids: &[Pid]) {
     }
 }
 
+/// Sends SIGSTOP to thread `pid` alone (tkill: any thread of a group, from any thread of
+/// the tracer); for a preemption alarm, which sends it from its own thread. Errors are
+/// ignored: a thread that is gone has nothing to stop.
+pub fn send_stop(pid: Pid) {
+    // SAFETY: tkill takes two integers and touches no memory of ours.
+    let _ = unsafe { libc::syscall(libc::SYS_tkill, pid.as_raw(), libc::SIGSTOP) };
+}
+
 /// Sends SIGKILL to the tracee `pid` without reaping it: for a watchdog on another thread,
 /// while the thread that owns the tracee's handle goes on waiting and sees it die.
 pub fn send_kill(pid: Pid) {

@@ -56,6 +56,16 @@ const fn rec(path: Option<usize>) -> Class {
     Class::Record { path }
 }
 
+/// The index of the path argument the recorder records and the replay checks: a
+/// `Record` call's, and execve's (traced by `exec_fence`, recorded when it fails).
+pub fn path_arg(nr: u64) -> Option<usize> {
+    match class(nr)? {
+        Class::Record { path } => path,
+        Class::Allow if nr == libc::SYS_execve as u64 => Some(0),
+        _ => None,
+    }
+}
+
 /// How the recorder treats syscall `nr`; `None` for calls it does not know.
 #[allow(non_upper_case_globals)]
 pub fn class(nr: u64) -> Option<Class> {
@@ -82,7 +92,7 @@ pub fn class(nr: u64) -> Option<Class> {
         // New processes are recorded (the recorder follows them); which clone flags it
         // refuses (threads above all) it decides at the call, from the flags.
         SYS_clone | SYS_clone3 | SYS_fork | SYS_vfork => NONE,
-        SYS_execveat => Class::Refuse("a second exec is not supported"),
+        SYS_execveat => Class::Refuse("execveat (fexecve) is not supported, only execve"),
         // Played by the recorder for a child that asked its parent to trace it (UML's
         // start-up probes), refused otherwise; emulated at replay from its record.
         SYS_ptrace => NONE,
@@ -297,10 +307,13 @@ pub fn filter_for(buffered: bool) -> Program {
     Program::compile_with(from, &rules, Action::Trace(0))
 }
 
-/// The filter a buffered recording adds once its program has started (a second filter:
-/// the kernel takes the stricter verdict of the two): `execve` stops, so the recorder
-/// drains the buffer before the exec discards it. It cannot be part of the first filter,
-/// which is in force for the recorder's own exec of the program.
+/// The filter every recording (format 7 on) adds once its program has started, and its
+/// replay likewise (a second filter: the kernel takes the stricter verdict of the two):
+/// `execve` stops, so that one that fails is recorded and emulated like any call (it must
+/// not run as the replaying host has it), the recorder drains the syscall buffer before
+/// an exec discards it, and a replay from a pack sends the exec to the trace's copy. It
+/// cannot be part of the first filter, which is in force for the tracer's own exec of the
+/// program.
 pub fn exec_fence() -> Program {
     Program::compile(&[Rule::Always(SYS_EXECVE, Action::Trace(0))], Action::Allow)
 }
