@@ -155,7 +155,7 @@ impl Session {
     pub(crate) fn wait_with_alarm(&mut self, r: tracee::Running) -> Result<Waited> {
         let alarm = self.alarm.get_or_insert_with(Alarm::start);
         alarm.arm(r.pid(), Instant::now() + self.task.preempt.gap);
-        let waited = self.wait_running(r, None);
+        let waited = self.wait_running(r, None, false);
         let fired = self.alarm.as_ref().is_some_and(Alarm::disarm);
         if fired {
             self.task.sig.stop_sent = true;

@@ -249,12 +249,12 @@ impl Session {
         if deadline.is_none() && self.wants_alarm() {
             return self.wait_with_alarm(running);
         }
-        match self.wait_running(running, deadline)? {
+        match self.wait_running(running, deadline, false)? {
             Ok(w) => Ok(w),
             Err(r) => {
                 self.t(r.signal(tracee::Signal::SIGSTOP))?;
                 self.task.sig.stop_sent = true;
-                match self.wait_running(r, None)? {
+                match self.wait_running(r, None, false)? {
                     Ok(w) => Ok(w),
                     Err(_) => unreachable!("a wait without a deadline returns a report"),
                 }

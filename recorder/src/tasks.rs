@@ -200,7 +200,7 @@ impl Session {
         loop {
             let window = (!self.tasks.is_empty() && tracee::syscalls::may_block(nr))
                 .then(|| Instant::now() + BLOCK_WINDOW);
-            let waited = match self.wait_running(running, window)? {
+            let waited = match self.wait_running(running, window, window.is_some())? {
                 Ok(w) => w,
                 Err(_) => return Ok(CallEnd::Blocked),
             };
@@ -237,13 +237,17 @@ impl Session {
     }
 
     /// Waits for the running task's next stop, until `deadline` if one is given (`Err`
-    /// gives the task back, still running, when none came). Reports of the other tasks
-    /// that come meanwhile are noted, and their ends reaped at once: a thread group's
-    /// leader, or an exec in a thread group, waits in the kernel for that.
+    /// gives the task back, still running, when none came), or, with `asleep_ends`, until
+    /// the task sleeps in the kernel: a call that sleeps waits for something (most often
+    /// another task of the recording, which cannot run meanwhile), so waiting out the
+    /// deadline for it would only cost time. Reports of the other tasks that come
+    /// meanwhile are noted, and their ends reaped at once: a thread group's leader, or an
+    /// exec in a thread group, waits in the kernel for that.
     pub(crate) fn wait_running(
         &mut self,
         r: Running,
         deadline: Option<Instant>,
+        asleep_ends: bool,
     ) -> Result<std::result::Result<Waited, Running>> {
         if self.tasks.is_empty()
             && self.tasks.early.is_empty()
@@ -259,7 +263,9 @@ impl Session {
                 Some((pid, w)) if pid == me => return Ok(Ok(w)),
                 Some((pid, w)) => self.note(pid, w)?,
                 None => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                    if deadline.is_some_and(|d| Instant::now() >= d)
+                        || (asleep_ends && tracee::maps::is_asleep(me).unwrap_or(false))
+                    {
                         return Ok(Err(r));
                     }
                     // Recorder and tracees share one CPU: yield it to them, then nap.

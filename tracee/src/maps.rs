@@ -176,6 +176,19 @@ pub fn thread_group_id(pid: Pid) -> std::io::Result<i32> {
     status_field(pid, "Tgid:", |v| v.parse().ok())
 }
 
+/// Whether task `pid` sleeps in the kernel (state `S` or `D` in /proc/PID/stat): inside a
+/// call that waits for something, not running toward its return.
+pub fn is_asleep(pid: Pid) -> std::io::Result<bool> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat"))?;
+    // The state follows the command name, which may hold any byte but ends at the last ')'.
+    let after = stat
+        .iter()
+        .rposition(|&b| b == b')')
+        .and_then(|i| stat.get(i + 2))
+        .copied();
+    Ok(matches!(after, Some(b'S' | b'D')))
+}
+
 /// Whether tasks `a` and `b` share one address space (kcmp's `KCMP_VM`): threads of a
 /// process, or a vfork child and its parent until the child execs or ends.
 pub fn shares_memory(a: Pid, b: Pid) -> std::io::Result<bool> {
