@@ -232,11 +232,29 @@ pub fn c_binary(lab: &Lab) -> anyhow::Result<PathBuf> {
     Ok(exe)
 }
 
+/// The Python interpreter itself, as `sys.executable` names it: `python3` on `$PATH` may
+/// be a shim (pyenv's is a bash script running a dozen commands per start), whose start-up
+/// would be measured instead of Python's.
+pub fn python_interpreter() -> PathBuf {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+    })
+    .clone()
+}
+
 /// Python making `n` one-byte writes to /dev/null with os.write.
 pub fn python_writes(n: u64) -> Workload {
     Workload {
         name: format!("Python {n} writes to /dev/null"),
-        program: PathBuf::from("python3"),
+        program: python_interpreter(),
         args: vec![
             "-c".into(),
             format!(
@@ -345,7 +363,7 @@ pub fn make_project(lab: &Lab) -> anyhow::Result<Workload> {
 pub fn python_threads(n: u64) -> Workload {
     Workload {
         name: format!("Python 4 threads x {n} locked increments"),
-        program: PathBuf::from("python3"),
+        program: python_interpreter(),
         args: vec![
             "-c".into(),
             format!(

@@ -143,11 +143,12 @@ impl Drop for Alarm {
 
 impl Session {
     /// Whether the running task, about to run user code, gets the alarm: other tasks are
-    /// there, and no held signal or probe has its own plan for the task.
+    /// there, and no held signal has its own plan for the task. (A preemption's probe
+    /// still waiting when the alarm goes off again was left behind: the task moved on.)
     pub(crate) fn wants_alarm(&self) -> bool {
         !self.tasks.is_empty()
             && !self.task.sig.has_held()
-            && !self.task.sig.has_probe()
+            && !self.task.sig.has_signal_probe()
             && !self.task.sig.stop_sent
     }
 
@@ -172,6 +173,11 @@ impl Session {
     pub(crate) fn preempt(&mut self, s: Stopped) -> Result<Flow> {
         while let Some((pid, w)) = self.t(tracee::task::wait_any(true))? {
             self.note(pid, w)?;
+        }
+        if self.task.sig.has_preempt_probe() {
+            // The task never came back to the last probe: it moved on, computing.
+            self.clear_probe(&s)?;
+            self.preempt_later();
         }
         if !self.tasks.any_ready() {
             return self.t(s.resume(Resume::Cont(None))).map(Flow::Running);

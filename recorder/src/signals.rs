@@ -104,8 +104,14 @@ impl SignalState {
         !self.held.is_empty()
     }
 
-    pub fn has_probe(&self) -> bool {
-        self.probe.is_some()
+    /// Whether a probe for a held signal is set (a preemption's does not count).
+    pub fn has_signal_probe(&self) -> bool {
+        self.probe.as_ref().is_some_and(|p| !p.preempt)
+    }
+
+    /// Whether a probe for a preemption is set.
+    pub fn has_preempt_probe(&self) -> bool {
+        self.probe.as_ref().is_some_and(|p| p.preempt)
     }
 
     pub fn held_since(&self) -> Option<Instant> {

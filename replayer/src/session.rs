@@ -689,9 +689,8 @@ impl Engine {
                 insert.extend(self.breakpoints.iter().copied());
             }
             match ev {
-                Event::Signal(_) | Event::Preempted { .. }
-                    if registers_place(ev).is_some()
-                        && self.registers_waypoint(ev, &s)?.is_none() =>
+                _ if registers_place(ev).is_some()
+                    && self.registers_waypoint(ev, &s)?.is_none() =>
                 {
                     planted.signal_at = registers_place(ev).map(|(g, _)| g.rip);
                 }

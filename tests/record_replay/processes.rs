@@ -1009,3 +1009,51 @@ fn a_thread_in_glibcs_spin_lock_is_preempted_and_replays() {
     assert!(preempted >= 1, "no preemption while main spun");
     replays_identically(&t, &out, rec.exit);
 }
+
+/// The main thread computes for a while with its second thread ready to run (once its
+/// sleep is over): the loop's state changes on every pass, so no point of it could be
+/// found again at replay, and it keeps the CPU until its next call.
+const COMPUTE_WHILE_ANOTHER_WAITS: &str = r#"
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+static void *other(void *arg) {
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, 0);
+    write(1, "other ran\n", 10);
+    return arg;
+}
+int main(void) {
+    pthread_t t;
+    pthread_create(&t, 0, other, 0);
+    volatile unsigned long x = 1;
+    for (long i = 0; i < 100000000; i++)
+        x = x * 31 + i;
+    write(1, "main computed\n", 14);
+    pthread_join(t, 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_thread_that_computes_is_not_preempted_where_no_point_repeats() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc_with(
+        d.path(),
+        "compute",
+        COMPUTE_WHILE_ANOTHER_WAITS,
+        &["-pthread"],
+    );
+    // The loop runs some 100 ms without a call, the other thread ready after 5 ms: the
+    // alarm probes the loop (at 20 and 60 ms here) and leaves it the CPU each time.
+    let (rec, t, out) = record(d.path(), &exe, &[]);
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    assert_eq!(String::from_utf8_lossy(&out), "main computed\nother ran\n");
+    assert!(
+        !events(&t)
+            .iter()
+            .any(|e| matches!(e, Event::Preempted { .. })),
+        "preempted in a loop whose state never repeats"
+    );
+    replays_identically(&t, &out, rec.exit);
+}
