@@ -65,10 +65,12 @@ pub struct ObjectTracker {
     objects: Vec<ObjRecord>,
     /// Live object start → index in `objects`.
     live: BTreeMap<u64, usize>,
-    /// Interrupts being handled, innermost last.
-    irqs: Vec<u32>,
+    /// Interrupts being handled, innermost last: the irq and the stack at its entry.
+    irqs: Vec<(u32, Vec<u64>)>,
     /// The crash, if the recording ends in one.
     crash: Option<Event>,
+    /// The stack where the interrupt the crash happened in was entered, if it did.
+    crash_irq: Option<Vec<u64>>,
 }
 
 impl ObjectTracker {
@@ -81,11 +83,14 @@ impl ObjectTracker {
         match &ev.kind {
             EventKind::Alloc(op) => self.alloc(ev, op),
             EventKind::Free(op) => self.free(ev, op),
-            EventKind::IrqEnter { irq } => self.irqs.push(*irq),
+            EventKind::IrqEnter { irq } => self.irqs.push((*irq, ev.stack.clone())),
             EventKind::IrqExit { .. } => {
                 self.irqs.pop();
             }
-            EventKind::Crash(_) => self.crash = Some(ev.clone()),
+            EventKind::Crash(_) => {
+                self.crash = Some(ev.clone());
+                self.crash_irq = self.irqs.last().map(|(_, stack)| stack.clone());
+            }
             _ => {}
         }
     }
@@ -95,7 +100,7 @@ impl ObjectTracker {
             pos: ev.pos,
             task: ev.task.clone(),
             stack: ev.stack.clone(),
-            irq: self.irqs.last().copied(),
+            irq: self.irqs.last().map(|&(irq, _)| irq),
         }
     }
 
@@ -212,6 +217,8 @@ pub struct KasanReport {
     pub unexplained: Option<String>,
     /// Copies of the poisoned pointer between its load and the fault, in execution order.
     pub via: Vec<(Pos, Insn)>,
+    /// The stack where the interrupt the crash happened in was entered, if it did.
+    pub irq_entry: Option<Vec<u64>>,
 }
 
 fn is_write(insn: &Insn) -> bool {
@@ -307,6 +314,21 @@ pub fn poisoned_register(c: &Crash) -> Option<(String, u64)> {
     found
 }
 
+/// How many frames of `stack` (innermost first, a pc then return addresses) belong to an
+/// interrupt entered with `entry` on the stack: those above the frames the two share,
+/// which are the interrupted task's (compared by return address, so frame 0 of either,
+/// a pc, never counts as shared).
+fn irq_frames(stack: &[u64], entry: &[u64]) -> usize {
+    let shared = stack
+        .iter()
+        .skip(1)
+        .rev()
+        .zip(entry.iter().skip(1).rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    stack.len() - shared
+}
+
 impl KasanReport {
     /// Explains `crash` (a [`EventKind::Crash`] event) with the tracked objects.
     /// `function_code` is the faulting function's code (start address and bytes) for
@@ -341,6 +363,7 @@ impl KasanReport {
             accesses: Vec::new(),
             unexplained: None,
             via: Vec::new(),
+            irq_entry: tracker.crash_irq.clone(),
         };
         let mem = insn.as_ref().and_then(first_mem).cloned();
         let size = mem.as_ref().map_or(8, |m| m.size);
@@ -526,7 +549,26 @@ impl KasanReport {
             }
         }
         out.push_str("\nCall Trace:\n");
-        out.push_str(&format_stack(res, &self.stack, true, " "));
+        // As dump_stack marks them: the interrupt's frames, then the interrupted task's.
+        let task_from = self
+            .irq_entry
+            .as_ref()
+            .map_or(0, |entry| irq_frames(&self.stack, entry));
+        if task_from > 0 {
+            out.push_str(" <IRQ>\n");
+            out.push_str(&format_stack(res, &self.stack[..task_from], true, " "));
+            out.push_str(" </IRQ>\n");
+        }
+        if task_from < self.stack.len() {
+            out.push_str(" <TASK>\n");
+            out.push_str(&format_stack(
+                res,
+                &self.stack[task_from..],
+                task_from == 0,
+                " ",
+            ));
+            out.push_str(" </TASK>\n");
+        }
 
         if let Some(o) = &self.object {
             out.push('\n');

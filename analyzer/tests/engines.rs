@@ -794,7 +794,8 @@ fn uaf_general_protection_fault_names_the_freed_request() {
         "position: e60+t600+s4",
         "faulting instruction: movzx eax, byte ptr [rcx + rdx]",
         "rcx = 0x6b6b6b6b6b6b6b6b was loaded by: mov rcx, qword ptr [rdi + 0x18] (umk::bugs::uaf::checksum_request_data+0x0/0x100)",
-        "Call Trace:",
+        "Call Trace:\n <TASK>\n umk::bugs::uaf::checksum_request_data+0x10/0x100",
+        " </TASK>\n",
         "Allocated by task 5 (uaf-submit):\n position: e40+t400",
         "umk::block::ubd::alloc_request+0x30/0x100 kernel/src/block/ubd.rs:400",
         "Freed by task 5 (uaf-submit) in interrupt (irq 1):\n position: e50+t510",
@@ -813,6 +814,51 @@ fn uaf_general_protection_fault_names_the_freed_request() {
         at += i + needle.len();
     }
     golden("uaf_gpf.txt", &text);
+}
+
+#[test]
+fn a_crash_in_an_interrupt_marks_its_frames_and_the_interrupted_tasks() {
+    let (mut events, func) = uaf_events(true);
+    let crash = events.pop().unwrap();
+    let t = TaskRef::new(5, "uaf-submit");
+    // The interrupt came in at a preemption point of the submitter; the crash is in its
+    // handler, whose stack ends in the submitter's frames.
+    events.push(ev(
+        "e59",
+        &t,
+        &[IRQ_IO + 0x8, SUBMITTER + 0x40],
+        EventKind::IrqEnter { irq: 1 },
+    ));
+    let mut crash = crash;
+    crash.stack = vec![CHECKSUM + 0x10, IRQ_IO + 0x40, SUBMITTER + 0x40];
+    events.push(crash);
+    let mut tr = ObjectTracker::new();
+    for e in &events {
+        tr.feed(e);
+    }
+    let crash = tr.crash().unwrap().clone();
+    let r = KasanReport::build(&tr, &crash, Some((CHECKSUM, &func)), None, &[]).unwrap();
+    let text = r.render_text(&symbols());
+    let trace = &text[text.find("Call Trace:").unwrap()..text.find("Allocated by").unwrap()];
+    let lines: Vec<&str> = trace
+        .lines()
+        .map(|l| l.split(' ').nth(1).unwrap_or(l))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "Trace:",
+            "<IRQ>",
+            "umk::bugs::uaf::checksum_request_data+0x10/0x100",
+            "umk::irq::handle_io+0x40/0x100",
+            "</IRQ>",
+            "<TASK>",
+            "umk::bugs::uaf::submitter+0x40/0x100",
+            "</TASK>",
+            "",
+        ],
+        "{trace}"
+    );
 }
 
 #[test]
