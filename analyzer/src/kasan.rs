@@ -458,54 +458,10 @@ impl KasanReport {
         self.object.as_ref().is_some_and(|o| o.free.is_some())
     }
 
-    fn site_header(out: &mut String, what: &str, s: &ObjSite) {
-        let ctx = match s.irq {
-            Some(irq) => format!(" in interrupt (irq {irq})"),
-            None => String::new(),
-        };
-        let _ = writeln!(out, "{what} by task {} ({}){ctx}:", s.task.pid, s.task.name);
-        let _ = writeln!(out, " position: {}", s.pos);
-    }
-
-    /// The report in KASAN's layout (addresses as its `%px`: 16 hex digits, no `0x`).
-    pub fn render_text(&self, res: &dyn Resolve) -> String {
+    /// The faulting instruction and, for a poisoned pointer, where it was loaded and
+    /// copied on the way to the fault.
+    fn fault_lines(&self, res: &dyn Resolve) -> String {
         let mut out = String::new();
-        let rule = "==================================================================";
-        let func = symbol_offset(res, self.regs.rip);
-        let _ = writeln!(out, "{rule}");
-        if let Some(Finding::PoisonedPointer { value, .. }) = &self.finding {
-            let _ = writeln!(
-                out,
-                "general protection fault, probably for non-canonical address {value:#x}: slab poison ({POISON_FREE:#x}), a pointer read from freed memory"
-            );
-        } else if self.fault_addr.is_none() {
-            let _ = writeln!(out, "general protection fault (signal {})", self.signal);
-        }
-        let addr = self.access.map(|a| a.0).or(self.fault_addr);
-        let kind = match &self.object {
-            Some(o) if o.free.is_some() => "slab-use-after-free",
-            Some(_) => "invalid-access",
-            // get_wild_bug_type(): an address in the first page is a NULL pointer's
-            // field. (Its user-memory-access, below TASK_SIZE, has no meaning for a
-            // kernel that is itself a user process.)
-            None if addr.is_some_and(|a| a < PAGE_SIZE) => "null-ptr-deref",
-            None => "wild-memory-access",
-        };
-        let _ = writeln!(out, "BUG: KASAN: {kind} in {func}");
-        match self.access {
-            Some((addr, size, write)) => {
-                let _ = writeln!(
-                    out,
-                    "{} of size {size} at addr {addr:016x} by task {}",
-                    if write { "Write" } else { "Read" },
-                    self.task
-                );
-            }
-            None => {
-                let _ = writeln!(out, "Access of unknown address by task {}", self.task);
-            }
-        }
-        let _ = writeln!(out, "position: {}", self.crash_pos);
         if let Some(i) = &self.insn {
             let _ = writeln!(
                 out,
@@ -548,25 +504,94 @@ impl KasanReport {
                 }
             }
         }
+        out
+    }
+
+    fn site_header(out: &mut String, what: &str, s: &ObjSite) {
+        let ctx = match s.irq {
+            Some(irq) => format!(" in interrupt (irq {irq})"),
+            None => String::new(),
+        };
+        let _ = writeln!(out, "{what} by task {} ({}){ctx}:", s.task.pid, s.task.name);
+        let _ = writeln!(out, " position: {}", s.pos);
+    }
+
+    /// The report in KASAN's layout (addresses as its `%px`: 16 hex digits, no `0x`).
+    /// KASAN reports the first bad access: with a poisoned pointer, that is the load that
+    /// read it from the freed object, so the header, the position and the call trace are
+    /// the load's, and the fault it led to later (which KASAN would have prevented)
+    /// follows the kernel's sections as Rewind's own.
+    pub fn render_text(&self, res: &dyn Resolve) -> String {
+        let mut out = String::new();
+        let rule = "==================================================================";
+        let load = match &self.finding {
+            Some(Finding::PoisonedPointer { load, at, .. }) => Some((load, *at)),
+            _ => None,
+        };
+        let first_pc = load.map_or(self.regs.rip, |(l, _)| l.addr);
+        let func = symbol_offset(res, first_pc);
+        let _ = writeln!(out, "{rule}");
+        if load.is_none() && self.fault_addr.is_none() {
+            let _ = writeln!(out, "general protection fault (signal {})", self.signal);
+        }
+        let addr = self.access.map(|a| a.0).or(self.fault_addr);
+        let kind = match &self.object {
+            Some(o) if o.free.is_some() => "slab-use-after-free",
+            Some(_) => "invalid-access",
+            // get_wild_bug_type(): an address in the first page is a NULL pointer's
+            // field. (Its user-memory-access, below TASK_SIZE, has no meaning for a
+            // kernel that is itself a user process.)
+            None if addr.is_some_and(|a| a < PAGE_SIZE) => "null-ptr-deref",
+            None => "wild-memory-access",
+        };
+        let _ = writeln!(out, "BUG: KASAN: {kind} in {func}");
+        match self.access {
+            Some((addr, size, write)) => {
+                let _ = writeln!(
+                    out,
+                    "{} of size {size} at addr {addr:016x} by task {}",
+                    if write { "Write" } else { "Read" },
+                    self.task
+                );
+            }
+            None => {
+                let _ = writeln!(out, "Access of unknown address by task {}", self.task);
+            }
+        }
+        match load {
+            Some((_, Some(at))) => {
+                let _ = writeln!(out, "position: {at}");
+            }
+            Some((_, None)) => {
+                let _ = writeln!(
+                    out,
+                    "position: before {} (the fault; the load's own was not found)",
+                    self.crash_pos
+                );
+            }
+            None => {
+                let _ = writeln!(out, "position: {}", self.crash_pos);
+                out.push_str(&self.fault_lines(res));
+            }
+        }
         out.push_str("\nCall Trace:\n");
+        // The load is in the faulting function's own frame: the same callers.
+        let stack: Vec<u64> = std::iter::once(first_pc)
+            .chain(self.stack.iter().skip(1).copied())
+            .collect();
         // As dump_stack marks them: the interrupt's frames, then the interrupted task's.
         let task_from = self
             .irq_entry
             .as_ref()
-            .map_or(0, |entry| irq_frames(&self.stack, entry));
+            .map_or(0, |entry| irq_frames(&stack, entry));
         if task_from > 0 {
             out.push_str(" <IRQ>\n");
-            out.push_str(&format_stack(res, &self.stack[..task_from], true, " "));
+            out.push_str(&format_stack(res, &stack[..task_from], true, " "));
             out.push_str(" </IRQ>\n");
         }
-        if task_from < self.stack.len() {
+        if task_from < stack.len() {
             out.push_str(" <TASK>\n");
-            out.push_str(&format_stack(
-                res,
-                &self.stack[task_from..],
-                task_from == 0,
-                " ",
-            ));
+            out.push_str(&format_stack(res, &stack[task_from..], task_from == 0, " "));
             out.push_str(" </TASK>\n");
         }
 
@@ -614,6 +639,18 @@ impl KasanReport {
                     out.push_str(&format_stack(res, &a.stack, true, "   "));
                 }
             }
+        }
+        if let Some(Finding::PoisonedPointer { value, .. }) = &self.finding {
+            let _ = writeln!(
+                out,
+                "\nWhat the program did next, unchecked (KASAN would have stopped at the read above):\n\
+                 general protection fault, probably for non-canonical address {value:#x}: slab poison ({POISON_FREE:#x}), a pointer read from freed memory\n\
+                 position: {}\n\
+                 in {}",
+                self.crash_pos,
+                symbol_offset(res, self.regs.rip)
+            );
+            out.push_str(&self.fault_lines(res));
         }
         if let Some(why) = &self.unexplained {
             let _ = writeln!(out, "\nNo object found: {why}.");

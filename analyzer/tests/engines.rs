@@ -788,13 +788,11 @@ fn uaf_general_protection_fault_names_the_freed_request() {
     assert_eq!(r.accesses.len(), 1);
     let text = r.render_text(&symbols());
     let order = [
-        "general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b6b",
-        "BUG: KASAN: slab-use-after-free in umk::bugs::uaf::checksum_request_data+0x10/0x100",
+        // KASAN's report is the first bad access's: the load of the freed pointer.
+        "BUG: KASAN: slab-use-after-free in umk::bugs::uaf::checksum_request_data+0x0/0x100",
         "Read of size 8 at addr 0000000000900018 by task uaf-submit/5",
-        "position: e60+t600+s4",
-        "faulting instruction: movzx eax, byte ptr [rcx + rdx]",
-        "rcx = 0x6b6b6b6b6b6b6b6b was loaded by: mov rcx, qword ptr [rdi + 0x18] (umk::bugs::uaf::checksum_request_data+0x0/0x100)",
-        "Call Trace:\n <TASK>\n umk::bugs::uaf::checksum_request_data+0x10/0x100",
+        "position: before e60+t600+s4",
+        "Call Trace:\n <TASK>\n umk::bugs::uaf::checksum_request_data+0x0/0x100",
         " </TASK>\n",
         "Allocated by task 5 (uaf-submit):\n position: e40+t400",
         "umk::block::ubd::alloc_request+0x30/0x100 kernel/src/block/ubd.rs:400",
@@ -804,6 +802,12 @@ fn uaf_general_protection_fault_names_the_freed_request() {
         "The buggy address is located 24 bytes inside of\n freed 64-byte region [0000000000900000, 0000000000900040)",
         "Accesses to the object between the free and the crash:",
         "Read of size 8 at addr 0000000000900020 (offset 32) by task uaf-submit/5 at position e55+t550",
+        // Then the fault it led to, which KASAN would have prevented.
+        "general protection fault, probably for non-canonical address 0x6b6b6b6b6b6b6b6b",
+        "position: e60+t600+s4",
+        "in umk::bugs::uaf::checksum_request_data+0x10/0x100",
+        "faulting instruction: movzx eax, byte ptr [rcx + rdx]",
+        "rcx = 0x6b6b6b6b6b6b6b6b was loaded by: mov rcx, qword ptr [rdi + 0x18] (umk::bugs::uaf::checksum_request_data+0x0/0x100)",
         "Registers:",
     ];
     let mut at = 0;
@@ -849,7 +853,7 @@ fn a_crash_in_an_interrupt_marks_its_frames_and_the_interrupted_tasks() {
         [
             "Trace:",
             "<IRQ>",
-            "umk::bugs::uaf::checksum_request_data+0x10/0x100",
+            "umk::bugs::uaf::checksum_request_data+0x0/0x100",
             "umk::irq::handle_io+0x40/0x100",
             "</IRQ>",
             "<TASK>",
