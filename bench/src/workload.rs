@@ -214,16 +214,23 @@ int main(int argc, char **argv) {
 
 /// Compiles the C workload (`cc -O1 -g`) into the scratch directory once.
 pub fn c_binary(lab: &Lab) -> anyhow::Result<PathBuf> {
+    compile(lab, "mix", C_SOURCE, &[])
+}
+
+/// Compiles `source` (`cc -O1 -g` and `flags`) into the scratch directory as `name`, once.
+fn compile(lab: &Lab, name: &str, source: &str, flags: &[&str]) -> anyhow::Result<PathBuf> {
     if let Err(why) = &lab.cc {
         bail!("{why}");
     }
-    let exe = lab.path("mix");
+    let exe = lab.path(name);
     if !exe.is_file() {
-        let src = lab.path("mix.c");
-        std::fs::write(&src, C_SOURCE)?;
+        let src = lab.path(&format!("{name}.c"));
+        std::fs::write(&src, source)?;
         exec::run_ok(
             Command::new("cc")
-                .args(["-O1", "-g", "-o"])
+                .args(["-O1", "-g"])
+                .args(flags)
+                .arg("-o")
                 .arg(&exe)
                 .arg(&src),
             Duration::from_secs(120),
@@ -413,21 +420,7 @@ int main(int argc, char **argv) {
 
 /// The pthread ping-pong (`PINGPONG_SOURCE`) with `rounds` hand-overs per thread.
 pub fn pthread_pingpong(lab: &Lab, rounds: u64) -> anyhow::Result<Workload> {
-    if let Err(why) = &lab.cc {
-        bail!("{why}");
-    }
-    let exe = lab.path("pingpong");
-    if !exe.is_file() {
-        let src = lab.path("pingpong.c");
-        std::fs::write(&src, PINGPONG_SOURCE)?;
-        exec::run_ok(
-            Command::new("cc")
-                .args(["-O1", "-g", "-pthread", "-o"])
-                .arg(&exe)
-                .arg(&src),
-            Duration::from_secs(120),
-        )?;
-    }
+    let exe = compile(lab, "pingpong", PINGPONG_SOURCE, &["-pthread"])?;
     Ok(Workload {
         name: format!("C pthread mutex+condvar ping-pong ({rounds} rounds)"),
         program: exe,

@@ -368,7 +368,6 @@ impl Session {
     /// back to the same state.
     pub(crate) fn on_our_stop(&mut self, s: Stopped) -> Result<Flow> {
         self.task.sig.stop_sent = false;
-        self.task.last_exit = None;
         let preempt = std::mem::take(&mut self.task.preempt.wanted);
         if self.task.sig.has_held() {
             return self.place_by_registers(s);
@@ -497,7 +496,6 @@ impl Session {
     /// The tracee came back to the probe: deliver there (or, for a preemption, park it
     /// there) if its state repeated, else keep holding and probe again later.
     pub(crate) fn on_probe_hit(&mut self, s: Stopped) -> Result<Flow> {
-        self.task.last_exit = None;
         let resume = |me: &Self, s: Stopped| me.t(s.resume(Resume::Cont(None))).map(Flow::Running);
         let Some(probe) = self.task.sig.probe.take() else {
             return resume(self, s);

@@ -313,8 +313,26 @@ impl Engine {
         let mut r = self.t(s.regs())?;
         r.set_syscall_ret(sc.ret);
         if is_restart(sc.ret) {
-            // The kernel's restart rules apply when the recorded signal is delivered.
-            r.set_orig_rax(sc.nr);
+            let n = self.next_event();
+            let signal_at_exit = matches!(
+                self.event(n + 1),
+                Some(Event::Signal(g)) if g.placement == trace::Placement::SyscallExit { event: n }
+            );
+            if signal_at_exit {
+                // The kernel's restart rules apply when the recorded signal is delivered.
+                r.set_orig_rax(sc.nr);
+            } else {
+                // The signal that interrupted it was held for a later place: no handler
+                // ran, and the kernel made the call again from its instruction (as
+                // restart_syscall for ERESTART_RESTARTBLOCK). Without a signal here it
+                // would not, and the program would see the restart code.
+                r.set_rip(r.rip().wrapping_sub(2));
+                r.set_rax(if sc.ret == -516 {
+                    libc::SYS_restart_syscall as u64
+                } else {
+                    sc.nr
+                });
+            }
         }
         self.t(s.set_regs(&r))?;
         for w in &sc.writes {

@@ -861,44 +861,34 @@ fn a_thread_spinning_on_a_flag_is_preempted_where_replay_finds_it_again() {
     assert!(preempted >= 1, "no preemption in the spin");
     replays_identically(&t, &out, rec.exit);
 
+    let refused = |name: &str, edit: &dyn Fn(&mut trace::Gprs, &mut trace::BlobHash)| {
+        let tampered = d.path().join(name);
+        rewrite(&t, &tampered, |_, e| match e {
+            Event::Preempted {
+                mut regs,
+                mut state,
+            } => {
+                edit(&mut regs, &mut state);
+                Event::Preempted { regs, state }
+            }
+            e => e,
+        });
+        refusal(&tampered)
+    };
     // Another state digest names a point the spin never reaches: refused, not spun on.
-    let tampered = d.path().join("tampered");
-    rewrite(&t, &tampered, |_, e| match e {
-        Event::Preempted { regs, mut state } => {
-            state.0[0] ^= 1;
-            Event::Preempted { regs, state }
-        }
-        e => e,
-    });
-    let msg = refusal(&tampered);
+    let msg = refused("tampered", &|_, state| state.0[0] ^= 1);
     assert!(
         msg.contains("preemption") && msg.contains("same registers and state"),
         "{msg}"
     );
     // A point outside the task's memory cannot be marked: refused before the spin.
-    let tampered = d.path().join("tampered-rip");
-    rewrite(&t, &tampered, |_, e| match e {
-        Event::Preempted { mut regs, state } => {
-            regs.rip = 8;
-            Event::Preempted { regs, state }
-        }
-        e => e,
-    });
-    let msg = refusal(&tampered);
+    let msg = refused("tampered-rip", &|regs, _| regs.rip = 8);
     assert!(
         msg.contains("preemption") && msg.contains("no breakpoint can be set at 0x8"),
         "{msg}"
     );
     // So are other registers there.
-    let tampered = d.path().join("tampered-regs");
-    rewrite(&t, &tampered, |_, e| match e {
-        Event::Preempted { mut regs, state } => {
-            regs.rbx ^= 0x10;
-            Event::Preempted { regs, state }
-        }
-        e => e,
-    });
-    let msg = refusal(&tampered);
+    let msg = refused("tampered-regs", &|regs, _| regs.rbx ^= 0x10);
     assert!(
         msg.contains("preemption") && msg.contains("same registers and state"),
         "{msg}"
