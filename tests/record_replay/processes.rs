@@ -1077,3 +1077,64 @@ fn a_thread_that_computes_is_not_preempted_where_no_point_repeats() {
     );
     replays_identically(&t, &out, rec.exit);
 }
+
+/// A thread that is not its process's leader spins until its own timer's handler sets a
+/// flag: the signal is held while it spins, and the recorder stops that thread (not its
+/// leader) to find the place.
+const SIGNAL_TO_A_SPINNING_THREAD: &str = r#"
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+static volatile int fired;
+static void on_alarm(int sig) { (void)sig; fired = 1; }
+static void *spinner(void *arg) {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGALRM);
+    pthread_sigmask(SIG_UNBLOCK, &s, 0);
+    struct itimerval it;
+    memset(&it, 0, sizeof it);
+    it.it_value.tv_usec = 5000;
+    setitimer(ITIMER_REAL, &it, 0);
+    while (!fired)
+        ;
+    write(1, "the thread saw its alarm\n", 25);
+    return arg;
+}
+int main(void) {
+    signal(SIGALRM, on_alarm);
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &s, 0);
+    pthread_t t;
+    pthread_create(&t, 0, spinner, 0);
+    pthread_join(t, 0);
+    return 0;
+}
+"#;
+
+#[test]
+fn a_signal_for_a_spinning_thread_that_is_not_the_leader_is_placed_and_replays() {
+    let d = tempfile::tempdir().unwrap();
+    let exe = cc_with(
+        d.path(),
+        "thsig",
+        SIGNAL_TO_A_SPINNING_THREAD,
+        &["-pthread"],
+    );
+    let (rec, t, out) = record_with(d.path(), "trace", &exe, &[], |o| {
+        o.timeout = Some(std::time::Duration::from_secs(20));
+    });
+    assert_eq!(rec.exit, ExitStatus::Exited(0));
+    assert_eq!(String::from_utf8_lossy(&out), "the thread saw its alarm\n");
+    let placed = events(&t).iter().any(|e| {
+        matches!(e, Event::Signal(g)
+            if g.signo == libc::SIGALRM
+                && matches!(g.placement, trace::Placement::Registers { .. }))
+    });
+    assert!(placed, "the alarm was not placed by registers in the spin");
+    replays_identically(&t, &out, rec.exit);
+}

@@ -352,13 +352,14 @@ impl Running {
         }
     }
 
-    /// Sends `sig` to the tracee's thread (tgkill).
+    /// Sends `sig` to the tracee's thread alone (tkill: tgkill would need the thread's
+    /// group, which is not its own id for a thread other than the group's leader).
     pub fn signal(&self, sig: Signal) -> Result<()> {
         let p = self.pid.as_raw();
-        // SAFETY: tgkill takes three integers and touches no memory of ours.
-        let r = unsafe { libc::syscall(libc::SYS_tgkill, p, p, sig as i32) };
+        // SAFETY: tkill takes two integers and touches no memory of ours.
+        let r = unsafe { libc::syscall(libc::SYS_tkill, p, sig as i32) };
         if r < 0 {
-            return Err(Error::os("tgkill", self.pid)(Errno::last()));
+            return Err(Error::os("tkill", self.pid)(Errno::last()));
         }
         Ok(())
     }
