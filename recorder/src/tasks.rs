@@ -1,7 +1,8 @@
 //! The tasks of a recording and their schedule: every process the program forks is
 //! followed, and one task runs at a time, as rr does. The running task keeps the CPU
-//! until it exits or a call of its waits in the kernel (`tracee::syscalls::may_block`)
-//! past [`BLOCK_WINDOW`]; then the recorder writes `Event::Blocked`, parks it inside its
+//! until it exits or a call of its waits in the kernel (`tracee::syscalls::may_block`):
+//! it sleeps there, or is still running in it after [`BLOCK_WINDOW`]. Then the recorder
+//! writes `Event::Blocked`, parks it inside its
 //! call and switches (`Event::Switch`) to a task that can run. Between two switches only
 //! one task executed user code, so replay, running each task over the same stretches of
 //! the event stream, reproduces every interleaving the tasks could observe.
@@ -22,9 +23,10 @@ use crate::error::{Error, Result};
 use crate::session::{Flow, Session, TickAddrs};
 use crate::signals::SignalState;
 
-/// How long a call that may block runs in the kernel, the other tasks held, before the
-/// recorder lets them run: long enough that a call which returns by itself (a read of a
-/// full pipe, a wait4 for a child that already ended) is recorded without a switch.
+/// How long a call that may block runs in the kernel without sleeping, the other tasks
+/// held, before the recorder lets them run: long enough that a call which returns by
+/// itself (a read of a full pipe, a wait4 for a child that already ended) is recorded
+/// without a switch. A call that sleeps lets them run at once.
 pub const BLOCK_WINDOW: Duration = Duration::from_millis(2);
 
 /// How long a task that keeps making calls which return by themselves runs before
