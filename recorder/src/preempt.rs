@@ -171,9 +171,7 @@ impl Session {
     /// At our SIGSTOP, the alarm's: probe for a place to preempt the task, if another
     /// task can run now.
     pub(crate) fn preempt(&mut self, s: Stopped) -> Result<Flow> {
-        while let Some((pid, w)) = self.t(tracee::task::wait_any(true))? {
-            self.note(pid, w)?;
-        }
+        self.note_pending_reports()?;
         if self.task.sig.has_preempt_probe() {
             // The task never came back to the last probe: it moved on, computing.
             self.clear_probe(&s)?;

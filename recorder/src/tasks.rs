@@ -2,8 +2,8 @@
 //! followed, and one task runs at a time, as rr does. The running task keeps the CPU
 //! until it exits or a call of its waits in the kernel (`tracee::syscalls::may_block`):
 //! it sleeps there, or is still running in it after [`BLOCK_WINDOW`]. Then the recorder
-//! writes `Event::Blocked`, parks it inside its
-//! call and switches (`Event::Switch`) to a task that can run. Between two switches only
+//! writes `Event::Blocked`, parks it inside its call and switches (`Event::Switch`) to
+//! a task that can run. Between two switches only
 //! one task executed user code, so replay, running each task over the same stretches of
 //! the event stream, reproduces every interleaving the tasks could observe.
 //!
@@ -283,7 +283,7 @@ impl Session {
     }
 
     /// A report `w` for task `pid`, which is not running.
-    pub(crate) fn note(&mut self, pid: Pid, w: Waited) -> Result<()> {
+    fn note(&mut self, pid: Pid, w: Waited) -> Result<()> {
         let raw = pid.as_raw();
         if self.outside.contains(raw) {
             return self
@@ -356,6 +356,15 @@ impl Session {
         Ok(tid)
     }
 
+    /// Notes every report of the tasks that are not running that has come, without
+    /// waiting: which of them can run now.
+    pub(crate) fn note_pending_reports(&mut self) -> Result<()> {
+        while let Some((pid, w)) = self.t(tracee::task::wait_any(true))? {
+            self.note(pid, w)?;
+        }
+        Ok(())
+    }
+
     /// Waits for the next report of a task that is not running, and notes it.
     pub(crate) fn await_report(&mut self) -> Result<()> {
         match self.t(tracee::task::wait_any(false))? {
@@ -381,9 +390,7 @@ impl Session {
         if self.tasks.is_empty() || !(over || self.chaos.is_some()) {
             return Ok(false);
         }
-        while let Some((pid, w)) = self.t(tracee::task::wait_any(true))? {
-            self.note(pid, w)?;
-        }
+        self.note_pending_reports()?;
         if !self.tasks.any_ready() {
             return Ok(false);
         }

@@ -25,7 +25,7 @@ use crate::position::Position;
 use crate::ticks::{TickAddrs, NEVER};
 
 /// The trap flag in rflags.
-pub(crate) const TF: u64 = 1 << 8;
+const TF: u64 = 1 << 8;
 
 /// The opened trace, shared by the engine and the timeline.
 pub struct TraceData {
@@ -761,11 +761,7 @@ impl Engine {
             Waited::Stopped(s, stop) => (s, stop),
         };
         if stepping_syscall {
-            let mut r = self.t(s.regs())?;
-            if r.r11() & TF != 0 {
-                r.set_r11(r.r11() & !TF);
-                self.t(s.set_regs(&r))?;
-            }
+            self.clear_stepped_trap_flag(&s)?;
         }
         match stop {
             Stop::Seccomp => {
@@ -973,6 +969,17 @@ impl Engine {
     pub(crate) fn at_boundary_in_call(&mut self) {
         self.pos = Some(Position::event(self.next));
         self.mark_ticks = self.boundary_ticks(self.next);
+    }
+
+    /// A single step that ran a `syscall` left the trap flag in r11, where the
+    /// instruction saves rflags: the program, which never stepped, must not see it.
+    pub(crate) fn clear_stepped_trap_flag(&self, s: &Stopped) -> Result<()> {
+        let mut r = self.t(s.regs())?;
+        if r.r11() & TF != 0 {
+            r.set_r11(r.r11() & !TF);
+            self.t(s.set_regs(&r))?;
+        }
+        Ok(())
     }
 
     /// Installs `s` as the live tracee at an event boundary: events before `next` applied.

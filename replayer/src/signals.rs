@@ -114,13 +114,7 @@ impl Engine {
             // kernel restarts after a call it interrupted (a restart code at its exit),
             // re-issued as the next event is.
             Waited::Stopped(s, Stop::Seccomp) if self.reissues_call(sig) => {
-                // The step ran the `syscall`, which saved the trap flag with the rest of
-                // rflags into r11: the program, which never stepped, must not see it.
-                let mut r = self.t(s.regs())?;
-                if r.r11() & crate::session::TF != 0 {
-                    r.set_r11(r.r11() & !crate::session::TF);
-                    self.t(s.set_regs(&r))?;
-                }
+                self.clear_stepped_trap_flag(&s)?;
                 match self.event(self.next_event()).cloned() {
                     Some(next) => return self.on_seccomp(s, &next),
                     None => {
